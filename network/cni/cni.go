@@ -1,0 +1,300 @@
+// Package cni is the network plugin that wires pods with CNI plugins: the
+// loopback network, then the default network of the conf dir, as kubelet's
+// cni plugin did.
+package cni
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/netshim/netshim/network"
+	"k8s.io/klog/v2"
+)
+
+// PluginName is the --network-plugin value that selects this plugin.
+const PluginName = "cni"
+
+const (
+	podInterface    = "eth0"
+	loopbackNetName = "cni-loopback"
+	loopbackConf    = `{"cniVersion":"1.0.0","name":"` + loopbackNetName + `","plugins":[{"type":"loopback"}]}`
+)
+
+// Config says where the plugin finds configs, binaries and its cache.
+type Config struct {
+	ConfDir  string
+	BinDirs  []string
+	CacheDir string
+}
+
+// Plugin is the cni network plugin.
+type Plugin struct {
+	cfg         Config
+	cni         *libcni.CNIConfig
+	loopback    *libcni.NetworkConfigList
+	host        network.Host
+	hairpinMode network.HairpinMode
+
+	// defaultNet is swapped as one pointer on reload, so a reload never
+	// waits for an ADD in flight and an ADD never sees half a config.
+	defaultNet atomic.Pointer[Network]
+	loadErr    atomic.Pointer[error]
+
+	podCIDRs atomic.Pointer[[]string]
+	watcher  *confWatcher
+	closeMu  sync.Once
+}
+
+// New returns an uninitialised cni plugin.
+func New(cfg Config) (*Plugin, error) {
+	lo, err := libcni.NetworkConfFromBytes([]byte(loopbackConf))
+	if err != nil {
+		return nil, fmt.Errorf("parse built-in loopback config: %w", err)
+	}
+	return &Plugin{
+		cfg:      cfg,
+		cni:      libcni.NewCNIConfigWithCacheDir(cfg.BinDirs, cfg.CacheDir, &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}}),
+		loopback: lo,
+	}, nil
+}
+
+func (p *Plugin) Name() string { return PluginName }
+
+// Init loads the default network and starts watching the conf dir.
+func (p *Plugin) Init(host network.Host, hairpinMode network.HairpinMode, _ string, _ int) error {
+	p.host = host
+	p.hairpinMode = hairpinMode
+	if err := os.MkdirAll(p.cfg.ConfDir, 0o755); err != nil {
+		return fmt.Errorf("create CNI conf dir: %w", err)
+	}
+	p.Reload()
+	w, err := watchConfDir(p.cfg.ConfDir, p.Reload)
+	if err != nil {
+		return err
+	}
+	p.watcher = w
+	return nil
+}
+
+// Reload re-reads the conf dir and swaps the default network in.
+func (p *Plugin) Reload() {
+	n, err := LoadDefaultNetwork(p.cfg.ConfDir, p.cfg.BinDirs)
+	old := p.defaultNet.Swap(n)
+	p.loadErr.Store(&err)
+	switch {
+	case n != nil && (old == nil || old.File != n.File || string(old.List.Bytes) != string(n.List.Bytes)):
+		klog.InfoS("Loaded default CNI network", "network", n.List.Name, "file", n.File)
+	case n == nil && old != nil:
+		klog.InfoS("No default CNI network any more", "err", err)
+	}
+}
+
+// Close stops the conf dir watcher.
+func (p *Plugin) Close() error {
+	p.closeMu.Do(func() {
+		if p.watcher != nil {
+			p.watcher.close()
+		}
+	})
+	return nil
+}
+
+// Status is nil once a default network is loaded and loopback is installed.
+func (p *Plugin) Status() error {
+	if p.defaultNet.Load() == nil {
+		if e := p.loadErr.Load(); e != nil && *e != nil {
+			return fmt.Errorf("cni config uninitialized: %w", *e)
+		}
+		return fmt.Errorf("cni config uninitialized: no network config in %s", p.cfg.ConfDir)
+	}
+	if _, err := invoke.FindInPath("loopback", p.cfg.BinDirs); err != nil {
+		return fmt.Errorf("cni loopback plugin missing: %w", err)
+	}
+	return nil
+}
+
+// SetPodCIDR keeps the node's pod CIDRs to pass as the ipRanges capability.
+func (p *Plugin) SetPodCIDR(cidrs []string) error {
+	for _, c := range cidrs {
+		if _, _, err := net.ParseCIDR(c); err != nil {
+			return fmt.Errorf("invalid pod CIDR %q: %w", c, err)
+		}
+	}
+	cp := append([]string(nil), cidrs...)
+	p.podCIDRs.Store(&cp)
+	return nil
+}
+
+// SetUpPod adds the loopback network, then the default network.
+func (p *Plugin) SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNetworkStatus, error) {
+	netNS, err := p.host.GetNetNS(pod.SandboxID)
+	if err != nil {
+		return nil, fmt.Errorf("find netns of sandbox %s: %w", pod.SandboxID, err)
+	}
+	if netNS == "" {
+		return nil, fmt.Errorf("netns of sandbox %s is gone", pod.SandboxID)
+	}
+	def := p.defaultNet.Load()
+	if def == nil {
+		return nil, p.Status()
+	}
+	if _, err := p.cni.AddNetworkList(ctx, p.loopback, p.runtimeConf(pod, netNS, nil)); err != nil {
+		return nil, fmt.Errorf("add loopback network to pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	res, err := p.cni.AddNetworkList(ctx, def.List, p.runtimeConf(pod, netNS, p.capabilityArgs(pod)))
+	if err != nil {
+		return nil, fmt.Errorf("add network %q (%s) to pod %s/%s: %w", def.List.Name, def.File, pod.Namespace, pod.Name, err)
+	}
+	result, err := types100.NewResultFromResult(res)
+	if err != nil {
+		return nil, fmt.Errorf("read result of network %q: %w", def.List.Name, err)
+	}
+	for _, iface := range result.Interfaces {
+		if iface.Sandbox == "" {
+			if err := network.ApplyHairpin(p.hairpinMode, iface.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &network.PodNetworkStatus{
+		IPs:  podIPs(result),
+		Info: map[string]string{"network": def.List.Name, "configFile": def.File},
+	}, nil
+}
+
+// TearDownPod deletes the default network, then loopback. It uses the config
+// the pod was set up with (libcni's cache), falling back to the current one
+// for an ADD that failed before it was cached; a gone netns is passed as "".
+func (p *Plugin) TearDownPod(ctx context.Context, pod network.Pod) error {
+	netNS, err := p.host.GetNetNS(pod.SandboxID)
+	if err != nil {
+		return fmt.Errorf("find netns of sandbox %s: %w", pod.SandboxID, err)
+	}
+	cached, err := p.cni.GetCachedAttachments(pod.SandboxID)
+	if err != nil {
+		klog.InfoS("Could not read cached CNI attachments; using the current config", "sandbox", pod.SandboxID, "err", err)
+	}
+	var errs []error
+	deleted := map[string]bool{}
+	for _, att := range cached {
+		if att.Network == loopbackNetName {
+			continue
+		}
+		list, err := libcni.NetworkConfFromBytes(att.Config)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("parse cached config of network %q: %w", att.Network, err))
+			continue
+		}
+		rt := p.runtimeConf(pod, netNS, att.CapabilityArgs)
+		if err := p.cni.DelNetworkList(ctx, list, rt); err != nil {
+			errs = append(errs, fmt.Errorf("delete network %q from pod %s/%s: %w", att.Network, pod.Namespace, pod.Name, err))
+		}
+		deleted[att.Network] = true
+	}
+	if def := p.defaultNet.Load(); def != nil && !deleted[def.List.Name] {
+		if err := p.cni.DelNetworkList(ctx, def.List, p.runtimeConf(pod, netNS, p.capabilityArgs(pod))); err != nil {
+			errs = append(errs, fmt.Errorf("delete network %q from pod %s/%s: %w", def.List.Name, pod.Namespace, pod.Name, err))
+		}
+	}
+	if err := p.cni.DelNetworkList(ctx, p.loopback, p.runtimeConf(pod, netNS, nil)); err != nil {
+		errs = append(errs, fmt.Errorf("delete loopback network from pod %s/%s: %w", pod.Namespace, pod.Name, err))
+	}
+	return errors.Join(errs...)
+}
+
+// GetPodNetworkStatus answers from the cached ADD result: no netns is entered.
+func (p *Plugin) GetPodNetworkStatus(_ context.Context, pod network.Pod) (*network.PodNetworkStatus, error) {
+	cached, err := p.cni.GetCachedAttachments(pod.SandboxID)
+	if err != nil {
+		return nil, fmt.Errorf("read cached CNI attachments of sandbox %s: %w", pod.SandboxID, err)
+	}
+	for _, att := range cached {
+		if att.Network == loopbackNetName {
+			continue
+		}
+		list, err := libcni.NetworkConfFromBytes(att.Config)
+		if err != nil {
+			return nil, fmt.Errorf("parse cached config of network %q: %w", att.Network, err)
+		}
+		res, err := p.cni.GetNetworkListCachedResult(list, p.runtimeConf(pod, "", nil))
+		if err != nil || res == nil {
+			return nil, fmt.Errorf("read cached result of network %q: %w", att.Network, err)
+		}
+		result, err := types100.NewResultFromResult(res)
+		if err != nil {
+			return nil, err
+		}
+		return &network.PodNetworkStatus{IPs: podIPs(result), Info: map[string]string{"network": att.Network}}, nil
+	}
+	return &network.PodNetworkStatus{}, nil
+}
+
+func (p *Plugin) runtimeConf(pod network.Pod, netNS string, caps map[string]interface{}) *libcni.RuntimeConf {
+	return &libcni.RuntimeConf{
+		ContainerID: pod.SandboxID,
+		NetNS:       netNS,
+		IfName:      podInterface,
+		Args: [][2]string{
+			{"IgnoreUnknown", "1"},
+			{"K8S_POD_NAMESPACE", pod.Namespace},
+			{"K8S_POD_NAME", pod.Name},
+			{"K8S_POD_INFRA_CONTAINER_ID", pod.SandboxID},
+			{"K8S_POD_UID", pod.UID},
+		},
+		CapabilityArgs: caps,
+	}
+}
+
+// capabilityArgs are offered on every call; libcni passes each only to the
+// plugins that declare that capability.
+func (p *Plugin) capabilityArgs(pod network.Pod) map[string]interface{} {
+	caps := map[string]interface{}{}
+	if len(pod.PortMappings) > 0 {
+		pms := make([]map[string]interface{}, 0, len(pod.PortMappings))
+		for _, pm := range pod.PortMappings {
+			m := map[string]interface{}{"hostPort": pm.HostPort, "containerPort": pm.ContainerPort, "protocol": pm.Protocol}
+			if pm.HostIP != "" {
+				m["hostIP"] = pm.HostIP
+			}
+			pms = append(pms, m)
+		}
+		caps["portMappings"] = pms
+	}
+	if pod.DNS != nil {
+		caps["dns"] = map[string]interface{}{"servers": pod.DNS.Servers, "searches": pod.DNS.Searches, "options": pod.DNS.Options}
+	}
+	if cidrs := p.podCIDRs.Load(); cidrs != nil && len(*cidrs) > 0 {
+		ranges := make([][]map[string]interface{}, 0, len(*cidrs))
+		for _, c := range *cidrs {
+			ranges = append(ranges, []map[string]interface{}{{"subnet": c}})
+		}
+		caps["ipRanges"] = ranges
+	}
+	return caps
+}
+
+// podIPs are the result's addresses on interfaces inside the pod (or not tied
+// to an interface), IPv4 first, as the CRI's ip/additional_ips expect.
+func podIPs(r *types100.Result) []net.IP {
+	var ips []net.IP
+	for _, ipc := range r.IPs {
+		if ipc.Interface != nil {
+			i := *ipc.Interface
+			if i >= 0 && i < len(r.Interfaces) && r.Interfaces[i].Sandbox == "" {
+				continue
+			}
+		}
+		ips = append(ips, ipc.Address.IP)
+	}
+	sort.SliceStable(ips, func(a, b int) bool { return ips[a].To4() != nil && ips[b].To4() == nil })
+	return ips
+}

@@ -1,0 +1,108 @@
+package cni
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
+	"k8s.io/klog/v2"
+)
+
+// confExtensions are the file types kubelet and containerd read, in that dir.
+var confExtensions = []string{".conf", ".conflist", ".json"}
+
+// Network is one loaded network configuration and the file it came from.
+type Network struct {
+	File string
+	List *libcni.NetworkConfigList
+}
+
+// LoadDefaultNetwork returns the first valid network of confDir in lexical
+// file order. A file that does not parse, or names a plugin binary that none
+// of binDirs holds, is skipped with a log line saying why. It returns nil and
+// an error naming confDir when no file is usable.
+func LoadDefaultNetwork(confDir string, binDirs []string) (*Network, error) {
+	files, err := libcni.ConfFiles(confDir, confExtensions) // sorted by name
+	if err != nil {
+		return nil, fmt.Errorf("read CNI conf dir %s: %w", confDir, err)
+	}
+	for _, file := range files {
+		list, err := loadFile(file)
+		if err != nil {
+			klog.InfoS("Skipping CNI config file", "file", file, "reason", err)
+			continue
+		}
+		if err := checkBinaries(list, binDirs); err != nil {
+			klog.InfoS("Skipping CNI config file", "file", file, "reason", err)
+			continue
+		}
+		return &Network{File: file, List: list}, nil
+	}
+	return nil, fmt.Errorf("no valid CNI network config found in %s", confDir)
+}
+
+// maxConfSize bounds what is read of one config file: a real one is a few KiB.
+const maxConfSize = 1 << 20
+
+// loadFile parses a .conflist, or a single-plugin .conf wrapped as a list.
+// A .json file may be either; the "plugins" key tells them apart.
+func loadFile(file string) (*libcni.NetworkConfigList, error) {
+	raw, err := readSmall(file)
+	if err != nil {
+		return nil, err
+	}
+	isList := filepath.Ext(file) == ".conflist"
+	if filepath.Ext(file) == ".json" {
+		var probe struct {
+			Plugins json.RawMessage `json:"plugins"`
+		}
+		isList = json.Unmarshal(raw, &probe) == nil && probe.Plugins != nil
+	}
+	if isList {
+		list, err := libcni.NetworkConfFromBytes(raw)
+		if err != nil {
+			return nil, err
+		}
+		if len(list.Plugins) == 0 {
+			return nil, fmt.Errorf("network %q lists no plugins", list.Name)
+		}
+		return list, nil
+	}
+	conf, err := libcni.NetworkPluginConfFromBytes(raw)
+	if err != nil {
+		return nil, err
+	}
+	if conf.Network.Type == "" {
+		return nil, fmt.Errorf("plugin config has no type")
+	}
+	return libcni.ConfListFromConf(conf)
+}
+
+func readSmall(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxConfSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxConfSize)
+	}
+	return data, nil
+}
+
+func checkBinaries(list *libcni.NetworkConfigList, binDirs []string) error {
+	for _, p := range list.Plugins {
+		if _, err := invoke.FindInPath(p.Network.Type, binDirs); err != nil {
+			return fmt.Errorf("plugin %q of network %q: %w", p.Network.Type, list.Name, err)
+		}
+	}
+	return nil
+}

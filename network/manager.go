@@ -1,0 +1,105 @@
+package network
+
+import (
+	"context"
+	"time"
+
+	"github.com/netshim/netshim/pkg/keylock"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/klog/v2"
+)
+
+// Operation names, as label values of the plugin metrics.
+const (
+	opSetUp     = "set_up_pod"
+	opTearDown  = "tear_down_pod"
+	opGetStatus = "get_pod_network_status"
+)
+
+// PluginManager wraps the active plugin: every operation on a pod holds that
+// pod's lock, so set-up and teardown of one pod never overlap while different
+// pods proceed in parallel; each operation's latency and errors are recorded.
+type PluginManager struct {
+	plugin  NetworkPlugin
+	locks   keylock.Locks
+	latency *prometheus.HistogramVec
+	errors  *prometheus.CounterVec
+}
+
+// NewPluginManager wraps plugin and registers its metrics with reg (may be nil).
+func NewPluginManager(plugin NetworkPlugin, reg prometheus.Registerer) *PluginManager {
+	pm := &PluginManager{
+		plugin: plugin,
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "network_plugin_operations_duration_seconds",
+			Help:    "Latency of network plugin operations, by operation.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"operation"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "network_plugin_operations_errors_total",
+			Help: "Network plugin operations that failed, by operation.",
+		}, []string{"operation"}),
+	}
+	if reg != nil {
+		reg.MustRegister(pm.latency, pm.errors)
+	}
+	return pm
+}
+
+// PluginName is the active plugin's name.
+func (pm *PluginManager) PluginName() string { return pm.plugin.Name() }
+
+// Status reports whether the plugin can set up pods.
+func (pm *PluginManager) Status() error { return pm.plugin.Status() }
+
+// SetPodCIDR forwards a PodCIDR change to the plugin.
+func (pm *PluginManager) SetPodCIDR(cidrs []string) error { return pm.plugin.SetPodCIDR(cidrs) }
+
+// SetUpPod wires the pod's network under the pod's lock.
+func (pm *PluginManager) SetUpPod(ctx context.Context, pod Pod) (*PodNetworkStatus, error) {
+	defer pm.locks.Lock(pod.Key())()
+	start := time.Now()
+	st, err := pm.plugin.SetUpPod(ctx, pod)
+	pm.record(opSetUp, start, err)
+	if err != nil {
+		klog.ErrorS(err, "Failed to set up pod network", "pod", klog.KRef(pod.Namespace, pod.Name), "sandbox", pod.SandboxID)
+		return nil, err
+	}
+	klog.V(2).InfoS("Set up pod network", "pod", klog.KRef(pod.Namespace, pod.Name), "sandbox", pod.SandboxID,
+		"ips", st.IPs, "duration", time.Since(start))
+	return st, nil
+}
+
+// TearDownPod removes the pod's network under the pod's lock.
+func (pm *PluginManager) TearDownPod(ctx context.Context, pod Pod) error {
+	defer pm.locks.Lock(pod.Key())()
+	start := time.Now()
+	err := pm.plugin.TearDownPod(ctx, pod)
+	pm.record(opTearDown, start, err)
+	if err != nil {
+		klog.ErrorS(err, "Failed to tear down pod network", "pod", klog.KRef(pod.Namespace, pod.Name), "sandbox", pod.SandboxID)
+		return err
+	}
+	klog.V(2).InfoS("Tore down pod network", "pod", klog.KRef(pod.Namespace, pod.Name), "sandbox", pod.SandboxID,
+		"duration", time.Since(start))
+	return nil
+}
+
+// GetPodNetworkStatus asks the plugin for the pod's network status under the pod's lock.
+func (pm *PluginManager) GetPodNetworkStatus(ctx context.Context, pod Pod) (*PodNetworkStatus, error) {
+	defer pm.locks.Lock(pod.Key())()
+	start := time.Now()
+	st, err := pm.plugin.GetPodNetworkStatus(ctx, pod)
+	pm.record(opGetStatus, start, err)
+	return st, err
+}
+
+// Close stops the plugin's background work.
+func (pm *PluginManager) Close() error { return pm.plugin.Close() }
+
+func (pm *PluginManager) record(op string, start time.Time, err error) {
+	pm.latency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil {
+		pm.errors.WithLabelValues(op).Inc()
+	}
+}
