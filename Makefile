@@ -1,0 +1,49 @@
+# netshim — `make run` and `make test` are the two commands a fresh machine needs.
+GO      ?= go
+BIN     := $(CURDIR)/bin
+TOOLS   := github.com/opencontainers/runc \
+	github.com/containernetworking/plugins/plugins/main/bridge \
+	github.com/containernetworking/plugins/plugins/ipam/host-local \
+	github.com/containernetworking/plugins/plugins/main/loopback \
+	github.com/containernetworking/plugins/plugins/meta/portmap \
+	github.com/containernetworking/plugins/plugins/meta/bandwidth
+GOFILES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
+
+.PHONY: all deps tools build run test unit e2e vet clean
+
+all: build
+
+deps:
+	hack/install-deps.sh
+
+# runc and the CNI reference plugins, built from go.mod's tool dependencies.
+tools: deps
+	$(GO) build -o $(BIN)/ $(TOOLS)
+
+build: $(BIN)/netshim $(BIN)/pause
+
+$(BIN)/netshim: $(GOFILES)
+	$(GO) build -o $@ ./cmd/netshim
+
+# Static, so the shared sandbox rootfs needs nothing but this one file.
+$(BIN)/pause: sandbox/pause/pause.c
+	@mkdir -p $(BIN)
+	gcc -Os -static -s -Wall -Wextra -o $@ $<
+
+run: tools build
+	hack/run.sh
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test ./pkg/... ./network/... ./sandbox/... ./cri/... ./cmd/...
+
+# End-to-end: the real binary, runc, CNI plugins and namespaces. Needs root.
+e2e: tools build
+	$(GO) test -count=1 -v -timeout 20m ./test/e2e/...
+
+test: tools build vet unit e2e
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,354 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/netshim/netshim/network"
+	"github.com/netshim/netshim/sandbox"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// undoTimeout bounds the clean-up after a failed RunPodSandbox. It runs on a
+// fresh context: the request's own may be what was cancelled.
+const undoTimeout = 30 * time.Second
+
+func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
+	cfg := req.GetConfig()
+	if err := validateSandboxConfig(cfg); err != nil {
+		return nil, toStatus(err, "")
+	}
+	if h := req.GetRuntimeHandler(); h != "" && h != "runc" {
+		return nil, status.Errorf(codes.InvalidArgument, "runtime_handler %q is not configured: netshim offers only the default handler (\"\" or \"runc\")", h)
+	}
+	hostNetwork := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE
+	if !hostNetwork {
+		if err := s.network.Status(); err != nil {
+			return nil, toStatus(fmt.Errorf("%w: %v", errNetworkNotReady, err), "run pod sandbox %s", podRef(cfg))
+		}
+	}
+	spec, err := specFromConfig(cfg)
+	if err != nil {
+		return nil, toStatus(err, "run pod sandbox %s", podRef(cfg))
+	}
+	sb, err := s.sandboxes.Create(spec)
+	if err != nil {
+		return nil, toStatus(err, "run pod sandbox %s", podRef(cfg))
+	}
+	unlock := s.ops.Lock(sb.ID)
+	defer unlock()
+	start := time.Now()
+
+	ips, err := s.startSandbox(ctx, sb, cfg)
+	if err == nil {
+		err = s.sandboxes.SetReady(sb.ID, ips)
+	}
+	if err != nil {
+		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
+		defer cancel()
+		if uerr := s.removeSandbox(undoCtx, sb.ID); uerr != nil {
+			klog.ErrorS(uerr, "Failed to undo a sandbox whose start failed", "sandbox", sb.ID)
+			err = fmt.Errorf("%w; its network DEL failed too, so sandbox %s is kept NOTREADY until a remove succeeds: %v", err, sb.ID, uerr)
+		}
+		return nil, toStatus(err, "run pod sandbox %s", podRef(cfg))
+	}
+	klog.V(2).InfoS("Pod sandbox ready", "pod", klog.KRef(spec.Namespace, spec.Name), "sandbox", sb.ID,
+		"netns", sb.NetNSPath, "ips", ips, "duration", time.Since(start))
+	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: sb.ID}, nil
+}
+
+// startSandbox starts the pause process and sets up the network. Both need
+// only the pinned netns, so they run side by side. The caller undoes on error.
+func (s *Server) startSandbox(ctx context.Context, sb *sandbox.Sandbox, cfg *runtimeapi.PodSandboxConfig) ([]string, error) {
+	if sb.Spec.HostNetwork {
+		return nil, s.sandboxes.StartPause(ctx, sb.ID)
+	}
+	var (
+		wg       sync.WaitGroup
+		pauseErr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pauseErr = s.sandboxes.StartPause(ctx, sb.ID)
+	}()
+	st, netErr := s.network.SetUpPod(ctx, podNetwork(sb.ID, cfg))
+	wg.Wait()
+	if netErr != nil {
+		netErr = fmt.Errorf("set up network (plugin %s): %w", s.network.PluginName(), netErr)
+	}
+	if err := errors.Join(pauseErr, netErr); err != nil {
+		return nil, err
+	}
+	ips := make([]string, 0, len(st.IPs))
+	for _, ip := range st.IPs {
+		ips = append(ips, ip.String())
+	}
+	return ips, nil
+}
+
+func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
+	id := req.GetPodSandboxId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "pod_sandbox_id is required")
+	}
+	defer s.ops.Lock(id)()
+	if err := s.stopSandbox(ctx, id); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+		return nil, toStatus(err, "stop pod sandbox %s", id)
+	}
+	return &runtimeapi.StopPodSandboxResponse{}, nil
+}
+
+// stopSandbox tears down the network (default network, then loopback), then
+// stops the pause process and unpins the netns. A failed DEL does not keep
+// the pause running: the sandbox still stops, stays marked attached, and the
+// error is returned so that the next stop or remove retries the DEL (CNI
+// allows it with the netns gone). The caller holds ops for id.
+func (s *Server) stopSandbox(ctx context.Context, id string) error {
+	sb, err := s.sandboxes.Get(id)
+	if err != nil {
+		return err
+	}
+	var netErr error
+	if sb.NetworkAttached {
+		netErr = s.tearDownNetwork(ctx, sb)
+	}
+	if err := s.sandboxes.Stop(ctx, id); err != nil {
+		return errors.Join(netErr, err)
+	}
+	return netErr
+}
+
+func (s *Server) tearDownNetwork(ctx context.Context, sb *sandbox.Sandbox) error {
+	cfg, err := decodeConfig(sb)
+	if err != nil {
+		return err
+	}
+	if err := s.network.TearDownPod(ctx, podNetwork(sb.ID, cfg)); err != nil {
+		return fmt.Errorf("tear down network (plugin %s): %w", s.network.PluginName(), err)
+	}
+	return s.sandboxes.SetNetworkAttached(sb.ID, false)
+}
+
+func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
+	id := req.GetPodSandboxId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "pod_sandbox_id is required")
+	}
+	defer s.ops.Lock(id)()
+	if err := s.removeSandbox(ctx, id); err != nil {
+		return nil, toStatus(err, "remove pod sandbox %s", id)
+	}
+	return &runtimeapi.RemovePodSandboxResponse{}, nil
+}
+
+// removeSandbox stops the sandbox if needed, then removes what is left of it.
+func (s *Server) removeSandbox(ctx context.Context, id string) error {
+	if err := s.stopSandbox(ctx, id); err != nil {
+		if errors.Is(err, sandbox.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	return s.sandboxes.Remove(ctx, id)
+}
+
+func (s *Server) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+	id := req.GetPodSandboxId()
+	s.sandboxes.RefreshState(id)
+	sb, err := s.sandboxes.Get(id)
+	if err != nil {
+		return nil, status.Errorf(codes.NotFound, "pod sandbox %q not found", id)
+	}
+	cfg, err := decodeConfig(sb)
+	if err != nil {
+		return nil, toStatus(err, "status of pod sandbox %s", id)
+	}
+	resp := &runtimeapi.PodSandboxStatusResponse{Status: sandboxStatus(sb, cfg)}
+	if req.GetVerbose() {
+		info, err := verboseInfo(sb, cfg, s.network.PluginName())
+		if err != nil {
+			return nil, toStatus(err, "status of pod sandbox %s", id)
+		}
+		resp.Info = map[string]string{"info": info}
+	}
+	return resp, nil
+}
+
+func (s *Server) ListPodSandbox(_ context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	return &runtimeapi.ListPodSandboxResponse{Items: s.listSandboxes(req.GetFilter())}, nil
+}
+
+// streamChunk is how many sandboxes go in one StreamPodSandboxes message.
+const streamChunk = 500
+
+func (s *Server) StreamPodSandboxes(req *runtimeapi.StreamPodSandboxesRequest, stream runtimeapi.RuntimeService_StreamPodSandboxesServer) error {
+	items := s.listSandboxes(req.GetFilter())
+	for len(items) > 0 {
+		n := min(streamChunk, len(items))
+		if err := stream.Send(&runtimeapi.StreamPodSandboxesResponse{PodSandboxes: items[:n]}); err != nil {
+			return err
+		}
+		items = items[n:]
+	}
+	return nil
+}
+
+func (s *Server) listSandboxes(f *runtimeapi.PodSandboxFilter) []*runtimeapi.PodSandbox {
+	var items []*runtimeapi.PodSandbox
+	for _, sb := range s.sandboxes.List() {
+		if f != nil && f.GetId() != "" && !strings.HasPrefix(sb.ID, f.GetId()) {
+			continue
+		}
+		s.sandboxes.RefreshState(sb.ID)
+		state := criState(sb.State)
+		if f.GetState() != nil && f.GetState().GetState() != state {
+			continue
+		}
+		if !labelsMatch(sb.Spec.Labels, f.GetLabelSelector()) {
+			continue
+		}
+		items = append(items, &runtimeapi.PodSandbox{
+			Id:          sb.ID,
+			Metadata:    metadata(sb.Spec),
+			State:       state,
+			CreatedAt:   sb.CreatedAt.UnixNano(),
+			Labels:      sb.Spec.Labels,
+			Annotations: sb.Spec.Annotations,
+		})
+	}
+	return items
+}
+
+func labelsMatch(labels, selector map[string]string) bool {
+	for k, v := range selector {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+func criState(st sandbox.State) runtimeapi.PodSandboxState {
+	if st == sandbox.StateReady {
+		return runtimeapi.PodSandboxState_SANDBOX_READY
+	}
+	return runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+}
+
+func metadata(spec sandbox.Spec) *runtimeapi.PodSandboxMetadata {
+	return &runtimeapi.PodSandboxMetadata{Name: spec.Name, Namespace: spec.Namespace, Uid: spec.UID, Attempt: spec.Attempt}
+}
+
+func sandboxStatus(sb *sandbox.Sandbox, cfg *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxStatus {
+	st := &runtimeapi.PodSandboxStatus{
+		Id:          sb.ID,
+		Metadata:    metadata(sb.Spec),
+		State:       criState(sb.State),
+		CreatedAt:   sb.CreatedAt.UnixNano(),
+		Labels:      sb.Spec.Labels,
+		Annotations: sb.Spec.Annotations,
+		Network:     &runtimeapi.PodSandboxNetworkStatus{},
+		Linux: &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{
+			Options: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(),
+		}},
+	}
+	if len(sb.IPs) > 0 {
+		st.Network.Ip = sb.IPs[0]
+		for _, ip := range sb.IPs[1:] {
+			st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
+		}
+	}
+	return st
+}
+
+// verboseInfo is the "info" entry of a verbose status: what an operator needs
+// to find the sandbox on the node (pid, netns) and the config it was run with.
+func verboseInfo(sb *sandbox.Sandbox, cfg *runtimeapi.PodSandboxConfig, plugin string) (string, error) {
+	cfgJSON, err := protojson.Marshal(cfg)
+	if err != nil {
+		return "", err
+	}
+	info := struct {
+		PID             int             `json:"pid"`
+		NetNSPath       string          `json:"netnsPath"`
+		State           sandbox.State   `json:"state"`
+		NetworkPlugin   string          `json:"networkPlugin"`
+		NetworkAttached bool            `json:"networkAttached"`
+		IPs             []string        `json:"ips"`
+		Config          json.RawMessage `json:"config"`
+	}{sb.PausePID, sb.NetNSPath, sb.State, plugin, sb.NetworkAttached, sb.IPs, cfgJSON}
+	out, err := json.Marshal(info)
+	return string(out), err
+}
+
+func specFromConfig(cfg *runtimeapi.PodSandboxConfig) (sandbox.Spec, error) {
+	raw, err := proto.Marshal(cfg)
+	if err != nil {
+		return sandbox.Spec{}, fmt.Errorf("encode config: %w", err)
+	}
+	md := cfg.GetMetadata()
+	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	spec := sandbox.Spec{
+		Name:         md.GetName(),
+		Namespace:    md.GetNamespace(),
+		UID:          md.GetUid(),
+		Attempt:      md.GetAttempt(),
+		Labels:       cfg.GetLabels(),
+		Annotations:  cfg.GetAnnotations(),
+		Hostname:     cfg.GetHostname(),
+		LogDirectory: cfg.GetLogDirectory(),
+		Sysctls:      cfg.GetLinux().GetSysctls(),
+		CgroupParent: cfg.GetLinux().GetCgroupParent(),
+		HostNetwork:  nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE,
+		HostPID:      nsOpts.GetPid() == runtimeapi.NamespaceMode_NODE,
+		HostIPC:      nsOpts.GetIpc() == runtimeapi.NamespaceMode_NODE,
+		Config:       raw,
+	}
+	if dns := cfg.GetDnsConfig(); dns != nil {
+		spec.DNS = &sandbox.DNS{Servers: dns.GetServers(), Searches: dns.GetSearches(), Options: dns.GetOptions()}
+	}
+	return spec, nil
+}
+
+func decodeConfig(sb *sandbox.Sandbox) (*runtimeapi.PodSandboxConfig, error) {
+	cfg := &runtimeapi.PodSandboxConfig{}
+	if err := proto.Unmarshal(sb.Spec.Config, cfg); err != nil {
+		return nil, fmt.Errorf("decode stored config of sandbox %s: %w", sb.ID, err)
+	}
+	return cfg, nil
+}
+
+// podNetwork is what the network plugin is told about a pod. Mappings
+// without a host port publish nothing, so they are not passed (as containerd).
+func podNetwork(id string, cfg *runtimeapi.PodSandboxConfig) network.Pod {
+	md := cfg.GetMetadata()
+	pod := network.Pod{Namespace: md.GetNamespace(), Name: md.GetName(), UID: md.GetUid(), SandboxID: id, Annotations: cfg.GetAnnotations()}
+	for _, pm := range cfg.GetPortMappings() {
+		if pm.GetHostPort() <= 0 {
+			continue
+		}
+		pod.PortMappings = append(pod.PortMappings, network.PortMapping{
+			HostPort: pm.GetHostPort(), ContainerPort: pm.GetContainerPort(),
+			Protocol: strings.ToLower(pm.GetProtocol().String()), HostIP: pm.GetHostIp(),
+		})
+	}
+	if dns := cfg.GetDnsConfig(); dns != nil {
+		pod.DNS = &network.DNSConfig{Servers: dns.GetServers(), Searches: dns.GetSearches(), Options: dns.GetOptions()}
+	}
+	return pod
+}
+
+func podRef(cfg *runtimeapi.PodSandboxConfig) string {
+	return cfg.GetMetadata().GetNamespace() + "/" + cfg.GetMetadata().GetName()
+}

@@ -1,0 +1,198 @@
+// Package cri is netshim's CRI v1 gRPC server. It validates requests, maps
+// errors to gRPC codes, and is the one place that sequences the sandbox
+// lifecycle (package sandbox) with pod networking (package network).
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/netshim/netshim/network"
+	"github.com/netshim/netshim/pkg/keylock"
+	"github.com/netshim/netshim/sandbox"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+const (
+	runtimeName    = "netshim"
+	runtimeVersion = "0.1.0"
+	// kubeAPIVersion must be exactly this: kubelet refuses other answers.
+	kubeAPIVersion    = "0.1.0"
+	runtimeAPIVersion = "v1"
+)
+
+// Sandboxes is what the server needs of the sandbox manager.
+type Sandboxes interface {
+	Create(spec sandbox.Spec) (*sandbox.Sandbox, error)
+	StartPause(ctx context.Context, id string) error
+	SetNetworkAttached(id string, attached bool) error
+	SetReady(id string, ips []string) error
+	Stop(ctx context.Context, id string) error
+	Remove(ctx context.Context, id string) error
+	Get(id string) (*sandbox.Sandbox, error)
+	List() []*sandbox.Sandbox
+	RefreshState(id string)
+	Recover() ([]*sandbox.Sandbox, error)
+}
+
+// Network is what the server needs of the network PluginManager.
+type Network interface {
+	PluginName() string
+	Status() error
+	SetPodCIDR(cidrs []string) error
+	SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNetworkStatus, error)
+	TearDownPod(ctx context.Context, pod network.Pod) error
+}
+
+// Server implements the CRI RuntimeService and ImageService.
+type Server struct {
+	runtimeapi.UnimplementedRuntimeServiceServer
+	runtimeapi.UnimplementedImageServiceServer
+
+	sandboxes Sandboxes
+	network   Network
+	// ops serialises whole lifecycle operations (network plus sandbox
+	// steps) on one sandbox ID, so a stop and a remove never interleave.
+	ops keylock.Locks
+	// imageFsDir is reported by ImageFsInfo: netshim keeps no images, but
+	// kubelet asks on connect and needs a filesystem to watch.
+	imageFsDir string
+}
+
+// NewServer returns a server over the given sandboxes and network.
+func NewServer(sandboxes Sandboxes, net Network, imageFsDir string) *Server {
+	return &Server{sandboxes: sandboxes, network: net, imageFsDir: imageFsDir}
+}
+
+// Recover restores sandboxes after a restart and fully undoes those whose
+// set-up was interrupted: network DEL, pause stopped, netns unpinned, record gone.
+func (s *Server) Recover(ctx context.Context) error {
+	interrupted, err := s.sandboxes.Recover()
+	if err != nil {
+		klog.ErrorS(err, "Some sandbox checkpoints could not be restored")
+	}
+	for _, sb := range interrupted {
+		klog.InfoS("Undoing sandbox whose set-up was interrupted", "sandbox", sb.ID, "pod", klog.KRef(sb.Spec.Namespace, sb.Spec.Name))
+		if err := s.removeSandbox(ctx, sb.ID); err != nil {
+			return fmt.Errorf("undo interrupted sandbox %s: %w", sb.ID, err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) Version(context.Context, *runtimeapi.VersionRequest) (*runtimeapi.VersionResponse, error) {
+	return &runtimeapi.VersionResponse{
+		Version:           kubeAPIVersion,
+		RuntimeName:       runtimeName,
+		RuntimeVersion:    runtimeVersion,
+		RuntimeApiVersion: runtimeAPIVersion,
+	}, nil
+}
+
+func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runtimeapi.StatusResponse, error) {
+	netReady := &runtimeapi.RuntimeCondition{Type: runtimeapi.NetworkReady, Status: true}
+	if err := s.network.Status(); err != nil {
+		netReady.Status = false
+		netReady.Reason = "NetworkPluginNotReady"
+		netReady.Message = fmt.Sprintf("Network plugin returns error: %v", err)
+	}
+	resp := &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
+		{Type: runtimeapi.RuntimeReady, Status: true},
+		netReady,
+	}}}
+	if req.GetVerbose() {
+		resp.Info = map[string]string{"config": fmt.Sprintf(`{"networkPlugin":%q}`, s.network.PluginName())}
+	}
+	return resp, nil
+}
+
+func (s *Server) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
+	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS}}, nil
+}
+
+// UpdateRuntimeConfig passes the node's PodCIDR(s) (comma-separated for dual
+// stack, as kubelet sends them) to the network plugin.
+func (s *Server) UpdateRuntimeConfig(_ context.Context, req *runtimeapi.UpdateRuntimeConfigRequest) (*runtimeapi.UpdateRuntimeConfigResponse, error) {
+	podCIDR := req.GetRuntimeConfig().GetNetworkConfig().GetPodCidr()
+	if podCIDR == "" {
+		return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
+	}
+	if err := s.network.SetPodCIDR(strings.Split(podCIDR, ",")); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "runtime_config.network_config.pod_cidr: %v", err)
+	}
+	klog.InfoS("Pod CIDR updated", "podCIDR", podCIDR)
+	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
+}
+
+// Containers are not built yet; the list and idempotent calls must still
+// answer, because kubelet's pod lifecycle poller calls them every second.
+
+func (s *Server) ListContainers(context.Context, *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
+	return &runtimeapi.ListContainersResponse{}, nil
+}
+
+func (s *Server) StreamContainers(*runtimeapi.StreamContainersRequest, runtimeapi.RuntimeService_StreamContainersServer) error {
+	return nil // no containers: an empty stream
+}
+
+func (s *Server) StopContainer(context.Context, *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
+	return &runtimeapi.StopContainerResponse{}, nil
+}
+
+func (s *Server) RemoveContainer(context.Context, *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
+	return &runtimeapi.RemoveContainerResponse{}, nil
+}
+
+func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
+	return nil, status.Errorf(codes.NotFound, "container %q not found: netshim runs pod sandboxes only", req.GetContainerId())
+}
+
+func (s *Server) ListContainerStats(context.Context, *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
+	return &runtimeapi.ListContainerStatsResponse{}, nil
+}
+
+func (s *Server) ListPodSandboxStats(context.Context, *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
+	return &runtimeapi.ListPodSandboxStatsResponse{}, nil
+}
+
+func (s *Server) ListMetricDescriptors(context.Context, *runtimeapi.ListMetricDescriptorsRequest) (*runtimeapi.ListMetricDescriptorsResponse, error) {
+	return &runtimeapi.ListMetricDescriptorsResponse{}, nil
+}
+
+func (s *Server) ListPodSandboxMetrics(context.Context, *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
+	return &runtimeapi.ListPodSandboxMetricsResponse{}, nil
+}
+
+// toStatus maps an error to its gRPC status; an error that already is one passes.
+func toStatus(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	msg := fmt.Sprintf(format, args...) + ": " + err.Error()
+	var ve *validationError
+	switch {
+	case errors.As(err, &ve):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, sandbox.ErrNotFound):
+		return status.Error(codes.NotFound, msg)
+	case errors.Is(err, sandbox.ErrNameReserved):
+		return status.Error(codes.AlreadyExists, msg)
+	case errors.Is(err, errNetworkNotReady):
+		return status.Error(codes.FailedPrecondition, msg)
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, msg)
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, msg)
+	}
+	return status.Error(codes.Internal, msg)
+}
+
+var errNetworkNotReady = errors.New("network plugin is not ready")

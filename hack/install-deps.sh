@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, what netshim needs on the node and is
+# missing: iptables (the bridge plugin's ipMasq and portmap call it), gcc and
+# libc6-dev (the static pause program), iproute2 (`ip netns` for operators).
+# runc and the CNI plugins are not installed here: the Makefile builds them
+# from go.mod's tool dependencies into ./bin.
+set -euo pipefail
+
+if ! command -v go >/dev/null 2>&1; then
+	echo "install-deps: Go is required (go.mod names the version); put it on PATH and run again" >&2
+	exit 1
+fi
+
+need=()
+command -v iptables >/dev/null 2>&1 || need+=(iptables)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+[ -e "$(gcc -print-file-name=libc.a 2>/dev/null || echo /nonexistent)" ] && [ "$(gcc -print-file-name=libc.a 2>/dev/null)" != "libc.a" ] || need+=(libc6-dev)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: missing ${need[*]}; run as root to install them" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${need[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi

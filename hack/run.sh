@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Starts netshim in the foreground with the example CNI config shipped in the
+# repo and the plugins built into ./bin. Ctrl-C stops it; pods keep running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+sock=${NETSHIM_SOCKET:-/run/netshim/netshim.sock}
+echo "netshim: CRI on unix://$sock; try: crictl --runtime-endpoint unix://$sock pods"
+exec "$root/bin/netshim" \
+	--container-runtime-endpoint "unix://$sock" \
+	--cni-conf-dir "$root/examples/cni" \
+	--cni-bin-dir "$root/bin" \
+	"$@"

@@ -1,0 +1,406 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/netshim/netshim/pkg/keylock"
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+)
+
+// Config places everything the manager keeps on disk; every path is a flag.
+type Config struct {
+	StateDir    string // checkpoints (persistent)
+	RunDir      string // bundles, runtime state, the pause rootfs (tmpfs)
+	NetNSDir    string // netns pins
+	PauseBinary string
+	Runtime     Runtime
+}
+
+// Manager owns the sandbox records and the system resources of each.
+type Manager struct {
+	cfg         Config
+	checkpoints checkpoints
+	rootfs      string
+	reaper      *reaper
+	locks       keylock.Locks // one per sandbox ID: serialises changes to a record
+
+	mu       sync.RWMutex
+	byID     map[string]*Sandbox
+	names    map[string]string          // reservation name → sandbox ID
+	children map[string]<-chan struct{} // sandbox ID → closed when its pause exits
+}
+
+// pauseStopTimeout bounds the wait for a killed pause process to be gone.
+const pauseStopTimeout = 10 * time.Second
+
+// NewManager prepares the directories and the shared pause rootfs.
+func NewManager(cfg Config) (*Manager, error) {
+	cpDir := filepath.Join(cfg.StateDir, "sandboxes")
+	for _, d := range []string{cpDir, filepath.Join(cfg.RunDir, "sandboxes")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create state dir: %w", err)
+		}
+	}
+	if err := os.MkdirAll(cfg.NetNSDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create netns dir: %w", err)
+	}
+	rootfs := filepath.Join(cfg.RunDir, "pause-rootfs")
+	if err := prepareRootfs(rootfs, cfg.PauseBinary); err != nil {
+		return nil, err
+	}
+	return &Manager{
+		cfg:         cfg,
+		checkpoints: checkpoints{dir: cpDir},
+		rootfs:      rootfs,
+		reaper:      newReaper(),
+		byID:        map[string]*Sandbox{},
+		names:       map[string]string{},
+		children:    map[string]<-chan struct{}{},
+	}, nil
+}
+
+// Close stops background work; pause processes keep running.
+func (m *Manager) Close() { m.reaper.stop() }
+
+func (m *Manager) bundleDir(id string) string {
+	return filepath.Join(m.cfg.RunDir, "sandboxes", id)
+}
+
+// netnsPinPath names the pin after the sandbox, so `ip netns list` shows
+// which pod it belongs to; the ID prefix keeps it unique.
+func (m *Manager) netnsPinPath(sb *Sandbox) string {
+	name := sb.Spec.Name
+	if max := 200; len(name) > max { // stay well inside NAME_MAX with the rest
+		name = name[:max]
+	}
+	return filepath.Join(m.cfg.NetNSDir, fmt.Sprintf("%s_%s_%s", name, sb.Spec.Namespace, sb.ID[:12]))
+}
+
+func newID() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// Get returns a copy of the record of id.
+func (m *Manager) Get(id string) (*Sandbox, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	sb, ok := m.byID[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return sb.clone(), nil
+}
+
+// List returns copies of every record, oldest first.
+func (m *Manager) List() []*Sandbox {
+	m.mu.RLock()
+	out := make([]*Sandbox, 0, len(m.byID))
+	for _, sb := range m.byID {
+		out = append(out, sb.clone())
+	}
+	m.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out
+}
+
+// GetNetNS is the network Host: the path of the sandbox's pin while it is
+// mounted, "" once it is gone.
+func (m *Manager) GetNetNS(id string) (string, error) {
+	sb, err := m.Get(id)
+	if err != nil {
+		return "", err
+	}
+	if sb.NetNSPath == "" || !isNetNSPin(sb.NetNSPath) {
+		return "", nil
+	}
+	return sb.NetNSPath, nil
+}
+
+// update applies fn to a copy of the record, checkpoints it, then publishes it.
+func (m *Manager) update(id string, fn func(*Sandbox)) (*Sandbox, error) {
+	sb, err := m.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	fn(sb)
+	if err := m.checkpoints.save(sb); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if _, ok := m.byID[id]; ok {
+		m.byID[id] = sb
+	}
+	m.mu.Unlock()
+	return sb.clone(), nil
+}
+
+// Create reserves the sandbox's name, checkpoints it (state creating), then
+// creates and pins its netns. On failure it undoes all of that.
+func (m *Manager) Create(spec Spec) (*Sandbox, error) {
+	id, err := newID()
+	if err != nil {
+		return nil, fmt.Errorf("make sandbox id: %w", err)
+	}
+	name := spec.ReservationName()
+	sb := &Sandbox{ID: id, Spec: spec, CreatedAt: time.Now(), State: StateCreating}
+	if !spec.HostNetwork {
+		// Both recorded before they exist, so recovery after a crash finds
+		// the pin and sends the DEL that every (possibly partial) ADD needs.
+		sb.NetNSPath = m.netnsPinPath(sb)
+		sb.NetworkAttached = true
+	}
+	m.mu.Lock()
+	if holder, ok := m.names[name]; ok {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("%w: %q is held by sandbox %s", ErrNameReserved, name, holder)
+	}
+	m.names[name] = id
+	m.mu.Unlock()
+	defer m.locks.Lock(id)()
+
+	if err := m.checkpoints.save(sb); err != nil {
+		m.release(sb)
+		return nil, err
+	}
+	m.mu.Lock()
+	m.byID[id] = sb
+	m.mu.Unlock()
+	if sb.NetNSPath != "" {
+		if err := createPinnedNetNS(sb.NetNSPath); err != nil {
+			m.forget(sb)
+			return nil, fmt.Errorf("create netns of sandbox %s: %w", id, err)
+		}
+	}
+	return sb.clone(), nil
+}
+
+// StartPause writes the bundle and starts the pause process. On failure the
+// runtime's container is deleted again; the caller removes the sandbox.
+func (m *Manager) StartPause(ctx context.Context, id string) error {
+	defer m.locks.Lock(id)()
+	sb, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	bundle := m.bundleDir(id)
+	if err := writeBundle(bundle, m.rootfs, sb); err != nil {
+		return fmt.Errorf("write bundle of sandbox %s: %w", id, err)
+	}
+	pid, err := m.cfg.Runtime.Run(ctx, id, bundle)
+	if err != nil {
+		if derr := m.cfg.Runtime.Delete(context.WithoutCancel(ctx), id); derr != nil {
+			klog.ErrorS(derr, "Failed to delete runtime container after a failed start", "sandbox", id)
+		}
+		return fmt.Errorf("start pause of sandbox %s: %w", id, err)
+	}
+	exited := m.reaper.track(pid)
+	m.mu.Lock()
+	m.children[id] = exited
+	m.mu.Unlock()
+	start, _ := procStartTime(pid)
+	if _, err := m.update(id, func(sb *Sandbox) { sb.PausePID, sb.PauseStartTime = pid, start }); err != nil {
+		return err
+	}
+	go m.watchExit(id, pid, exited)
+	return nil
+}
+
+// watchExit marks a ready sandbox NOTREADY when its pause process dies on its own.
+func (m *Manager) watchExit(id string, pid int, exited <-chan struct{}) {
+	<-exited
+	defer m.locks.Lock(id)()
+	sb, err := m.Get(id)
+	if err != nil || sb.PausePID != pid {
+		return // removed, or stopped on purpose
+	}
+	klog.InfoS("Pause process exited", "sandbox", id, "pid", pid)
+	if sb.State == StateReady {
+		_, _ = m.update(id, func(sb *Sandbox) { sb.State = StateNotReady })
+	}
+}
+
+// SetNetworkAttached records that a network ADD is about to run (true) or
+// that its DEL succeeded (false).
+func (m *Manager) SetNetworkAttached(id string, attached bool) error {
+	defer m.locks.Lock(id)()
+	_, err := m.update(id, func(sb *Sandbox) { sb.NetworkAttached = attached })
+	return err
+}
+
+// SetReady records the pod IPs and marks the sandbox READY.
+func (m *Manager) SetReady(id string, ips []string) error {
+	defer m.locks.Lock(id)()
+	_, err := m.update(id, func(sb *Sandbox) { sb.State, sb.IPs = StateReady, ips })
+	return err
+}
+
+// Stop kills the pause process, deletes its runtime container and unpins the
+// netns: state NOTREADY. Stopping a stopped sandbox does nothing.
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	defer m.locks.Lock(id)()
+	sb, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	if sb.PausePID != 0 || sb.State == StateCreating {
+		if err := m.killPause(ctx, sb); err != nil {
+			return err
+		}
+		if err := m.cfg.Runtime.Delete(ctx, id); err != nil {
+			return fmt.Errorf("delete pause container of sandbox %s: %w", id, err)
+		}
+	}
+	if err := unpinNetNS(sb.NetNSPath); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.children, id)
+	m.mu.Unlock()
+	_, err = m.update(id, func(sb *Sandbox) {
+		sb.PausePID, sb.PauseStartTime, sb.NetNSPath = 0, 0, ""
+		sb.State = StateNotReady // also from creating: a stopped sandbox is no longer interrupted
+	})
+	return err
+}
+
+func (m *Manager) killPause(ctx context.Context, sb *Sandbox) error {
+	if !sameProcessAlive(sb.PausePID, sb.PauseStartTime) {
+		return nil
+	}
+	if err := unix.Kill(sb.PausePID, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kill pause pid %d of sandbox %s: %w", sb.PausePID, sb.ID, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, pauseStopTimeout)
+	defer cancel()
+	m.mu.RLock()
+	exited, child := m.children[sb.ID]
+	m.mu.RUnlock()
+	if child {
+		select {
+		case <-exited:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("pause pid %d of sandbox %s did not exit: %w", sb.PausePID, sb.ID, ctx.Err())
+		}
+	}
+	// Adopted after a restart: not our child, so poll until it is gone.
+	for sameProcessAlive(sb.PausePID, sb.PauseStartTime) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pause pid %d of sandbox %s did not exit: %w", sb.PausePID, sb.ID, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// Remove stops the sandbox if needed and deletes everything left of it:
+// bundle, checkpoint, record and name. Removing an unknown ID does nothing.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	sb, err := m.Get(id)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err := m.Stop(ctx, id); err != nil {
+		return err
+	}
+	defer m.locks.Lock(id)()
+	if err := os.RemoveAll(m.bundleDir(id)); err != nil {
+		return fmt.Errorf("remove bundle of sandbox %s: %w", id, err)
+	}
+	if err := m.checkpoints.remove(id); err != nil {
+		return err
+	}
+	m.forgetRecord(sb)
+	return nil
+}
+
+// forget undoes a Create whose netns could not be made.
+func (m *Manager) forget(sb *Sandbox) {
+	if err := m.checkpoints.remove(sb.ID); err != nil {
+		klog.ErrorS(err, "Failed to remove checkpoint while undoing a sandbox", "sandbox", sb.ID)
+	}
+	m.forgetRecord(sb)
+}
+
+func (m *Manager) forgetRecord(sb *Sandbox) {
+	m.mu.Lock()
+	delete(m.byID, sb.ID)
+	delete(m.children, sb.ID)
+	m.mu.Unlock()
+	m.release(sb)
+}
+
+func (m *Manager) release(sb *Sandbox) {
+	m.mu.Lock()
+	if m.names[sb.Spec.ReservationName()] == sb.ID {
+		delete(m.names, sb.Spec.ReservationName())
+	}
+	m.mu.Unlock()
+}
+
+// Recover loads every checkpoint at start and reconciles it with the system:
+// a ready sandbox whose pause process died while netshim was down becomes
+// NOTREADY. Sandboxes still in StateCreating are returned for the caller to
+// undo, since only it can tear down their network.
+func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
+	good, bad := m.checkpoints.loadAll()
+	for _, e := range bad {
+		klog.ErrorS(e, "Set aside a corrupt sandbox checkpoint")
+	}
+	for _, sb := range good {
+		m.mu.Lock()
+		m.byID[sb.ID] = sb
+		m.names[sb.Spec.ReservationName()] = sb.ID
+		m.mu.Unlock()
+		switch {
+		case sb.State == StateCreating:
+			interrupted = append(interrupted, sb.clone())
+		case sb.State == StateReady && !sameProcessAlive(sb.PausePID, sb.PauseStartTime):
+			klog.InfoS("Pause process of sandbox died while netshim was down", "sandbox", sb.ID, "pid", sb.PausePID)
+			if _, err := m.update(sb.ID, func(sb *Sandbox) { sb.State = StateNotReady }); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(bad) > 0 {
+		err = fmt.Errorf("%d corrupt checkpoints set aside: %w", len(bad), errors.Join(bad...))
+	}
+	return interrupted, err
+}
+
+// RefreshState marks a READY sandbox whose pause process is no longer alive
+// NOTREADY; it covers pause processes adopted across a restart, which are not
+// netshim's children and so are not seen exiting.
+func (m *Manager) RefreshState(id string) {
+	m.mu.RLock()
+	_, child := m.children[id]
+	m.mu.RUnlock()
+	if child {
+		return // the reaper sees our own children exit
+	}
+	sb, err := m.Get(id)
+	if err != nil || sb.State != StateReady || sameProcessAlive(sb.PausePID, sb.PauseStartTime) {
+		return
+	}
+	defer m.locks.Lock(id)()
+	_, _ = m.update(id, func(sb *Sandbox) {
+		if sb.State == StateReady {
+			sb.State = StateNotReady
+		}
+	})
+}

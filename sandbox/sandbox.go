@@ -1,0 +1,88 @@
+// Package sandbox owns the pod sandboxes: their records and checkpoints, the
+// pinned network namespace of each, the OCI bundle and the pause process run
+// through an OCI runtime. It knows nothing of CNI; cri sequences the two.
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// State is a sandbox's lifecycle state.
+type State string
+
+const (
+	// StateCreating: recorded, system resources being made. A sandbox found
+	// in this state after a restart was interrupted and is undone.
+	StateCreating State = "creating"
+	StateReady    State = "ready"
+	StateNotReady State = "notready"
+)
+
+// DNS is the resolver configuration written to the sandbox's resolv.conf.
+type DNS struct {
+	Servers  []string `json:"servers,omitempty"`
+	Searches []string `json:"searches,omitempty"`
+	Options  []string `json:"options,omitempty"`
+}
+
+// Spec is what the caller asks for; the fields the sandbox itself uses are
+// typed, and Config carries the caller's full request for its own later use.
+type Spec struct {
+	Name        string            `json:"name"`
+	Namespace   string            `json:"namespace"`
+	UID         string            `json:"uid"`
+	Attempt     uint32            `json:"attempt"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+
+	Hostname     string            `json:"hostname,omitempty"`
+	LogDirectory string            `json:"logDirectory,omitempty"`
+	DNS          *DNS              `json:"dns,omitempty"`
+	Sysctls      map[string]string `json:"sysctls,omitempty"`
+	CgroupParent string            `json:"cgroupParent,omitempty"`
+	HostNetwork  bool              `json:"hostNetwork,omitempty"`
+	HostPID      bool              `json:"hostPID,omitempty"`
+	HostIPC      bool              `json:"hostIPC,omitempty"`
+
+	// Config is opaque to this package (cri keeps the PodSandboxConfig here).
+	Config []byte `json:"config,omitempty"`
+}
+
+// ReservationName is kubelet's sandbox name, unique per pod attempt.
+func (s Spec) ReservationName() string {
+	return fmt.Sprintf("%s_%s_%s_%d", s.Name, s.Namespace, s.UID, s.Attempt)
+}
+
+// Sandbox is the record of one sandbox, as checkpointed.
+type Sandbox struct {
+	ID        string    `json:"id"`
+	Spec      Spec      `json:"spec"`
+	CreatedAt time.Time `json:"createdAt"`
+	State     State     `json:"state"`
+
+	// NetNSPath is the pin of the sandbox's netns; "" with host network or once unpinned.
+	NetNSPath string `json:"netnsPath,omitempty"`
+	// PausePID and PauseStartTime identify the pause process (the start time
+	// guards against PID reuse); zero once it is stopped.
+	PausePID       int    `json:"pausePID,omitempty"`
+	PauseStartTime uint64 `json:"pauseStartTime,omitempty"`
+	// NetworkAttached is set before the network ADD starts and cleared only
+	// after a DEL succeeded, so every ADD, even a failed one, gets its DEL.
+	NetworkAttached bool     `json:"networkAttached,omitempty"`
+	IPs             []string `json:"ips,omitempty"`
+}
+
+func (s *Sandbox) clone() *Sandbox {
+	c := *s
+	c.IPs = append([]string(nil), s.IPs...)
+	return &c
+}
+
+var (
+	// ErrNotFound: no sandbox has that ID.
+	ErrNotFound = errors.New("sandbox not found")
+	// ErrNameReserved: another sandbox holds the name.
+	ErrNameReserved = errors.New("sandbox name is reserved")
+)

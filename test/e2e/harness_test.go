@@ -1,0 +1,384 @@
+// Package e2e drives the real netshim binary over CRI with real runc, real
+// CNI plugins and real network namespaces. It needs root; under CI=true it
+// fails rather than skips when it cannot run.
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// binDir holds netshim, pause, runc and the CNI plugins, as `make build tools` leaves them.
+var binDir string
+
+func TestMain(m *testing.M) {
+	if reason := cannotRun(); reason != "" {
+		if os.Getenv("CI") == "true" {
+			fmt.Fprintf(os.Stderr, "e2e: cannot run under CI: %s\n", reason)
+			os.Exit(1)
+		}
+		fmt.Fprintf(os.Stderr, "e2e: skipped: %s\n", reason)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func cannotRun() string {
+	if os.Geteuid() != 0 {
+		return "needs root (network namespaces, runc, bridges)"
+	}
+	_, file, _, _ := runtime.Caller(0)
+	binDir = filepath.Join(filepath.Dir(file), "..", "..", "bin")
+	for _, b := range []string{"netshim", "pause", "runc", "bridge", "host-local", "loopback", "portmap"} {
+		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
+			return fmt.Sprintf("%s missing from %s: run `make build tools` (or `make test`)", b, binDir)
+		}
+	}
+	return ""
+}
+
+// testNet is a test's own bridge and subnet: a unique name and a /24 inside
+// 198.18.0.0/15, so tests never touch a network they did not make.
+type testNet struct {
+	Bridge  string
+	Subnet  *net.IPNet
+	Gateway net.IP
+}
+
+func newTestNet(t *testing.T) testNet {
+	t.Helper()
+	b := make([]byte, 3)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	// 198.18.0.0/15 holds 512 /24s; pick one at random to keep parallel runs apart.
+	idx := (int(b[0])<<8 | int(b[1])) % 512
+	subnet := &net.IPNet{IP: net.IPv4(198, byte(18+idx/256), byte(idx%256), 0).To4(), Mask: net.CIDRMask(24, 32)}
+	gw := net.IPv4(subnet.IP[0], subnet.IP[1], subnet.IP[2], 1).To4()
+	tn := testNet{Bridge: "nste2e" + hex.EncodeToString(b), Subnet: subnet, Gateway: gw}
+	t.Cleanup(func() {
+		if l, err := netlink.LinkByName(tn.Bridge); err == nil {
+			_ = netlink.LinkDel(l)
+		}
+	})
+	return tn
+}
+
+// shim is one running netshim with its own dirs, and a CRI client to it.
+type shim struct {
+	t        *testing.T
+	noConf   bool   // start with an empty CNI conf dir
+	extra    string // a plugin appended to the test conflist at start
+	dir      string
+	net      testNet
+	socket   string
+	confDir  string
+	ipamDir  string
+	netnsDir string
+	cmd      *exec.Cmd
+	args     []string
+	logPath  string
+	conn     *grpc.ClientConn
+	rt       runtimeapi.RuntimeServiceClient
+	img      runtimeapi.ImageServiceClient
+}
+
+type shimOption func(*shim)
+
+// withoutConfig starts netshim with an empty CNI conf dir.
+func withoutConfig() shimOption { return func(s *shim) { s.noConf = true } }
+
+// withExtraPlugin appends a plugin (a JSON object) to the test conflist.
+func withExtraPlugin(plugin string) shimOption { return func(s *shim) { s.extra = plugin } }
+
+// withTinySubnet gives the test network a /30: room for exactly one pod.
+func withTinySubnet() shimOption {
+	return func(s *shim) { s.net.Subnet.Mask = net.CIDRMask(30, 32) }
+}
+
+// withArgs adds flags to netshim's command line.
+func withArgs(args ...string) shimOption { return func(s *shim) { s.args = append(s.args, args...) } }
+
+func startShim(t *testing.T, opts ...shimOption) *shim {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "netshim-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &shim{t: t, dir: dir, net: newTestNet(t), socket: filepath.Join(dir, "netshim.sock"),
+		confDir: filepath.Join(dir, "net.d"), ipamDir: filepath.Join(dir, "ipam"), netnsDir: filepath.Join(dir, "netns"),
+		logPath: filepath.Join(dir, "netshim.log")}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := os.MkdirAll(s.confDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !s.noConf {
+		s.writeBridgeConf("10-e2e.conflist", s.net.Bridge, s.extra)
+	}
+	t.Cleanup(s.cleanup)
+	s.start()
+	return s
+}
+
+// writeBridgeConf writes the test's bridge + host-local + portmap conflist;
+// extra is appended to the plugin list (a JSON object, or "").
+func (s *shim) writeBridgeConf(file, bridge, extra string) {
+	s.t.Helper()
+	plugins := []string{
+		fmt.Sprintf(`{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,
+		  "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]],"routes":[{"dst":"198.18.0.0/15"}]}}`,
+			bridge, s.ipamDir, s.net.Subnet.String()),
+		`{"type":"portmap","capabilities":{"portMappings":true}}`,
+	}
+	if extra != "" {
+		plugins = append(plugins, extra)
+	}
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"e2e","plugins":[%s]}`, strings.Join(plugins, ","))
+	if err := os.WriteFile(filepath.Join(s.confDir, file), []byte(conf), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *shim) start() {
+	s.t.Helper()
+	args := append([]string{
+		"--container-runtime-endpoint", "unix://" + s.socket,
+		"--root-dir", filepath.Join(s.dir, "root"),
+		"--state-dir", filepath.Join(s.dir, "run"),
+		"--netns-dir", s.netnsDir,
+		"--cni-conf-dir", s.confDir,
+		"--cni-bin-dir", binDir,
+		"--cni-cache-dir", filepath.Join(s.dir, "cni-cache"),
+		"-v", "4",
+	}, s.args...)
+	logFile, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer logFile.Close()
+	s.cmd = exec.Command(filepath.Join(binDir, "netshim"), args...)
+	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(s.socket); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("netshim did not create its socket in 10s; log:\n%s", s.log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	conn, err := grpc.NewClient("unix://"+s.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.conn, s.rt, s.img = conn, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
+}
+
+// stop ends netshim with sig (by its PID, never by name) and waits for it.
+func (s *shim) stop(sig syscall.Signal) {
+	s.t.Helper()
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(sig)
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+func (s *shim) restart() {
+	s.t.Helper()
+	s.stop(syscall.SIGTERM)
+	s.start()
+}
+
+func (s *shim) log() string {
+	data, _ := os.ReadFile(s.logPath)
+	return string(data)
+}
+
+// cleanup removes every pod through netshim, then stops it, then sweeps
+// whatever a failed test may have left: pause processes (by PID), netns
+// pins, runtime containers and the temp dir.
+func (s *shim) cleanup() {
+	if s.rt != nil && s.conn != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if list, err := s.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+			for _, p := range list.Items {
+				if _, err := s.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: p.Id}); err != nil {
+					s.t.Errorf("cleanup: remove sandbox %s: %v", p.Id, err)
+				}
+			}
+		}
+		cancel()
+	}
+	s.stop(syscall.SIGTERM)
+	if s.t.Failed() {
+		s.t.Logf("netshim log:\n%s", s.log())
+	}
+	s.sweep()
+	_ = os.RemoveAll(s.dir)
+}
+
+func (s *shim) sweep() {
+	runcRoot := filepath.Join(s.dir, "run", "runtime")
+	entries, _ := os.ReadDir(runcRoot)
+	for _, e := range entries {
+		var st struct {
+			Pid int `json:"pid"`
+		}
+		if data, err := os.ReadFile(filepath.Join(runcRoot, e.Name(), "state.json")); err == nil && json.Unmarshal(data, &st) == nil && st.Pid > 0 {
+			_ = syscall.Kill(st.Pid, syscall.SIGKILL)
+		}
+		_ = exec.Command(filepath.Join(binDir, "runc"), "--root", runcRoot, "delete", "--force", e.Name()).Run()
+		s.t.Errorf("cleanup: runtime container %s was left behind", e.Name())
+	}
+	pins, _ := os.ReadDir(s.netnsDir)
+	for _, p := range pins {
+		path := filepath.Join(s.netnsDir, p.Name())
+		_ = unix.Unmount(path, unix.MNT_DETACH)
+		_ = os.Remove(path)
+		s.t.Errorf("cleanup: netns pin %s was left behind", p.Name())
+	}
+}
+
+func (s *shim) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	s.t.Cleanup(cancel)
+	return ctx
+}
+
+// podConfig is a sandbox config with a unique name in the test's namespace.
+func podConfig(name string) *runtimeapi.PodSandboxConfig {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	uid := hex.EncodeToString(b)
+	return &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "e2e", Uid: uid},
+		Hostname:     name,
+		Labels:       map[string]string{"app": name, "suite": "e2e"},
+		Annotations:  map[string]string{"note": "e2e"},
+		LogDirectory: "/tmp",
+		Linux:        &runtimeapi.LinuxPodSandboxConfig{},
+	}
+}
+
+func (s *shim) runPod(cfg *runtimeapi.PodSandboxConfig) string {
+	s.t.Helper()
+	resp, err := s.rt.RunPodSandbox(s.ctx(), &runtimeapi.RunPodSandboxRequest{Config: cfg})
+	if err != nil {
+		s.t.Fatalf("RunPodSandbox %s: %v", cfg.Metadata.Name, err)
+	}
+	return resp.PodSandboxId
+}
+
+// podInfo is the verbose status's "info" entry.
+type podInfo struct {
+	PID       int      `json:"pid"`
+	NetNSPath string   `json:"netnsPath"`
+	IPs       []string `json:"ips"`
+}
+
+func (s *shim) status(id string) (*runtimeapi.PodSandboxStatus, podInfo) {
+	s.t.Helper()
+	resp, err := s.rt.PodSandboxStatus(s.ctx(), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id, Verbose: true})
+	if err != nil {
+		s.t.Fatalf("PodSandboxStatus %s: %v", id, err)
+	}
+	var info podInfo
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil {
+		s.t.Fatalf("decode verbose info of %s: %v (%q)", id, err, resp.Info["info"])
+	}
+	return resp.Status, info
+}
+
+func (s *shim) stopPod(id string) {
+	s.t.Helper()
+	if _, err := s.rt.StopPodSandbox(s.ctx(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		s.t.Fatalf("StopPodSandbox %s: %v", id, err)
+	}
+}
+
+func (s *shim) removePod(id string) {
+	s.t.Helper()
+	if _, err := s.rt.RemovePodSandbox(s.ctx(), &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		s.t.Fatalf("RemovePodSandbox %s: %v", id, err)
+	}
+}
+
+// ipReservations lists the IPs host-local has reserved in the test's network.
+func (s *shim) ipReservations() []string {
+	entries, _ := os.ReadDir(filepath.Join(s.ipamDir, "e2e"))
+	var ips []string
+	for _, e := range entries {
+		if net.ParseIP(e.Name()) != nil {
+			ips = append(ips, e.Name())
+		}
+	}
+	return ips
+}
+
+// bridgePorts lists the host interfaces attached to the test's bridge.
+func (s *shim) bridgePorts() []string {
+	br, err := netlink.LinkByName(s.net.Bridge)
+	if err != nil {
+		return nil
+	}
+	links, _ := netlink.LinkList()
+	var ports []string
+	for _, l := range links {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			ports = append(ports, l.Attrs().Name)
+		}
+	}
+	return ports
+}
+
+// alive reports whether pid runs and is not a zombie.
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(data), ')')
+	return i > 0 && len(data) > i+2 && data[i+2] != 'Z' && data[i+2] != 'X'
+}
+
+// eventually polls cond until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

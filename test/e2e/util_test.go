@@ -1,0 +1,18 @@
+package e2e
+
+import (
+	"strconv"
+	"time"
+)
+
+const (
+	// reapWait bounds how long a killed pause process may take to be reaped.
+	reapWait = 5 * time.Second
+	// reloadWait bounds how long a conf dir change may take to be noticed.
+	reloadWait = 10 * time.Second
+	// orphanReapWait: a pause process adopted across a restart is reaped by
+	// PID 1, which on some machines does so only periodically.
+	orphanReapWait = 30 * time.Second
+)
+
+func itoa(i int) string { return strconv.Itoa(i) }
