@@ -77,7 +77,7 @@ func (p *Plugin) Init(host network.Host, hairpinMode network.HairpinMode, _ stri
 		return fmt.Errorf("create CNI conf dir: %w", err)
 	}
 	p.Reload()
-	w, err := watchConfDir(p.cfg.ConfDir, p.Reload)
+	w, err := watchConfDir(p.cfg.ConfDir, p.cfg.BinDirs, p.Reload)
 	if err != nil {
 		return err
 	}

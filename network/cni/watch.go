@@ -16,8 +16,10 @@ const (
 	resyncMissing = time.Second
 )
 
-// confWatcher calls reload on every change in a conf dir, survives the dir
-// being removed and recreated, and reloads periodically in case an event was lost.
+// confWatcher calls reload on every change in the conf dir or a bin dir (a
+// config naming a missing plugin comes alive when the binary is installed),
+// survives the conf dir being removed and recreated, and reloads
+// periodically in case an event was lost.
 type confWatcher struct {
 	dir    string
 	reload func()
@@ -26,12 +28,17 @@ type confWatcher struct {
 	exited chan struct{}
 }
 
-func watchConfDir(dir string, reload func()) (*confWatcher, error) {
+func watchConfDir(dir string, binDirs []string, reload func()) (*confWatcher, error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, fmt.Errorf("watch CNI conf dir %s: %w", dir, err)
 	}
 	cw := &confWatcher{dir: dir, reload: reload, w: w, done: make(chan struct{}), exited: make(chan struct{})}
+	for _, b := range binDirs {
+		if err := w.Add(b); err != nil {
+			klog.InfoS("Not watching CNI bin dir; new plugins are noticed at the periodic resync", "dir", b, "err", err)
+		}
+	}
 	watching := w.Add(dir) == nil
 	go cw.loop(watching)
 	return cw, nil

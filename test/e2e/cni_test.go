@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// A config change takes effect without a restart, and a pod set up before it
+// is torn down with the config it was set up with: its veth leaves the old
+// bridge and its IP is released in the old network's store.
+func TestConfigChangeTearsDownWithTheOldConfig(t *testing.T) {
+	s := startShim(t)
+	before := s.runPod(podConfig("before"))
+	if len(s.ipReservations()) != 1 {
+		t.Fatalf("reservations %v, want the first pod's", s.ipReservations())
+	}
+
+	// A new network, lexically first, on its own bridge and store.
+	otherBridge := s.net.Bridge + "b"
+	t.Cleanup(func() {
+		if l, err := netlink.LinkByName(otherBridge); err == nil {
+			_ = netlink.LinkDel(l)
+		}
+	})
+	otherIPAM := filepath.Join(s.dir, "ipam-other")
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"other","plugins":[{"type":"bridge","bridge":%q,
+	  "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}}]}`, otherBridge, otherIPAM, s.net.Subnet)
+	if err := os.WriteFile(filepath.Join(s.confDir, "05-other.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var after string
+	eventually(t, reloadWait, "a new pod on the new network", func() bool {
+		id := s.runPod(podConfig("after"))
+		if _, err := netlink.LinkByName(otherBridge); err == nil {
+			after = id
+			return true
+		}
+		s.removePod(id) // still the old config: try again
+		return false
+	})
+	if entries, _ := os.ReadDir(filepath.Join(otherIPAM, "other")); len(entries) == 0 {
+		t.Fatal("the new pod reserved nothing in the new network's store")
+	}
+
+	s.stopPod(before)
+	if r := s.ipReservations(); len(r) != 0 {
+		t.Errorf("old network still holds %v after the pre-change pod stopped: DEL went to the wrong config", r)
+	}
+	if p := s.bridgePorts(); len(p) != 0 {
+		t.Errorf("old bridge still has ports %v", p)
+	}
+	s.removePod(before)
+	s.removePod(after)
+}
+
+// --network-plugin=none: NetworkReady with no config at all; pods get a netns
+// with loopback up and nothing else.
+func TestNoopPluginGivesLoopbackOnly(t *testing.T) {
+	s := startShim(t, withoutConfig(), withArgs("--network-plugin", "none"))
+	resp, err := s.rt.Status(s.ctx(), &runtimeapi.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range resp.Status.Conditions {
+		if c.Type == runtimeapi.NetworkReady && !c.Status {
+			t.Fatalf("NetworkReady false with the no-op plugin: %s", c.Message)
+		}
+	}
+	id := s.runPod(podConfig("plain"))
+	st, info := s.status(id)
+	if st.Network.Ip != "" {
+		t.Errorf("pod IP %q, want none", st.Network.Ip)
+	}
+	var links []string
+	loUp := false
+	err = ns.WithNetNSPath(info.NetNSPath, func(ns.NetNS) error {
+		ls, err := netlink.LinkList()
+		for _, l := range ls {
+			links = append(links, l.Attrs().Name)
+			if l.Attrs().Name == "lo" {
+				loUp = l.Attrs().Flags&net.FlagUp != 0
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(links) != 1 || !loUp {
+		t.Errorf("pod links %v (lo up: %v), want lo only, up", links, loUp)
+	}
+}
+
+// The metrics endpoint reports the operations a client ran.
+func TestMetricsReportOperations(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close()
+	s := startShim(t, withArgs("--metrics-address", addr))
+	id := s.runPod(podConfig("measured"))
+	s.stopPod(id)
+	_, _ = s.rt.PodSandboxStatus(s.ctx(), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: "nosuch"})
+
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for series, want := range map[string]float64{
+		`network_plugin_operations_duration_seconds_count{operation="set_up_pod"}`:          1,
+		`network_plugin_operations_duration_seconds_count{operation="tear_down_pod"}`:       1,
+		`netshim_cri_operations_duration_seconds_count{operation="RunPodSandbox"}`:          1,
+		`netshim_cri_operations_duration_seconds_count{operation="StopPodSandbox"}`:         1,
+		`netshim_cri_operations_errors_total{code="NotFound",operation="PodSandboxStatus"}`: 1,
+		`netshim_sandboxes{state="SANDBOX_NOTREADY"}`:                                       1,
+		`netshim_sandboxes{state="SANDBOX_READY"}`:                                          0,
+	} {
+		if got, ok := metricValue(string(body), series); !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+}
+
+func metricValue(exposition, series string) (float64, bool) {
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(exposition)
+	if m == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(m[1]), 64)
+	return v, err == nil
+}
