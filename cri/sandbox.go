@@ -334,6 +334,8 @@ func decodeConfig(sb *sandbox.Sandbox) (*runtimeapi.PodSandboxConfig, error) {
 func podNetwork(id string, cfg *runtimeapi.PodSandboxConfig) network.Pod {
 	md := cfg.GetMetadata()
 	pod := network.Pod{Namespace: md.GetNamespace(), Name: md.GetName(), UID: md.GetUid(), SandboxID: id, Annotations: cfg.GetAnnotations()}
+	// Validated at RunPodSandbox, so an error cannot occur here.
+	pod.Bandwidth, _ = bandwidthFromAnnotations(cfg.GetAnnotations())
 	for _, pm := range cfg.GetPortMappings() {
 		if pm.GetHostPort() <= 0 {
 			continue

@@ -76,6 +76,9 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
 			}
 		}
 	}
+	if _, err := bandwidthFromAnnotations(cfg.GetAnnotations()); err != nil {
+		return err
+	}
 	for k := range cfg.GetLinux().GetSysctls() {
 		if k == "" || strings.ContainsAny(k, " \t\r\n") || strings.Contains(k, "..") {
 			return invalid("config.linux.sysctls key %q is not a sysctl name", k)

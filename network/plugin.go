@@ -56,6 +56,13 @@ type DNSConfig struct {
 	Options  []string
 }
 
+// Bandwidth is a pod's traffic shaping: rates in bits per second, bursts in
+// bytes; a zero rate means no limit in that direction.
+type Bandwidth struct {
+	IngressRate, IngressBurst int64
+	EgressRate, EgressBurst   int64
+}
+
 // Pod is what a plugin is told about the pod it wires.
 type Pod struct {
 	Namespace    string
@@ -64,6 +71,7 @@ type Pod struct {
 	SandboxID    string
 	PortMappings []PortMapping
 	DNS          *DNSConfig
+	Bandwidth    *Bandwidth
 	Annotations  map[string]string
 }
 

@@ -269,6 +269,16 @@ func (p *Plugin) capabilityArgs(pod network.Pod) map[string]interface{} {
 		}
 		caps["portMappings"] = pms
 	}
+	if bw := pod.Bandwidth; bw != nil {
+		shaping := map[string]interface{}{}
+		if bw.IngressRate > 0 {
+			shaping["ingressRate"], shaping["ingressBurst"] = bw.IngressRate, bw.IngressBurst
+		}
+		if bw.EgressRate > 0 {
+			shaping["egressRate"], shaping["egressBurst"] = bw.EgressRate, bw.EgressBurst
+		}
+		caps["bandwidth"] = shaping
+	}
 	if pod.DNS != nil {
 		caps["dns"] = map[string]interface{}{"servers": pod.DNS.Servers, "searches": pod.DNS.Searches, "options": pod.DNS.Options}
 	}
