@@ -163,7 +163,7 @@ func (s *Server) removeSandbox(ctx context.Context, id string) error {
 	return s.sandboxes.Remove(ctx, id)
 }
 
-func (s *Server) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
 	id := req.GetPodSandboxId()
 	s.sandboxes.RefreshState(id)
 	sb, err := s.sandboxes.Get(id)
@@ -176,7 +176,16 @@ func (s *Server) PodSandboxStatus(_ context.Context, req *runtimeapi.PodSandboxS
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: sandboxStatus(sb, cfg)}
 	if req.GetVerbose() {
-		info, err := verboseInfo(sb, cfg, s.network.PluginName())
+		var netInfo map[string]string
+		if sb.NetworkAttached && sb.State == sandbox.StateReady {
+			st, err := s.network.GetPodNetworkStatus(ctx, podNetwork(id, cfg))
+			if err != nil {
+				netInfo = map[string]string{"error": err.Error()}
+			} else {
+				netInfo = st.Info
+			}
+		}
+		info, err := verboseInfo(sb, cfg, s.network.PluginName(), netInfo)
 		if err != nil {
 			return nil, toStatus(err, "status of pod sandbox %s", id)
 		}
@@ -274,20 +283,21 @@ func sandboxStatus(sb *sandbox.Sandbox, cfg *runtimeapi.PodSandboxConfig) *runti
 
 // verboseInfo is the "info" entry of a verbose status: what an operator needs
 // to find the sandbox on the node (pid, netns) and the config it was run with.
-func verboseInfo(sb *sandbox.Sandbox, cfg *runtimeapi.PodSandboxConfig, plugin string) (string, error) {
+func verboseInfo(sb *sandbox.Sandbox, cfg *runtimeapi.PodSandboxConfig, plugin string, netInfo map[string]string) (string, error) {
 	cfgJSON, err := protojson.Marshal(cfg)
 	if err != nil {
 		return "", err
 	}
 	info := struct {
-		PID             int             `json:"pid"`
-		NetNSPath       string          `json:"netnsPath"`
-		State           sandbox.State   `json:"state"`
-		NetworkPlugin   string          `json:"networkPlugin"`
-		NetworkAttached bool            `json:"networkAttached"`
-		IPs             []string        `json:"ips"`
-		Config          json.RawMessage `json:"config"`
-	}{sb.PausePID, sb.NetNSPath, sb.State, plugin, sb.NetworkAttached, sb.IPs, cfgJSON}
+		PID             int               `json:"pid"`
+		NetNSPath       string            `json:"netnsPath"`
+		State           sandbox.State     `json:"state"`
+		NetworkPlugin   string            `json:"networkPlugin"`
+		NetworkAttached bool              `json:"networkAttached"`
+		IPs             []string          `json:"ips"`
+		Network         map[string]string `json:"network,omitempty"`
+		Config          json.RawMessage   `json:"config"`
+	}{sb.PausePID, sb.NetNSPath, sb.State, plugin, sb.NetworkAttached, sb.IPs, netInfo, cfgJSON}
 	out, err := json.Marshal(info)
 	return string(out), err
 }

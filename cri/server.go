@@ -47,6 +47,8 @@ type Network interface {
 	SetPodCIDR(cidrs []string) error
 	SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNetworkStatus, error)
 	TearDownPod(ctx context.Context, pod network.Pod) error
+	GetPodNetworkStatus(ctx context.Context, pod network.Pod) (*network.PodNetworkStatus, error)
+	GC(ctx context.Context, validSandboxIDs []string) error
 }
 
 // Server implements the CRI RuntimeService and ImageService.
@@ -81,6 +83,17 @@ func (s *Server) Recover(ctx context.Context) error {
 		if err := s.removeSandbox(ctx, sb.ID); err != nil {
 			return fmt.Errorf("undo interrupted sandbox %s: %w", sb.ID, err)
 		}
+	}
+	// Reclaim what a crash leaked: every attachment not held by a known
+	// sandbox. A sandbox whose DEL is still owed stays valid: GC never replaces DEL.
+	var valid []string
+	for _, sb := range s.sandboxes.List() {
+		if sb.NetworkAttached {
+			valid = append(valid, sb.ID)
+		}
+	}
+	if err := s.network.GC(ctx, valid); err != nil {
+		klog.ErrorS(err, "Network garbage collection at start failed")
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package network
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/netshim/netshim/pkg/keylock"
@@ -14,14 +15,18 @@ const (
 	opSetUp     = "set_up_pod"
 	opTearDown  = "tear_down_pod"
 	opGetStatus = "get_pod_network_status"
+	opGC        = "gc"
 )
 
 // PluginManager wraps the active plugin: every operation on a pod holds that
 // pod's lock, so set-up and teardown of one pod never overlap while different
 // pods proceed in parallel; each operation's latency and errors are recorded.
 type PluginManager struct {
-	plugin  NetworkPlugin
-	locks   keylock.Locks
+	plugin NetworkPlugin
+	locks  keylock.Locks
+	// gc is held shared by every pod operation and exclusively by GC, so a
+	// GC never runs alongside an ADD or DEL.
+	gc      sync.RWMutex
 	latency *prometheus.HistogramVec
 	errors  *prometheus.CounterVec
 }
@@ -57,6 +62,8 @@ func (pm *PluginManager) SetPodCIDR(cidrs []string) error { return pm.plugin.Set
 
 // SetUpPod wires the pod's network under the pod's lock.
 func (pm *PluginManager) SetUpPod(ctx context.Context, pod Pod) (*PodNetworkStatus, error) {
+	pm.gc.RLock()
+	defer pm.gc.RUnlock()
 	defer pm.locks.Lock(pod.Key())()
 	start := time.Now()
 	st, err := pm.plugin.SetUpPod(ctx, pod)
@@ -72,6 +79,8 @@ func (pm *PluginManager) SetUpPod(ctx context.Context, pod Pod) (*PodNetworkStat
 
 // TearDownPod removes the pod's network under the pod's lock.
 func (pm *PluginManager) TearDownPod(ctx context.Context, pod Pod) error {
+	pm.gc.RLock()
+	defer pm.gc.RUnlock()
 	defer pm.locks.Lock(pod.Key())()
 	start := time.Now()
 	err := pm.plugin.TearDownPod(ctx, pod)
@@ -87,11 +96,28 @@ func (pm *PluginManager) TearDownPod(ctx context.Context, pod Pod) error {
 
 // GetPodNetworkStatus asks the plugin for the pod's network status under the pod's lock.
 func (pm *PluginManager) GetPodNetworkStatus(ctx context.Context, pod Pod) (*PodNetworkStatus, error) {
+	pm.gc.RLock()
+	defer pm.gc.RUnlock()
 	defer pm.locks.Lock(pod.Key())()
 	start := time.Now()
 	st, err := pm.plugin.GetPodNetworkStatus(ctx, pod)
 	pm.record(opGetStatus, start, err)
 	return st, err
+}
+
+// GC asks the plugin, if it can, to release what it holds for any sandbox
+// not in validSandboxIDs. It waits for, and excludes, every pod operation.
+func (pm *PluginManager) GC(ctx context.Context, validSandboxIDs []string) error {
+	gc, ok := pm.plugin.(GarbageCollector)
+	if !ok {
+		return nil
+	}
+	pm.gc.Lock()
+	defer pm.gc.Unlock()
+	start := time.Now()
+	err := gc.GC(ctx, validSandboxIDs)
+	pm.record(opGC, start, err)
+	return err
 }
 
 // Close stops the plugin's background work.

@@ -136,3 +136,53 @@ func TestParseHairpinMode(t *testing.T) {
 		t.Error("hairpin accepted, want an error naming the flag")
 	}
 }
+
+type gcPlugin struct {
+	*overlapPlugin
+	gcRan chan struct{}
+}
+
+func (p *gcPlugin) GC(context.Context, []string) error {
+	close(p.gcRan)
+	return nil
+}
+
+func TestGCExcludesPodOperations(t *testing.T) {
+	plugin := &gcPlugin{overlapPlugin: newOverlapPlugin(), gcRan: make(chan struct{})}
+	pm := NewPluginManager(plugin, nil)
+	setUpDone := make(chan struct{})
+	go func() {
+		_, _ = pm.SetUpPod(context.Background(), Pod{Namespace: "ns", Name: "a"})
+		close(setUpDone)
+	}()
+	<-plugin.entered // an ADD is in flight
+	gcDone := make(chan error)
+	go func() { gcDone <- pm.GC(context.Background(), nil) }()
+	select {
+	case <-plugin.gcRan:
+		t.Fatal("GC ran while an ADD was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	plugin.hold <- struct{}{}
+	<-setUpDone
+	if err := <-gcDone; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestEffectiveHairpinMode(t *testing.T) {
+	for _, tc := range []struct {
+		mode   HairpinMode
+		plugin string
+		want   HairpinMode
+	}{
+		{HairpinPromiscuousBridge, "cni", HairpinVeth},
+		{HairpinPromiscuousBridge, "kubenet", HairpinPromiscuousBridge},
+		{HairpinVeth, "cni", HairpinVeth},
+		{HairpinNone, "cni", HairpinNone},
+	} {
+		if got := EffectiveHairpinMode(tc.mode, tc.plugin); got != tc.want {
+			t.Errorf("%s under %s = %s, want %s", tc.mode, tc.plugin, got, tc.want)
+		}
+	}
+}

@@ -34,6 +34,17 @@ func ParseHairpinMode(s string) (HairpinMode, error) {
 	return "", &InvalidFlagError{Flag: "--hairpin-mode", Value: s, Want: "promiscuous-bridge, hairpin-veth or none"}
 }
 
+// EffectiveHairpinMode is kubelet's rule: promiscuous-bridge is only for
+// kubenet, which owns its bridge. Under another plugin the bridge belongs to
+// the CNI config, and flipping its promiscuous mode would make the bridge
+// plugin's CHECK report drift, so hairpin-veth is used instead.
+func EffectiveHairpinMode(mode HairpinMode, pluginName string) HairpinMode {
+	if mode == HairpinPromiscuousBridge && pluginName != "kubenet" {
+		return HairpinVeth
+	}
+	return mode
+}
+
 // InvalidFlagError names a flag whose value is not one of the accepted ones.
 type InvalidFlagError struct{ Flag, Value, Want string }
 
@@ -99,4 +110,10 @@ type NetworkPlugin interface {
 	Status() error
 	// Close stops background work (config watchers).
 	Close() error
+}
+
+// GarbageCollector is a plugin that can release what it holds for sandboxes
+// other than the valid ones (CNI GC). It is optional.
+type GarbageCollector interface {
+	GC(ctx context.Context, validSandboxIDs []string) error
 }

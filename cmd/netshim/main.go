@@ -125,6 +125,10 @@ func run(o options) error {
 		return err
 	}
 	defer sandboxes.Close()
+	if eff := network.EffectiveHairpinMode(hairpin, plugin.Name()); eff != hairpin {
+		klog.InfoS("Hairpin mode promiscuous-bridge needs kubenet; using hairpin-veth", "networkPlugin", plugin.Name())
+		hairpin = eff
+	}
 	if err := plugin.Init(sandboxes, hairpin, o.nonMasqueradeCIDR, o.mtu); err != nil {
 		return fmt.Errorf("init network plugin %s: %w", plugin.Name(), err)
 	}

@@ -5,6 +5,7 @@ package cni
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -12,10 +13,13 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 	"github.com/netshim/netshim/network"
 	"k8s.io/klog/v2"
 )
@@ -50,8 +54,14 @@ type Plugin struct {
 	loadErr    atomic.Pointer[error]
 
 	podCIDRs atomic.Pointer[[]string]
-	watcher  *confWatcher
-	closeMu  sync.Once
+
+	statusMu  sync.Mutex // guards the cached STATUS answer below
+	statusFor *Network
+	statusAt  time.Time
+	statusErr error
+
+	watcher *confWatcher
+	closeMu sync.Once
 }
 
 // New returns an uninitialised cni plugin.
@@ -108,8 +118,38 @@ func (p *Plugin) Close() error {
 	return nil
 }
 
-// Status is nil once a default network is loaded and loopback is installed.
+// statusTTL is how long a STATUS answer is reused: Status is polled (kubelet
+// every few seconds) and a STATUS execs every plugin of the network.
+const statusTTL = 2 * time.Second
+
+// Status is nil once a default network is loaded, loopback is installed and,
+// for a CNI 1.1 network, its plugins answer STATUS with success.
 func (p *Plugin) Status() error {
+	if err := p.configStatus(); err != nil {
+		return err
+	}
+	return p.pluginStatus()
+}
+
+func (p *Plugin) pluginStatus() error {
+	def := p.defaultNet.Load()
+	p.statusMu.Lock()
+	defer p.statusMu.Unlock()
+	if p.statusFor == def && time.Since(p.statusAt) < statusTTL {
+		return p.statusErr
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p.statusErr = nil
+	if err := p.cni.GetStatusNetworkList(ctx, def.List); err != nil {
+		p.statusErr = fmt.Errorf("network %q is not ready (CNI STATUS): %w", def.List.Name, err)
+	}
+	p.statusFor, p.statusAt = def, time.Now()
+	return p.statusErr
+}
+
+// configStatus is the cheap part of Status: a network is loaded and loopback exists.
+func (p *Plugin) configStatus() error {
 	if p.defaultNet.Load() == nil {
 		if e := p.loadErr.Load(); e != nil && *e != nil {
 			return fmt.Errorf("cni config uninitialized: %w", *e)
@@ -145,7 +185,7 @@ func (p *Plugin) SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNet
 	}
 	def := p.defaultNet.Load()
 	if def == nil {
-		return nil, p.Status()
+		return nil, p.configStatus()
 	}
 	if _, err := p.cni.AddNetworkList(ctx, p.loopback, p.runtimeConf(pod, netNS, nil)); err != nil {
 		return nil, fmt.Errorf("add loopback network to pod %s/%s: %w", pod.Namespace, pod.Name, err)
@@ -211,8 +251,30 @@ func (p *Plugin) TearDownPod(ctx context.Context, pod network.Pod) error {
 	return errors.Join(errs...)
 }
 
+// GC deletes cached attachments of sandboxes that are not valid any more and,
+// for CNI 1.1 configs, lets each plugin release what it holds for them
+// (host-local frees their IPs): what a crash may have leaked is reclaimed.
+func (p *Plugin) GC(ctx context.Context, validSandboxIDs []string) error {
+	valid := &libcni.GCArgs{}
+	for _, id := range validSandboxIDs {
+		valid.ValidAttachments = append(valid.ValidAttachments,
+			types.GCAttachment{ContainerID: id, IfName: podInterface},
+			types.GCAttachment{ContainerID: id, IfName: "lo"})
+	}
+	var errs []error
+	if def := p.defaultNet.Load(); def != nil {
+		if err := p.cni.GCNetworkList(ctx, def.List, valid); err != nil {
+			errs = append(errs, fmt.Errorf("GC network %q: %w", def.List.Name, err))
+		}
+	}
+	if err := p.cni.GCNetworkList(ctx, p.loopback, valid); err != nil {
+		errs = append(errs, fmt.Errorf("GC loopback network: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
 // GetPodNetworkStatus answers from the cached ADD result: no netns is entered.
-func (p *Plugin) GetPodNetworkStatus(_ context.Context, pod network.Pod) (*network.PodNetworkStatus, error) {
+func (p *Plugin) GetPodNetworkStatus(ctx context.Context, pod network.Pod) (*network.PodNetworkStatus, error) {
 	cached, err := p.cni.GetCachedAttachments(pod.SandboxID)
 	if err != nil {
 		return nil, fmt.Errorf("read cached CNI attachments of sandbox %s: %w", pod.SandboxID, err)
@@ -225,7 +287,12 @@ func (p *Plugin) GetPodNetworkStatus(_ context.Context, pod network.Pod) (*netwo
 		if err != nil {
 			return nil, fmt.Errorf("parse cached config of network %q: %w", att.Network, err)
 		}
-		res, err := p.cni.GetNetworkListCachedResult(list, p.runtimeConf(pod, "", nil))
+		netNS, err := p.host.GetNetNS(pod.SandboxID)
+		if err != nil {
+			return nil, err
+		}
+		rt := p.runtimeConf(pod, netNS, att.CapabilityArgs)
+		res, err := p.cni.GetNetworkListCachedResult(list, rt)
 		if err != nil || res == nil {
 			return nil, fmt.Errorf("read cached result of network %q: %w", att.Network, err)
 		}
@@ -233,9 +300,26 @@ func (p *Plugin) GetPodNetworkStatus(_ context.Context, pod network.Pod) (*netwo
 		if err != nil {
 			return nil, err
 		}
-		return &network.PodNetworkStatus{IPs: podIPs(result), Info: map[string]string{"network": att.Network}}, nil
+		resultJSON, _ := json.Marshal(result)
+		info := map[string]string{"network": att.Network, "cniVersion": list.CNIVersion, "result": string(resultJSON), "check": p.check(ctx, list, rt)}
+		return &network.PodNetworkStatus{IPs: podIPs(result), Info: info}, nil
 	}
 	return &network.PodNetworkStatus{}, nil
+}
+
+// check runs CNI CHECK where the config's version has it (0.4.0 on) and the
+// config does not disable it, and says how it went.
+func (p *Plugin) check(ctx context.Context, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) string {
+	if ok, _ := version.GreaterThanOrEqualTo(list.CNIVersion, "0.4.0"); !ok || list.DisableCheck {
+		return "not supported by this config"
+	}
+	if rt.NetNS == "" {
+		return "skipped: the netns is gone"
+	}
+	if err := p.cni.CheckNetworkList(ctx, list, rt); err != nil {
+		return "failed: " + err.Error()
+	}
+	return "passed"
 }
 
 func (p *Plugin) runtimeConf(pod network.Pod, netNS string, caps map[string]interface{}) *libcni.RuntimeConf {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -144,4 +146,67 @@ func metricValue(exposition, series string) (float64, bool) {
 	}
 	v, err := strconv.ParseFloat(strings.TrimSpace(m[1]), 64)
 	return v, err == nil
+}
+
+// GC at start reclaims what a crash leaked: an attachment libcni cached for
+// a sandbox netshim does not know (its ADD ran, its record was lost) gets its
+// DEL, which frees the IP; the known pod keeps its own.
+func TestGCAtStartReclaimsLeakedAttachments(t *testing.T) {
+	s := startShim(t)
+	id := s.runPod(podConfig("kept"))
+	st, _ := s.status(id)
+	s.stop(syscall.SIGTERM)
+
+	// Forge the leak from the known pod's cache entry: another container
+	// ID, no netns (it is long gone), and an IP host-local reserved for it.
+	cacheDir := filepath.Join(s.dir, "cni-cache", "results")
+	real, err := os.ReadFile(filepath.Join(cacheDir, "e2e-"+id+"-eth0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost := strings.Repeat("f", 64)
+	var entry map[string]any
+	if err := json.Unmarshal(real, &entry); err != nil {
+		t.Fatal(err)
+	}
+	entry["containerId"], entry["netns"] = ghost, ""
+	forged, _ := json.Marshal(entry)
+	if err := os.WriteFile(filepath.Join(cacheDir, "e2e-"+ghost+"-eth0"), forged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leaked := net.IPv4(s.net.Subnet.IP[0], s.net.Subnet.IP[1], s.net.Subnet.IP[2], 200).String()
+	if err := os.WriteFile(filepath.Join(s.ipamDir, "e2e", leaked), []byte(ghost+"\r\neth0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	s.start()
+	eventually(t, reloadWait, "GC to release the leaked IP", func() bool {
+		_, err := os.Stat(filepath.Join(s.ipamDir, "e2e", leaked))
+		return os.IsNotExist(err)
+	})
+	if r := s.ipReservations(); len(r) != 1 || r[0] != st.Network.Ip {
+		t.Fatalf("reservations after GC %v, want only the known pod's %s", r, st.Network.Ip)
+	}
+	if _, err := os.Stat(filepath.Join(cacheDir, "e2e-"+ghost+"-eth0")); !os.IsNotExist(err) {
+		t.Error("the leaked attachment is still cached after GC")
+	}
+}
+
+// A verbose status runs CHECK and reports it with the cached CNI result.
+func TestVerboseStatusRunsCheck(t *testing.T) {
+	s := startShim(t)
+	id := s.runPod(podConfig("checked"))
+	resp, err := s.rt.PodSandboxStatus(s.ctx(), &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Network map[string]string `json:"network"`
+	}
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil {
+		t.Fatal(err)
+	}
+	if info.Network["check"] != "passed" || !strings.Contains(info.Network["result"], resp.Status.Network.Ip) {
+		t.Fatalf("verbose network info %v: want check passed and the cached result holding %s", info.Network, resp.Status.Network.Ip)
+	}
 }

@@ -87,6 +87,7 @@ type shim struct {
 	t        *testing.T
 	noConf   bool   // start with an empty CNI conf dir
 	extra    string // a plugin appended to the test conflist at start
+	cniVer   string // cniVersion of the test conflist
 	dir      string
 	net      testNet
 	socket   string
@@ -114,6 +115,9 @@ func withTinySubnet() shimOption {
 	return func(s *shim) { s.net.Subnet.Mask = net.CIDRMask(30, 32) }
 }
 
+// withCNIVersion sets the cniVersion of the test conflist (default 1.0.0).
+func withCNIVersion(v string) shimOption { return func(s *shim) { s.cniVer = v } }
+
 // withArgs adds flags to netshim's command line.
 func withArgs(args ...string) shimOption { return func(s *shim) { s.args = append(s.args, args...) } }
 
@@ -125,7 +129,7 @@ func startShim(t *testing.T, opts ...shimOption) *shim {
 	}
 	s := &shim{t: t, dir: dir, net: newTestNet(t), socket: filepath.Join(dir, "netshim.sock"),
 		confDir: filepath.Join(dir, "net.d"), ipamDir: filepath.Join(dir, "ipam"), netnsDir: filepath.Join(dir, "netns"),
-		logPath: filepath.Join(dir, "netshim.log")}
+		logPath: filepath.Join(dir, "netshim.log"), cniVer: "1.0.0"}
 	for _, o := range opts {
 		o(s)
 	}
@@ -153,7 +157,7 @@ func (s *shim) writeBridgeConf(file, bridge, extra string) {
 	if extra != "" {
 		plugins = append(plugins, extra)
 	}
-	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"e2e","plugins":[%s]}`, strings.Join(plugins, ","))
+	conf := fmt.Sprintf(`{"cniVersion":%q,"name":"e2e","plugins":[%s]}`, s.cniVer, strings.Join(plugins, ","))
 	if err := os.WriteFile(filepath.Join(s.confDir, file), []byte(conf), 0o644); err != nil {
 		s.t.Fatal(err)
 	}

@@ -116,10 +116,12 @@ func TestInitEnablesBridgeNetfilter(t *testing.T) {
 	}
 }
 
-// --hairpin-mode: promiscuous-bridge puts the pod's bridge in promiscuous
-// mode; hairpin-veth sets hairpin_mode on its bridge port; none does neither.
+// --hairpin-mode under the cni plugin: hairpin-veth sets hairpin_mode on the
+// pod's bridge port; promiscuous-bridge does the same (kubelet's rule: only
+// kubenet owns its bridge), never touching the CNI config's bridge; none does
+// neither.
 func TestHairpinModes(t *testing.T) {
-	for _, mode := range []string{"promiscuous-bridge", "hairpin-veth", "none"} {
+	for mode, wantHairpin := range map[string]bool{"promiscuous-bridge": true, "hairpin-veth": true, "none": false} {
 		t.Run(mode, func(t *testing.T) {
 			s := startShim(t, withArgs("--hairpin-mode", mode))
 			s.runPod(podConfig("hairpin"))
@@ -135,10 +137,11 @@ func TestHairpinModes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			gotPromisc, gotHairpin := br.Attrs().Promisc != 0, strings.TrimSpace(string(hairpin)) == "1"
-			if gotPromisc != (mode == "promiscuous-bridge") || gotHairpin != (mode == "hairpin-veth") {
-				t.Errorf("bridge promiscuous %v, port hairpin %v; want %v, %v", gotPromisc, gotHairpin,
-					mode == "promiscuous-bridge", mode == "hairpin-veth")
+			if got := strings.TrimSpace(string(hairpin)) == "1"; got != wantHairpin {
+				t.Errorf("port hairpin_mode %v, want %v", got, wantHairpin)
+			}
+			if br.Attrs().Promisc != 0 {
+				t.Error("the CNI config's bridge was put in promiscuous mode")
 			}
 		})
 	}
