@@ -210,3 +210,18 @@ func TestVerboseStatusRunsCheck(t *testing.T) {
 		t.Fatalf("verbose network info %v: want check passed and the cached result holding %s", info.Network, resp.Status.Network.Ip)
 	}
 }
+
+// Dual stack: the first IP is IPv4 and the IPv6 one is in additional_ips,
+// whatever order the config lists the ranges in (here IPv6 first).
+func TestDualStackReportsIPv4First(t *testing.T) {
+	s := startShim(t, withIPv6())
+	st, _ := s.status(s.runPod(podConfig("dual")))
+	v4 := net.ParseIP(st.Network.Ip)
+	if v4 == nil || v4.To4() == nil || !s.net.Subnet.Contains(v4) {
+		t.Fatalf("ip %q, want an IPv4 address from %s", st.Network.Ip, s.net.Subnet)
+	}
+	_, v6net, _ := net.ParseCIDR(s.v6Subnet)
+	if len(st.Network.AdditionalIps) != 1 || !v6net.Contains(net.ParseIP(st.Network.AdditionalIps[0].Ip)) {
+		t.Fatalf("additional_ips %v, want one IPv6 address from %s", st.Network.AdditionalIps, s.v6Subnet)
+	}
+}

@@ -88,6 +88,7 @@ type shim struct {
 	noConf   bool   // start with an empty CNI conf dir
 	extra    string // a plugin appended to the test conflist at start
 	cniVer   string // cniVersion of the test conflist
+	v6Subnet string // a ULA /64 listed before the IPv4 range, when set
 	dir      string
 	net      testNet
 	socket   string
@@ -117,6 +118,15 @@ func withTinySubnet() shimOption {
 
 // withCNIVersion sets the cniVersion of the test conflist (default 1.0.0).
 func withCNIVersion(v string) shimOption { return func(s *shim) { s.cniVer = v } }
+
+// withIPv6 adds an fd00::/8 ULA /64 to the test network, listed first.
+func withIPv6() shimOption {
+	return func(s *shim) {
+		b := make([]byte, 2)
+		_, _ = rand.Read(b)
+		s.v6Subnet = fmt.Sprintf("fd00:%x::/64", int(b[0])<<8|int(b[1]))
+	}
+}
 
 // withArgs adds flags to netshim's command line.
 func withArgs(args ...string) shimOption { return func(s *shim) { s.args = append(s.args, args...) } }
@@ -148,10 +158,14 @@ func startShim(t *testing.T, opts ...shimOption) *shim {
 // extra is appended to the plugin list (a JSON object, or "").
 func (s *shim) writeBridgeConf(file, bridge, extra string) {
 	s.t.Helper()
+	ranges := fmt.Sprintf(`[[{"subnet":%q}]]`, s.net.Subnet.String())
+	if s.v6Subnet != "" {
+		ranges = fmt.Sprintf(`[[{"subnet":%q}],[{"subnet":%q}]]`, s.v6Subnet, s.net.Subnet.String())
+	}
 	plugins := []string{
 		fmt.Sprintf(`{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,
-		  "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]],"routes":[{"dst":"198.18.0.0/15"}]}}`,
-			bridge, s.ipamDir, s.net.Subnet.String()),
+		  "ipam":{"type":"host-local","dataDir":%q,"ranges":%s,"routes":[{"dst":"198.18.0.0/15"}]}}`,
+			bridge, s.ipamDir, ranges),
 		`{"type":"portmap","capabilities":{"portMappings":true}}`,
 	}
 	if extra != "" {
