@@ -20,6 +20,7 @@ import (
 	"github.com/netshim/netshim/cri"
 	"github.com/netshim/netshim/network"
 	"github.com/netshim/netshim/network/cni"
+	"github.com/netshim/netshim/network/kubenet"
 	"github.com/netshim/netshim/sandbox"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -38,6 +39,7 @@ type options struct {
 	cniConfDir        string
 	cniBinDir         string
 	cniCacheDir       string
+	kubenetBridge     string
 	hairpinMode       string
 	nonMasqueradeCIDR string
 	mtu               int
@@ -67,6 +69,7 @@ func parseFlags() options {
 	flag.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "directory of CNI network configs; the first valid file in lexical order is the default network")
 	flag.StringVar(&o.cniBinDir, "cni-bin-dir", "/opt/cni/bin", "comma-separated directories holding CNI plugin binaries")
 	flag.StringVar(&o.cniCacheDir, "cni-cache-dir", "/var/lib/cni", "directory where libcni caches results and configs for teardown")
+	flag.StringVar(&o.kubenetBridge, "kubenet-bridge", kubenet.DefaultBridge, "the bridge kubenet creates and attaches pods to")
 	flag.StringVar(&o.hairpinMode, "hairpin-mode", string(network.HairpinPromiscuousBridge), "how pods reach themselves through a service: promiscuous-bridge, hairpin-veth or none")
 	flag.StringVar(&o.nonMasqueradeCIDR, "non-masquerade-cidr", "10.0.0.0/8", "traffic to IPs outside this range is masqueraded (kubenet)")
 	flag.IntVar(&o.mtu, "network-plugin-mtu", 0, "MTU for pod interfaces (kubenet); 0 picks the default")
@@ -193,10 +196,12 @@ func newPlugin(o options) (network.NetworkPlugin, error) {
 	switch o.networkPlugin {
 	case cni.PluginName:
 		return cni.New(cni.Config{ConfDir: o.cniConfDir, BinDirs: strings.Split(o.cniBinDir, ","), CacheDir: o.cniCacheDir})
+	case kubenet.PluginName:
+		return kubenet.New(kubenet.Config{BinDirs: strings.Split(o.cniBinDir, ","), CacheDir: o.cniCacheDir, Bridge: o.kubenetBridge})
 	case "", network.NoopPluginName:
 		return &network.NoopPlugin{}, nil
 	}
-	return nil, fmt.Errorf("unknown --network-plugin %q: want cni or none", o.networkPlugin)
+	return nil, fmt.Errorf("unknown --network-plugin %q: want cni, kubenet or none", o.networkPlugin)
 }
 
 // listen opens the unix socket of endpoint, replacing a stale socket file

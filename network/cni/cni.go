@@ -33,7 +33,9 @@ const (
 	loopbackConf    = `{"cniVersion":"1.0.0","name":"` + loopbackNetName + `","plugins":[{"type":"loopback"}]}`
 )
 
-// Config says where the plugin finds configs, binaries and its cache.
+// Config says where the plugin finds configs, binaries and its cache. With
+// no ConfDir the network is not loaded from files but given with SetNetwork
+// (kubenet generates its own).
 type Config struct {
 	ConfDir  string
 	BinDirs  []string
@@ -83,6 +85,9 @@ func (p *Plugin) Name() string { return PluginName }
 func (p *Plugin) Init(host network.Host, hairpinMode network.HairpinMode, _ string, _ int) error {
 	p.host = host
 	p.hairpinMode = hairpinMode
+	if p.cfg.ConfDir == "" {
+		return nil
+	}
 	if err := os.MkdirAll(p.cfg.ConfDir, 0o755); err != nil {
 		return fmt.Errorf("create CNI conf dir: %w", err)
 	}
@@ -106,6 +111,12 @@ func (p *Plugin) Reload() {
 	case n == nil && old != nil:
 		klog.InfoS("No default CNI network any more", "err", err)
 	}
+}
+
+// SetNetwork swaps in a network made by the caller instead of one from files.
+func (p *Plugin) SetNetwork(n *Network) {
+	p.defaultNet.Store(n)
+	klog.InfoS("Default CNI network set", "network", n.List.Name, "source", n.File)
 }
 
 // Close stops the conf dir watcher.
