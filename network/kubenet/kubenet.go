@@ -64,7 +64,11 @@ func New(cfg Config) (*Plugin, error) {
 func (p *Plugin) Name() string { return PluginName }
 
 // Init keeps kubenet's settings. Hairpin goes into the bridge config (kubenet
-// owns its bridge), so the engine itself applies none.
+// owns its bridge). With br_netfilter on, though, a DNATed frame is bridged
+// straight back out of the port it came in on, which only the port's
+// hairpin_mode allows: a promiscuous bridge alone no longer lets a pod reach
+// itself. The bridge plugin refuses both flags at once, so under
+// promiscuous-bridge the engine sets hairpin on each pod's port after ADD.
 func (p *Plugin) Init(host network.Host, hairpinMode network.HairpinMode, nonMasqueradeCIDR string, mtu int) error {
 	if _, _, err := net.ParseCIDR(nonMasqueradeCIDR); err != nil {
 		return fmt.Errorf("--non-masquerade-cidr %q: %w", nonMasqueradeCIDR, err)
@@ -73,7 +77,11 @@ func (p *Plugin) Init(host network.Host, hairpinMode network.HairpinMode, nonMas
 	if p.mtu == 0 {
 		p.mtu = defaultRouteMTU()
 	}
-	return p.Plugin.Init(host, network.HairpinNone, nonMasqueradeCIDR, mtu)
+	portHairpin := network.HairpinNone
+	if hairpinMode == network.HairpinPromiscuousBridge {
+		portHairpin = network.HairpinVeth
+	}
+	return p.Plugin.Init(host, portHairpin, nonMasqueradeCIDR, mtu)
 }
 
 // Status is kubelet's "no netConfig" until a PodCIDR has arrived.
