@@ -43,32 +43,25 @@ func NewInterceptors(reg prometheus.Registerer) *Interceptors {
 // error, turns a panic into an Internal error, and gives the generated
 // "method X not implemented" a sentence a user can act on.
 func (i *Interceptors) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	method := path.Base(info.FullMethod)
-	start := time.Now()
-	defer func() {
-		if r := recover(); r != nil {
-			klog.ErrorS(nil, "Panic in CRI call", "method", method, "panic", r, "stack", string(debug.Stack()))
-			err = status.Errorf(codes.Internal, "%s failed: internal error (panic: %v)", method, r)
-		}
-		err = clarifyUnimplemented(method, err)
-		i.observe(method, start, err)
-	}()
+	defer i.finish(path.Base(info.FullMethod), time.Now(), &err)
 	return handler(ctx, req)
 }
 
 // Stream does for streaming RPCs what Unary does.
 func (i *Interceptors) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-	method := path.Base(info.FullMethod)
-	start := time.Now()
-	defer func() {
-		if r := recover(); r != nil {
-			klog.ErrorS(nil, "Panic in CRI call", "method", method, "panic", r, "stack", string(debug.Stack()))
-			err = status.Errorf(codes.Internal, "%s failed: internal error (panic: %v)", method, r)
-		}
-		err = clarifyUnimplemented(method, err)
-		i.observe(method, start, err)
-	}()
+	defer i.finish(path.Base(info.FullMethod), time.Now(), &err)
 	return handler(srv, ss)
+}
+
+// finish runs deferred by each RPC: it must be the deferred call itself for
+// recover to catch the handler's panic.
+func (i *Interceptors) finish(method string, start time.Time, err *error) {
+	if r := recover(); r != nil {
+		klog.ErrorS(nil, "Panic in CRI call", "method", method, "panic", r, "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "%s failed: internal error (panic: %v)", method, r)
+	}
+	*err = clarifyUnimplemented(method, *err)
+	i.observe(method, start, *err)
 }
 
 func (i *Interceptors) observe(method string, start time.Time, err error) {
