@@ -22,7 +22,9 @@ func TestInterceptorTurnsPanicIntoInternal(t *testing.T) {
 func TestInterceptorExplainsUnimplemented(t *testing.T) {
 	i := NewInterceptors(nil)
 	err := i.Stream(nil, nil, &grpc.StreamServerInfo{FullMethod: "/runtime.v1.RuntimeService/Attach"},
-		func(any, grpc.ServerStream) error { return status.Error(codes.Unimplemented, "method Attach not implemented") })
+		func(any, grpc.ServerStream) error {
+			return status.Error(codes.Unimplemented, "method Attach not implemented")
+		})
 	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "not implemented by netshim") {
 		t.Fatalf("unimplemented stream: %v, want a sentence", err)
 	}
