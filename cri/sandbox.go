@@ -119,12 +119,17 @@ func (s *Server) stopSandbox(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	start := time.Now()
 	var netErr error
 	if sb.NetworkAttached {
 		netErr = s.tearDownNetwork(ctx, sb)
 	}
 	if err := s.sandboxes.Stop(ctx, id); err != nil {
 		return errors.Join(netErr, err)
+	}
+	if netErr == nil {
+		klog.V(2).InfoS("Pod sandbox stopped", "pod", klog.KRef(sb.Spec.Namespace, sb.Spec.Name), "sandbox", id,
+			"netns", sb.NetNSPath, "ips", sb.IPs, "duration", time.Since(start))
 	}
 	return netErr
 }

@@ -14,11 +14,12 @@ import (
 )
 
 // A hostPort mapping reaches a TCP listener in the pod from the node, through
-// 127.0.0.1 and through the bridge's own address, and is gone after stop.
+// 127.0.0.1 and through an address the test gave the node, and is gone after stop.
 func TestPortMappingReachesThePod(t *testing.T) {
 	removePortmapChainsIfNew(t)
 	s := startShim(t)
-	for _, hostIP := range []string{"127.0.0.1", ""} {
+	nodeIP := addNodeAddress(t)
+	for _, hostIP := range []string{"127.0.0.1", nodeIP.String()} {
 		t.Run("hostIP="+hostIP, func(t *testing.T) {
 			const containerPort = 8080
 			hostPort := int32(30000 + rand.IntN(20000))
@@ -28,11 +29,7 @@ func TestPortMappingReachesThePod(t *testing.T) {
 			_, info := s.status(id)
 			serveInPod(t, info.NetNSPath, containerPort, "hello from the pod")
 
-			target := hostIP
-			if target == "" {
-				target = s.net.Gateway.String() // the bridge's address, one the test's network made
-			}
-			addr := net.JoinHostPort(target, fmt.Sprint(hostPort))
+			addr := net.JoinHostPort(hostIP, fmt.Sprint(hostPort))
 			if got, err := fetch(addr); err != nil || got != "hello from the pod" {
 				t.Fatalf("via %s: %q, %v", addr, got, err)
 			}
