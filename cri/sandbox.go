@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/netshim/netshim/network"
+	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/sandbox"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -120,9 +121,17 @@ func (s *Server) stopSandbox(ctx context.Context, id string) error {
 		return err
 	}
 	start := time.Now()
+	// Recorded before the DEL: a crash mid-stop must not leave a READY
+	// sandbox whose network is gone.
+	if sb.State == sandbox.StateReady {
+		if err := s.sandboxes.MarkNotReady(id); err != nil {
+			return err
+		}
+	}
 	var netErr error
 	if sb.NetworkAttached {
 		netErr = s.tearDownNetwork(ctx, sb)
+		crashpoint.Hit(crashpoint.DuringStop)
 	}
 	if err := s.sandboxes.Stop(ctx, id); err != nil {
 		return errors.Join(netErr, err)

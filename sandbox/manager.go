@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"sync"
 	"time"
 
+	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/pkg/keylock"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
@@ -180,10 +182,12 @@ func (m *Manager) Create(spec Spec) (*Sandbox, error) {
 	m.byID[id] = sb
 	m.mu.Unlock()
 	if sb.NetNSPath != "" {
+		crashpoint.Hit(crashpoint.BeforeNetNSPin)
 		if err := createPinnedNetNS(sb.NetNSPath); err != nil {
 			m.forget(sb)
 			return nil, fmt.Errorf("create netns of sandbox %s: %w", id, err)
 		}
+		crashpoint.Hit(crashpoint.AfterNetNSPin)
 	}
 	return sb.clone(), nil
 }
@@ -201,8 +205,9 @@ func (m *Manager) StartPause(ctx context.Context, id string) error {
 		return fmt.Errorf("write bundle of sandbox %s: %w", id, err)
 	}
 	pid, err := m.cfg.Runtime.Run(ctx, id, bundle)
+	crashpoint.Hit(crashpoint.AfterPauseStart)
 	if err != nil {
-		if derr := m.cfg.Runtime.Delete(context.WithoutCancel(ctx), id); derr != nil {
+		if derr := m.cfg.Runtime.Delete(context.WithoutCancel(ctx), id, true); derr != nil {
 			klog.ErrorS(derr, "Failed to delete runtime container after a failed start", "sandbox", id)
 		}
 		return fmt.Errorf("start pause of sandbox %s: %w", id, err)
@@ -241,6 +246,19 @@ func (m *Manager) SetNetworkAttached(id string, attached bool) error {
 	return err
 }
 
+// MarkNotReady records that a READY sandbox is being stopped, before its
+// network is torn down, so a crash mid-stop never leaves a READY sandbox
+// without a network.
+func (m *Manager) MarkNotReady(id string) error {
+	defer m.locks.Lock(id)()
+	_, err := m.update(id, func(sb *Sandbox) {
+		if sb.State == StateReady {
+			sb.State = StateNotReady
+		}
+	})
+	return err
+}
+
 // SetReady records the pod IPs and marks the sandbox READY.
 func (m *Manager) SetReady(id string, ips []string) error {
 	defer m.locks.Lock(id)()
@@ -260,7 +278,9 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		if err := m.killPause(ctx, sb); err != nil {
 			return err
 		}
-		if err := m.cfg.Runtime.Delete(ctx, id); err != nil {
+		// Without a recorded PID (a crash between the start and its
+		// checkpoint) the container may still run: only a forced delete ends it.
+		if err := m.cfg.Runtime.Delete(ctx, id, sb.PausePID == 0); err != nil {
 			return fmt.Errorf("delete pause container of sandbox %s: %w", id, err)
 		}
 	}
@@ -377,11 +397,60 @@ func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
 			}
 		}
 	}
+	m.sweepOrphans(context.Background())
 	if len(bad) > 0 {
 		err = fmt.Errorf("%d corrupt checkpoints set aside: %w", len(bad), errors.Join(bad...))
 	}
 	return interrupted, err
 }
+
+// sweepOrphans removes what netshim made but no checkpoint knows: runtime
+// containers and bundles in its own dirs, and netns pins named as netshim
+// names them (…_ID12) in the netns dir, which it may share with `ip netns`.
+func (m *Manager) sweepOrphans(ctx context.Context) {
+	m.mu.RLock()
+	known := map[string]bool{}
+	pins := map[string]bool{}
+	for id, sb := range m.byID {
+		known[id] = true
+		pins[sb.NetNSPath] = true
+	}
+	m.mu.RUnlock()
+	if ids, err := m.cfg.Runtime.List(ctx); err != nil {
+		klog.ErrorS(err, "Could not list runtime containers to sweep orphans")
+	} else {
+		for _, id := range ids {
+			if known[id] {
+				continue
+			}
+			klog.InfoS("Removing orphan runtime container", "id", id)
+			if err := m.cfg.Runtime.Delete(ctx, id, true); err != nil {
+				klog.ErrorS(err, "Failed to remove orphan runtime container", "id", id)
+			}
+		}
+	}
+	bundles, _ := os.ReadDir(filepath.Join(m.cfg.RunDir, "sandboxes"))
+	for _, b := range bundles {
+		if !known[b.Name()] {
+			klog.InfoS("Removing orphan bundle", "id", b.Name())
+			_ = os.RemoveAll(filepath.Join(m.cfg.RunDir, "sandboxes", b.Name()))
+		}
+	}
+	entries, _ := os.ReadDir(m.cfg.NetNSDir)
+	for _, e := range entries {
+		path := filepath.Join(m.cfg.NetNSDir, e.Name())
+		if pins[path] || !orphanPinName.MatchString(e.Name()) {
+			continue
+		}
+		klog.InfoS("Removing orphan netns pin", "path", path)
+		if err := unpinNetNS(path); err != nil {
+			klog.ErrorS(err, "Failed to remove orphan netns pin", "path", path)
+		}
+	}
+}
+
+// orphanPinName matches the pins netshim makes: NAME_NAMESPACE_ID12.
+var orphanPinName = regexp.MustCompile(`^.+_.+_[0-9a-f]{12}$`)
 
 // RefreshState marks a READY sandbox whose pause process is no longer alive
 // NOTREADY; it covers pause processes adopted across a restart, which are not

@@ -19,8 +19,11 @@ import (
 type Runtime interface {
 	// Run creates and starts the container of bundle detached; it returns the PID of its init.
 	Run(ctx context.Context, id, bundle string) (pid int, err error)
-	// Delete removes a stopped container; a container that does not exist is no error.
-	Delete(ctx context.Context, id string) error
+	// Delete removes a stopped container, or with force a running one too;
+	// a container that does not exist is no error.
+	Delete(ctx context.Context, id string, force bool) error
+	// List returns the IDs of the containers the runtime holds.
+	List(ctx context.Context) ([]string, error)
 	// State reports the runtime's status of the container ("running", "stopped", …), or "" if unknown to it.
 	State(ctx context.Context, id string) (string, error)
 }
@@ -57,10 +60,14 @@ func (r *OCIRuntime) Run(ctx context.Context, id, bundle string) (int, error) {
 	return pid, nil
 }
 
-// Delete runs `runc delete`; the caller has stopped the process already,
-// which avoids runc's --force path and its fixed 100 ms poll.
-func (r *OCIRuntime) Delete(ctx context.Context, id string) error {
-	out, err := r.command(ctx, "delete", id).CombinedOutput()
+// Delete runs `runc delete`. Callers stop the process first where they can,
+// since runc's --force path polls with a fixed 100 ms sleep.
+func (r *OCIRuntime) Delete(ctx context.Context, id string, force bool) error {
+	args := []string{"delete", id}
+	if force {
+		args = []string{"delete", "--force", id}
+	}
+	out, err := r.command(ctx, args...).CombinedOutput()
 	if err != nil {
 		if notExist(out) {
 			return nil
@@ -68,6 +75,14 @@ func (r *OCIRuntime) Delete(ctx context.Context, id string) error {
 		return fmt.Errorf("%s delete %s: %w: %s", filepath.Base(r.Binary), id, err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+func (r *OCIRuntime) List(ctx context.Context) ([]string, error) {
+	out, err := r.command(ctx, "list", "--quiet").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s list: %w", filepath.Base(r.Binary), err)
+	}
+	return strings.Fields(string(out)), nil
 }
 
 func (r *OCIRuntime) State(ctx context.Context, id string) (string, error) {

@@ -21,6 +21,7 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/netshim/netshim/network"
+	"github.com/netshim/netshim/pkg/crashpoint"
 	"k8s.io/klog/v2"
 )
 
@@ -201,10 +202,12 @@ func (p *Plugin) SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNet
 	if _, err := p.cni.AddNetworkList(ctx, p.loopback, p.runtimeConf(pod, netNS, nil)); err != nil {
 		return nil, fmt.Errorf("add loopback network to pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
+	crashpoint.Hit(crashpoint.AfterCNILoopback)
 	res, err := p.cni.AddNetworkList(ctx, def.List, p.runtimeConf(pod, netNS, p.capabilityArgs(pod)))
 	if err != nil {
 		return nil, fmt.Errorf("add network %q (%s) to pod %s/%s: %w", def.List.Name, def.File, pod.Namespace, pod.Name, err)
 	}
+	crashpoint.Hit(crashpoint.AfterCNIDefault)
 	result, err := types100.NewResultFromResult(res)
 	if err != nil {
 		return nil, fmt.Errorf("read result of network %q: %w", def.List.Name, err)
