@@ -48,6 +48,9 @@ func (c checkpoints) remove(id string) error {
 // loadAll reads every checkpoint. A file that cannot be decoded is renamed
 // to *.corrupt and reported in bad, never fatal and never silently dropped.
 func (c checkpoints) loadAll() (good []*Sandbox, bad []error) {
+	if err := atomicfile.RemoveTemps(c.dir); err != nil {
+		bad = append(bad, fmt.Errorf("remove interrupted checkpoint writes: %w", err))
+	}
 	entries, err := os.ReadDir(c.dir)
 	if err != nil {
 		return nil, []error{fmt.Errorf("read checkpoint dir %s: %w", c.dir, err)}

@@ -6,13 +6,35 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
+
+// tempMarker is in the name of every temp file Write makes.
+const tempMarker = ".tmp-"
+
+// RemoveTemps deletes the temp files that writes interrupted by a crash left
+// in dir. They never replaced a good file, so nothing is lost; call it at
+// start, before any Write into dir.
+func RemoveTemps(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if n := e.Name(); strings.HasPrefix(n, ".") && strings.Contains(n, tempMarker) {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil && !os.IsNotExist(err) {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // Write replaces path with data: temp file in the same directory, fsync,
 // rename over path, fsync of the directory so the rename itself is durable.
 func Write(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+tempMarker+"*")
 	if err != nil {
 		return fmt.Errorf("create temp file for %s: %w", path, err)
 	}

@@ -36,3 +36,21 @@ func TestWriteIntoMissingDirFails(t *testing.T) {
 		t.Fatal("write into a missing directory succeeded")
 	}
 }
+
+func TestRemoveTempsKeepsRealFiles(t *testing.T) {
+	dir := t.TempDir()
+	if err := Write(filepath.Join(dir, "a.json"), []byte("a"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// What a write killed before its rename leaves behind.
+	if err := os.WriteFile(filepath.Join(dir, ".b.json.tmp-123"), []byte("torn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveTemps(dir); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != "a.json" {
+		t.Fatalf("entries after RemoveTemps: %v, want only a.json", entries)
+	}
+}

@@ -89,6 +89,7 @@ type shim struct {
 	extra    string // a plugin appended to the test conflist at start
 	cniVer   string // cniVersion of the test conflist
 	v6Subnet string // a ULA /64 listed before the IPv4 range, when set
+	env      []string // extra environment for the next start
 	dir      string
 	net      testNet
 	socket   string
@@ -196,24 +197,29 @@ func (s *shim) start() {
 	defer logFile.Close()
 	s.cmd = exec.Command(filepath.Join(binDir, "netshim"), args...)
 	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
+	s.cmd.Env = append(os.Environ(), s.env...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(s.socket); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("netshim did not create its socket in 10s; log:\n%s", s.log())
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	conn, err := grpc.NewClient("unix://"+s.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	s.conn, s.rt, s.img = conn, runtimeapi.NewRuntimeServiceClient(conn), runtimeapi.NewImageServiceClient(conn)
+	// Ready when it answers: a socket file may be a stale one of a killed run.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := s.rt.Version(ctx, &runtimeapi.VersionRequest{})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("netshim did not answer on its socket in 10s (%v); log:\n%s", err, s.log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // stop ends netshim with sig (by its PID, never by name) and waits for it.

@@ -1,0 +1,134 @@
+package e2e
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netshim/netshim/pkg/crashpoint"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// netshim is killed (SIGKILL, no clean-up) at each step of the pod path while
+// 20 RunPodSandbox calls are in flight. After a restart every sandbox it lists
+// is READY with a working network or NOTREADY, and once all are stopped and
+// removed nothing is left: no links, pins, pause processes, runtime
+// containers, checkpoints or IP reservations.
+func TestKillAtEveryStepLeavesNothingBehind(t *testing.T) {
+	for _, point := range []string{
+		crashpoint.BeforeNetNSPin, crashpoint.AfterNetNSPin, crashpoint.AfterPauseStart,
+		crashpoint.AfterCNILoopback, crashpoint.AfterCNIDefault, crashpoint.DuringStop,
+	} {
+		t.Run(point, func(t *testing.T) {
+			pausesBefore := countPause(t)
+			s := startShim(t)
+			if point == crashpoint.DuringStop {
+				ids := runConcurrently(s, 20)
+				s.restartWithEnv(crashpoint.EnvVar + "=" + point)
+				stopConcurrently(s, ids[:len(ids)/2]) // the other half must come back READY and reachable
+			} else {
+				s.restartWithEnv(crashpoint.EnvVar + "=" + point)
+				runConcurrently(s, 20)
+			}
+			s.waitKilled()
+			s.env = nil
+			s.start()
+
+			resp, err := s.rt.ListPodSandbox(s.ctx(), &runtimeapi.ListPodSandboxRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ready := 0
+			for _, p := range resp.Items {
+				if p.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+					continue
+				}
+				ready++
+				st, _ := s.status(p.Id)
+				if err := ping("", net.ParseIP(st.Network.Ip)); err != nil {
+					t.Errorf("READY sandbox %s (%s) has no working network after the restart: %v", p.Id[:12], st.Network.Ip, err)
+				}
+			}
+			t.Logf("killed at %s: %d sandboxes listed after the restart, %d READY", point, len(resp.Items), ready)
+			for _, p := range resp.Items {
+				s.stopPod(p.Id)
+				s.removePod(p.Id)
+			}
+			if p := s.bridgePorts(); len(p) != 0 {
+				t.Errorf("links left on the bridge: %v", p)
+			}
+			if r := s.ipReservations(); len(r) != 0 {
+				t.Errorf("IP reservations left: %v", r)
+			}
+			for _, d := range []string{s.netnsDir, filepath.Join(s.dir, "run", "runtime"), filepath.Join(s.dir, "root", "sandboxes")} {
+				if e, _ := os.ReadDir(d); len(e) != 0 {
+					t.Errorf("%s holds %d entries (first %s), want 0", d, len(e), e[0].Name())
+				}
+			}
+			eventually(t, orphanReapWait, "the pause processes to be gone", func() bool { return countPause(t) <= pausesBefore })
+		})
+	}
+}
+
+func runConcurrently(s *shim, n int) []string {
+	var (
+		mu  sync.Mutex
+		ids []string
+		wg  sync.WaitGroup
+	)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := s.rt.RunPodSandbox(s.ctx(), &runtimeapi.RunPodSandboxRequest{Config: podConfig(fmt.Sprintf("fault-%d", i))})
+			if err == nil {
+				mu.Lock()
+				ids = append(ids, resp.PodSandboxId)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return ids
+}
+
+func stopConcurrently(s *shim, ids []string) {
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = s.rt.StopPodSandbox(s.ctx(), &runtimeapi.StopPodSandboxRequest{PodSandboxId: id})
+		}()
+	}
+	wg.Wait()
+}
+
+// restartWithEnv restarts netshim with extra environment (a crash point).
+func (s *shim) restartWithEnv(env ...string) {
+	s.t.Helper()
+	s.stop(15)
+	s.env = env
+	s.start()
+}
+
+// waitKilled waits for netshim to have died at its crash point.
+func (s *shim) waitKilled() {
+	s.t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- s.cmd.Wait() }()
+	select {
+	case <-done:
+		s.cmd = nil
+		if s.conn != nil {
+			s.conn.Close()
+			s.conn = nil
+		}
+	case <-time.After(30 * time.Second):
+		s.t.Fatal("netshim was not killed at its crash point")
+	}
+}
