@@ -30,7 +30,7 @@ func TestBandwidthAnnotations(t *testing.T) {
 	}
 	cfg := validConfig()
 	cfg.Annotations = map[string]string{egressBandwidthAnnotation: "fast"}
-	err = validateSandboxConfig(cfg)
+	err = validateSandboxConfig(cfg, testProtected)
 	if err == nil || !strings.Contains(err.Error(), egressBandwidthAnnotation) {
 		t.Fatalf("bad egress rate: %v, want an error naming the annotation", err)
 	}

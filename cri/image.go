@@ -38,7 +38,7 @@ func (s *Server) RemoveImage(context.Context, *runtimeapi.RemoveImageRequest) (*
 func (s *Server) ImageFsInfo(context.Context, *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
 	usage := &runtimeapi.FilesystemUsage{
 		Timestamp:  time.Now().UnixNano(),
-		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: s.imageFsDir},
+		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: s.dirs.ImageFs},
 		UsedBytes:  &runtimeapi.UInt64Value{},
 		InodesUsed: &runtimeapi.UInt64Value{},
 	}

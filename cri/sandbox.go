@@ -26,7 +26,7 @@ const undoTimeout = 30 * time.Second
 
 func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
 	cfg := req.GetConfig()
-	if err := validateSandboxConfig(cfg); err != nil {
+	if err := validateSandboxConfig(cfg, s.dirs.Protected); err != nil {
 		return nil, toStatus(err, "")
 	}
 	if h := req.GetRuntimeHandler(); h != "" && h != "runc" {

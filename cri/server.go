@@ -61,15 +61,22 @@ type Server struct {
 	network   Network
 	// ops serialises whole lifecycle operations (network plus sandbox
 	// steps) on one sandbox ID, so a stop and a remove never interleave.
-	ops keylock.Locks
-	// imageFsDir is reported by ImageFsInfo: netshim keeps no images, but
+	ops  keylock.Locks
+	dirs Dirs
+}
+
+// Dirs are netshim's own directories as the server needs them.
+type Dirs struct {
+	// ImageFs is reported by ImageFsInfo: netshim keeps no images, but
 	// kubelet asks on connect and needs a filesystem to watch.
-	imageFsDir string
+	ImageFs string
+	// Protected are netshim's state directories: no pod may log into them.
+	Protected []string
 }
 
 // NewServer returns a server over the given sandboxes and network.
-func NewServer(sandboxes Sandboxes, net Network, imageFsDir string) *Server {
-	return &Server{sandboxes: sandboxes, network: net, imageFsDir: imageFsDir}
+func NewServer(sandboxes Sandboxes, net Network, dirs Dirs) *Server {
+	return &Server{sandboxes: sandboxes, network: net, dirs: dirs}
 }
 
 // Recover restores sandboxes after a restart and fully undoes those whose

@@ -3,6 +3,7 @@ package cri
 import (
 	"fmt"
 	"net"
+	"path/filepath"
 	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -29,7 +30,8 @@ func invalid(format string, args ...any) error {
 // validateSandboxConfig checks every field the sandbox path uses. Names are
 // not held to DNS rules (critest uses upper case), but they become parts of
 // file names, so nothing that can steer a path is accepted.
-func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
+// protectedDirs are netshim's own directories, which no pod may write into.
+func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig, protectedDirs []string) error {
 	if cfg == nil {
 		return invalid("config is required")
 	}
@@ -79,9 +81,17 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig) error {
 	if _, err := bandwidthFromAnnotations(cfg.GetAnnotations()); err != nil {
 		return err
 	}
-	for k := range cfg.GetLinux().GetSysctls() {
-		if k == "" || strings.ContainsAny(k, " \t\r\n") || strings.Contains(k, "..") {
-			return invalid("config.linux.sysctls key %q is not a sysctl name", k)
+	if err := validateSysctls(cfg); err != nil {
+		return err
+	}
+	if d := cfg.GetLogDirectory(); d != "" {
+		if !filepath.IsAbs(d) || filepath.Clean(d) != d {
+			return invalid("config.log_directory %q must be an absolute, clean path", d)
+		}
+		for _, own := range protectedDirs {
+			if own = filepath.Clean(own); d == own || strings.HasPrefix(d, own+"/") {
+				return invalid("config.log_directory %q is inside netshim's own directory %s", d, own)
+			}
 		}
 	}
 	return nil

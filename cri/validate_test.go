@@ -20,8 +20,13 @@ func validConfig() *runtimeapi.PodSandboxConfig {
 	}
 }
 
+var testProtected = []string{"/var/lib/netshim", "/run/netshim"}
+
 func TestValidConfigPasses(t *testing.T) {
-	if err := validateSandboxConfig(validConfig()); err != nil {
+	cfg := validConfig()
+	cfg.LogDirectory = "/var/log/pods/ns_web_c0ffee"
+	cfg.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "1", "kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100", "net/ipv4/conf/eth0.100/forwarding": "1"}
+	if err := validateSandboxConfig(cfg, testProtected); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -48,12 +53,24 @@ func TestInvalidConfigsNameTheField(t *testing.T) {
 		{"config.port_mappings[0].host_ip", func(c *runtimeapi.PodSandboxConfig) { c.PortMappings[0].HostIp = "localhost" }},
 		{"config.dns_config.servers[0]", func(c *runtimeapi.PodSandboxConfig) { c.DnsConfig.Servers[0] = "dns.example" }},
 		{"config.dns_config", func(c *runtimeapi.PodSandboxConfig) { c.DnsConfig.Options = []string{"ndots:5 x"} }},
-		{"config.linux.sysctls", func(c *runtimeapi.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"../x": "1"} }},
+		{"config.linux.sysctls[../x]", func(c *runtimeapi.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"../x": "1"} }},
+		{"config.linux.sysctls[vm.swappiness]", func(c *runtimeapi.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"vm.swappiness": "1"} }},
+		{"config.linux.sysctls[kernel.panic]", func(c *runtimeapi.PodSandboxConfig) { c.Linux.Sysctls = map[string]string{"kernel.panic": "1"} }},
+		{"config.linux.sysctls[net.ipv4.ip_forward]", func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}
+		}},
+		{"config.linux.sysctls[kernel.shm_rmid_forced]", func(c *runtimeapi.PodSandboxConfig) {
+			c.Linux.Sysctls = map[string]string{"kernel.shm_rmid_forced": "1"}
+			c.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Ipc: runtimeapi.NamespaceMode_NODE}}
+		}},
+		{"config.log_directory", func(c *runtimeapi.PodSandboxConfig) { c.LogDirectory = "relative/logs" }},
+		{"config.log_directory", func(c *runtimeapi.PodSandboxConfig) { c.LogDirectory = "/var/log/../lib/x" }},
+		{"config.log_directory", func(c *runtimeapi.PodSandboxConfig) { c.LogDirectory = "/var/lib/netshim/sandboxes" }},
 	}
 	for _, tc := range cases {
 		cfg := validConfig()
 		tc.mutate(cfg)
-		err := validateSandboxConfig(cfg)
+		err := validateSandboxConfig(cfg, testProtected)
 		if err == nil {
 			t.Errorf("%s: invalid config accepted", tc.field)
 			continue
@@ -75,7 +92,7 @@ func FuzzValidateSandboxConfig(f *testing.F) {
 		cfg := validConfig()
 		cfg.Metadata = &runtimeapi.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: uid}
 		cfg.Hostname = hostname
-		if validateSandboxConfig(cfg) != nil {
+		if validateSandboxConfig(cfg, testProtected) != nil {
 			return
 		}
 		// Whatever passes must be safe as one path element.

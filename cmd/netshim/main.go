@@ -140,7 +140,10 @@ func run(o options) error {
 	plugins := network.NewPluginManager(plugin, reg)
 	defer plugins.Close()
 
-	server := cri.NewServer(sandboxes, plugins, o.rootDir)
+	server := cri.NewServer(sandboxes, plugins, cri.Dirs{
+		ImageFs:   o.rootDir,
+		Protected: []string{o.rootDir, o.stateDir, o.netnsDir, o.cniConfDir, o.cniCacheDir},
+	})
 	if err := server.Recover(context.Background()); err != nil {
 		return err
 	}
