@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -284,12 +285,44 @@ func (s *shim) sweep() {
 		_ = exec.Command(filepath.Join(binDir, "runc"), "--root", runcRoot, "delete", "--force", e.Name()).Run()
 		s.t.Errorf("cleanup: runtime container %s was left behind", e.Name())
 	}
+	s.sweepPauseByCgroup()
 	pins, _ := os.ReadDir(s.netnsDir)
 	for _, p := range pins {
 		path := filepath.Join(s.netnsDir, p.Name())
 		_ = unix.Unmount(path, unix.MNT_DETACH)
 		_ = os.Remove(path)
 		s.t.Errorf("cleanup: netns pin %s was left behind", p.Name())
+	}
+}
+
+// sweepPauseByCgroup kills, by PID, pause processes of this shim's sandboxes
+// that no runtime state names any more (a run aborted before recovery): a
+// sandbox's cgroup ends in its ID, and this shim's dirs know its IDs.
+func (s *shim) sweepPauseByCgroup() {
+	ids := map[string]bool{}
+	for _, d := range []string{filepath.Join(s.dir, "root", "sandboxes"), filepath.Join(s.dir, "run", "sandboxes")} {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			ids[strings.TrimSuffix(strings.TrimPrefix(e.Name(), "."), ".json")[:min(64, len(e.Name()))]] = true
+		}
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		comm, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "comm"))
+		cg, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cgroup"))
+		if strings.TrimSpace(string(comm)) != "pause" {
+			continue
+		}
+		for id := range ids {
+			if len(id) == 64 && strings.Contains(string(cg), id) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				s.t.Errorf("cleanup: pause pid %d of sandbox %s was left running", pid, id[:12])
+			}
+		}
 	}
 }
 
