@@ -303,7 +303,9 @@ func (s *shim) sweepPauseByCgroup() {
 	for _, d := range []string{filepath.Join(s.dir, "root", "sandboxes"), filepath.Join(s.dir, "run", "sandboxes")} {
 		entries, _ := os.ReadDir(d)
 		for _, e := range entries {
-			ids[strings.TrimSuffix(strings.TrimPrefix(e.Name(), "."), ".json")[:min(64, len(e.Name()))]] = true
+			if name := strings.TrimPrefix(e.Name(), "."); len(name) >= 64 {
+				ids[name[:64]] = true // ID, ID.json, .ID.json.tmp-N, ID.json.corrupt
+			}
 		}
 	}
 	procs, _ := os.ReadDir("/proc")
@@ -318,7 +320,7 @@ func (s *shim) sweepPauseByCgroup() {
 			continue
 		}
 		for id := range ids {
-			if len(id) == 64 && strings.Contains(string(cg), id) {
+			if strings.Contains(string(cg), id) {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 				s.t.Errorf("cleanup: pause pid %d of sandbox %s was left running", pid, id[:12])
 			}
