@@ -9,7 +9,11 @@ TOOLS   := github.com/opencontainers/runc \
 	github.com/containernetworking/plugins/plugins/meta/bandwidth
 GOFILES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all deps tools build run test unit e2e vet clean
+.PHONY: all deps tools build run test unit e2e vet fuzz fuzz-smoke clean
+
+# Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
+FUZZ_TARGETS := ./sandbox:FuzzDecodeCheckpoint ./network/cni:FuzzLoadFile ./cri:FuzzValidateSandboxConfig
+FUZZTIME     ?= 60s
 
 all: build
 
@@ -43,7 +47,17 @@ unit:
 e2e: tools build
 	$(GO) test -count=1 -v -timeout 20m ./test/e2e/...
 
-test: tools build vet unit e2e
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
+
+# A few seconds of each fuzz target, so they keep compiling and running.
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+
+test: tools build vet unit fuzz-smoke e2e
 
 clean:
 	rm -rf $(BIN)

@@ -98,3 +98,19 @@ func TestDecodeRejectsWrongVersionAndBadID(t *testing.T) {
 		t.Error("a checkpoint with a path-like ID was accepted")
 	}
 }
+
+// Whatever bytes a checkpoint file holds, decoding returns a record with a
+// valid ID or an error: it never panics and never accepts a path-like ID.
+func FuzzDecodeCheckpoint(f *testing.F) {
+	good, _ := encodeCheckpoint(testSandbox(idA))
+	f.Add(good)
+	f.Add([]byte(`{"version":1,"checksum":"00","sandbox":{}}`))
+	f.Add([]byte(`{"version":1`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sb, err := decodeCheckpoint(data)
+		if err == nil && !isSandboxID(sb.ID) {
+			t.Fatalf("accepted sandbox id %q", sb.ID)
+		}
+	})
+}

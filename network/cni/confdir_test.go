@@ -91,3 +91,29 @@ func TestLoadWithNothingValidNamesTheDir(t *testing.T) {
 		t.Fatalf("error %v, want one naming %s", err, conf)
 	}
 }
+
+// Whatever a conf file holds, loading either yields a network whose plugins
+// all have a type, or skips the file: it never panics.
+func FuzzLoadFile(f *testing.F) {
+	f.Add("x.conflist", list("seed"))
+	f.Add("x.conf", `{"cniVersion":"1.0.0","name":"single","type":"bridge"}`)
+	f.Add("x.json", `{"plugins":[{}]}`)
+	f.Add("x.conflist", `{"cniVersion":"1.0.0","name":"n","plugins":[{"type":""}]}`)
+	f.Fuzz(func(t *testing.T, name, content string) {
+		ext := filepath.Ext(name)
+		if ext != ".conf" && ext != ".conflist" && ext != ".json" {
+			ext = ".conflist"
+		}
+		path := filepath.Join(t.TempDir(), "f"+ext)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, err := loadFile(path)
+		if err != nil {
+			return
+		}
+		if len(l.Plugins) == 0 {
+			t.Fatal("loaded a network without plugins")
+		}
+	})
+}
