@@ -24,6 +24,10 @@ import (
 // fresh context: the request's own may be what was cancelled.
 const undoTimeout = 30 * time.Second
 
+// networkTimeout caps a network set-up or teardown (a hanging plugin) when
+// the client set no earlier deadline; it is kubelet's runtime request timeout.
+const networkTimeout = 2 * time.Minute
+
 func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
 	cfg := req.GetConfig()
 	if err := validateSandboxConfig(cfg, s.dirs.Protected); err != nil {
@@ -83,7 +87,9 @@ func (s *Server) startSandbox(ctx context.Context, sb *sandbox.Sandbox, cfg *run
 		defer wg.Done()
 		pauseErr = s.sandboxes.StartPause(ctx, sb.ID)
 	}()
-	st, netErr := s.network.SetUpPod(ctx, podNetwork(sb.ID, cfg))
+	netCtx, cancel := context.WithTimeout(ctx, networkTimeout)
+	defer cancel()
+	st, netErr := s.network.SetUpPod(netCtx, podNetwork(sb.ID, cfg))
 	wg.Wait()
 	if netErr != nil {
 		netErr = fmt.Errorf("set up network (plugin %s): %w", s.network.PluginName(), netErr)
@@ -148,6 +154,8 @@ func (s *Server) tearDownNetwork(ctx context.Context, sb *sandbox.Sandbox) error
 	if err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, networkTimeout)
+	defer cancel()
 	if err := s.network.TearDownPod(ctx, podNetwork(sb.ID, cfg)); err != nil {
 		return fmt.Errorf("tear down network (plugin %s): %w", s.network.PluginName(), err)
 	}

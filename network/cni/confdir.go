@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -30,17 +31,22 @@ func LoadDefaultNetwork(confDir string, binDirs []string) (*Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read CNI conf dir %s: %w", confDir, err)
 	}
+	var skipped []string
 	for _, file := range files {
 		list, err := loadFile(file)
+		if err == nil {
+			err = checkBinaries(list, binDirs)
+		}
 		if err != nil {
 			klog.InfoS("Skipping CNI config file", "file", file, "reason", err)
-			continue
-		}
-		if err := checkBinaries(list, binDirs); err != nil {
-			klog.InfoS("Skipping CNI config file", "file", file, "reason", err)
+			skipped = append(skipped, fmt.Sprintf("%s: %v", filepath.Base(file), err))
 			continue
 		}
 		return &Network{File: file, List: list}, nil
+	}
+	if len(skipped) > 0 {
+		// The reasons make NetworkReady's message actionable.
+		return nil, fmt.Errorf("no valid CNI network config found in %s (skipped %s)", confDir, strings.Join(skipped, "; "))
 	}
 	return nil, fmt.Errorf("no valid CNI network config found in %s", confDir)
 }

@@ -117,3 +117,12 @@ func FuzzLoadFile(f *testing.F) {
 		}
 	})
 }
+
+func TestSkipReasonsAreReported(t *testing.T) {
+	conf := t.TempDir()
+	writeConf(t, conf, "10-nobin.conflist", `{"cniVersion":"1.0.0","name":"nobin","plugins":[{"type":"no-such-plugin"}]}`)
+	_, err := LoadDefaultNetwork(conf, []string{t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "10-nobin.conflist") || !strings.Contains(err.Error(), "no-such-plugin") {
+		t.Fatalf("error %v, want it to name the skipped file and the missing plugin", err)
+	}
+}
