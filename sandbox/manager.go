@@ -53,6 +53,12 @@ func NewManager(cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("create state dir: %w", err)
 		}
 	}
+	// Pod configs and runtime state are root's alone, also in dirs that existed before.
+	for _, d := range []string{cfg.StateDir, cfg.RunDir} {
+		if err := os.Chmod(d, 0o700); err != nil {
+			return nil, fmt.Errorf("restrict state dir: %w", err)
+		}
+	}
 	if err := os.MkdirAll(cfg.NetNSDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create netns dir: %w", err)
 	}

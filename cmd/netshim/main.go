@@ -12,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -46,6 +48,7 @@ type options struct {
 	ociRuntime        string
 	pauseBinary       string
 	metricsAddress    string
+	socketGroup       string
 }
 
 func main() {
@@ -75,6 +78,7 @@ func parseFlags() options {
 	flag.IntVar(&o.mtu, "network-plugin-mtu", 0, "MTU for pod interfaces (kubenet); 0 picks the default")
 	flag.StringVar(&o.ociRuntime, "oci-runtime", "", "path of the OCI runtime binary (runc); default: runc beside netshim, else on PATH")
 	flag.StringVar(&o.pauseBinary, "pause-binary", "", "path of the static pause program; default: pause beside netshim")
+	flag.StringVar(&o.socketGroup, "socket-group", "", "group (name or GID) given access to the CRI socket, which is mode 0660; default: root's")
 	flag.StringVar(&o.metricsAddress, "metrics-address", "", "host:port to serve Prometheus metrics on (e.g. 127.0.0.1:9753); empty turns them off")
 	flag.Parse()
 	return o
@@ -153,7 +157,7 @@ func run(o options) error {
 	runtimeapi.RegisterRuntimeServiceServer(grpcServer, server)
 	runtimeapi.RegisterImageServiceServer(grpcServer, server)
 
-	lis, sockPath, err := listen(o.endpoint)
+	lis, sockPath, err := listen(o.endpoint, o.socketGroup)
 	if err != nil {
 		return err
 	}
@@ -207,19 +211,34 @@ func newPlugin(o options) (network.NetworkPlugin, error) {
 	return nil, fmt.Errorf("unknown --network-plugin %q: want cni, kubenet or none", o.networkPlugin)
 }
 
-// listen opens the unix socket of endpoint, replacing a stale socket file
-// left by an earlier run but refusing to remove anything that is not a socket.
-func listen(endpoint string) (net.Listener, string, error) {
+// listen opens the unix socket of endpoint (mode 0660, group socketGroup).
+// It replaces a stale socket of an earlier run, but refuses a path that is a
+// symlink, is not a socket, or belongs to another user: removing or chmodding
+// such a thing could be turned against the node.
+func listen(endpoint, socketGroup string) (net.Listener, string, error) {
 	path, ok := strings.CutPrefix(endpoint, "unix://")
 	if !ok || path == "" {
 		return nil, "", fmt.Errorf("--container-runtime-endpoint %q: want unix:///path/to.sock", endpoint)
+	}
+	gid := -1
+	if socketGroup != "" {
+		g, err := lookupGroup(socketGroup)
+		if err != nil {
+			return nil, "", fmt.Errorf("--socket-group %q: %w", socketGroup, err)
+		}
+		gid = g
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, "", fmt.Errorf("create socket dir: %w", err)
 	}
 	if st, err := os.Lstat(path); err == nil {
-		if st.Mode()&os.ModeSocket == 0 {
+		switch {
+		case st.Mode()&os.ModeSymlink != 0:
+			return nil, "", fmt.Errorf("socket path %s is a symlink; refusing to use it", path)
+		case st.Mode()&os.ModeSocket == 0:
 			return nil, "", fmt.Errorf("socket path %s exists and is not a socket", path)
+		case st.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()):
+			return nil, "", fmt.Errorf("socket path %s belongs to uid %d, not to netshim's user", path, st.Sys().(*syscall.Stat_t).Uid)
 		}
 		if err := os.Remove(path); err != nil {
 			return nil, "", fmt.Errorf("remove stale socket %s: %w", path, err)
@@ -233,7 +252,25 @@ func listen(endpoint string) (net.Listener, string, error) {
 	}
 	if err := os.Chmod(path, 0o660); err != nil {
 		lis.Close()
-		return nil, "", fmt.Errorf("chmod socket: %w", err)
+		return nil, "", fmt.Errorf("set socket mode: %w", err)
+	}
+	if gid >= 0 {
+		if err := os.Chown(path, -1, gid); err != nil {
+			lis.Close()
+			return nil, "", fmt.Errorf("set socket group: %w", err)
+		}
 	}
 	return lis, path, nil
+}
+
+// lookupGroup accepts a group name or a numeric GID.
+func lookupGroup(g string) (int, error) {
+	if gid, err := strconv.Atoi(g); err == nil {
+		return gid, nil
+	}
+	grp, err := user.LookupGroup(g)
+	if err != nil {
+		return -1, err
+	}
+	return strconv.Atoi(grp.Gid)
 }

@@ -86,10 +86,10 @@ func newTestNet(t *testing.T) testNet {
 // shim is one running netshim with its own dirs, and a CRI client to it.
 type shim struct {
 	t        *testing.T
-	noConf   bool   // start with an empty CNI conf dir
-	extra    string // a plugin appended to the test conflist at start
-	cniVer   string // cniVersion of the test conflist
-	v6Subnet string // a ULA /64 listed before the IPv4 range, when set
+	noConf   bool     // start with an empty CNI conf dir
+	extra    string   // a plugin appended to the test conflist at start
+	cniVer   string   // cniVersion of the test conflist
+	v6Subnet string   // a ULA /64 listed before the IPv4 range, when set
 	env      []string // extra environment for the next start
 	dir      string
 	net      testNet
