@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -53,7 +54,9 @@ func TestKillAtEveryStepLeavesNothingBehind(t *testing.T) {
 					t.Errorf("READY sandbox %s (%s) has no working network after the restart: %v", p.Id[:12], st.Network.Ip, err)
 				}
 			}
-			t.Logf("killed at %s: %d sandboxes listed after the restart, %d READY", point, len(resp.Items), ready)
+			undone := strings.Count(s.log(), "Undoing sandbox whose set-up was interrupted")
+			t.Logf("killed at %s: %d set-ups caught mid-flight and undone; %d sandboxes listed after the restart, %d READY",
+				point, undone, len(resp.Items), ready)
 			for _, p := range resp.Items {
 				s.stopPod(p.Id)
 				s.removePod(p.Id)
