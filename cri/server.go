@@ -38,6 +38,7 @@ type Sandboxes interface {
 	Get(id string) (*sandbox.Sandbox, error)
 	List() []*sandbox.Sandbox
 	RefreshState(id string)
+	RuntimeStatus() error
 	Recover() ([]*sandbox.Sandbox, error)
 }
 
@@ -122,8 +123,14 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 		netReady.Reason = "NetworkPluginNotReady"
 		netReady.Message = fmt.Sprintf("Network plugin returns error: %v", err)
 	}
+	runtimeReady := &runtimeapi.RuntimeCondition{Type: runtimeapi.RuntimeReady, Status: true}
+	if err := s.sandboxes.RuntimeStatus(); err != nil {
+		runtimeReady.Status = false
+		runtimeReady.Reason = "OCIRuntimeNotAvailable"
+		runtimeReady.Message = err.Error()
+	}
 	resp := &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
-		{Type: runtimeapi.RuntimeReady, Status: true},
+		runtimeReady,
 		netReady,
 	}}}
 	if req.GetVerbose() {

@@ -77,6 +77,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	}, nil
 }
 
+// RuntimeStatus is nil when sandboxes can be started: the OCI runtime is there.
+func (m *Manager) RuntimeStatus() error { return m.cfg.Runtime.Available() }
+
 // Close stops background work; pause processes keep running.
 func (m *Manager) Close() { m.reaper.stop() }
 

@@ -24,6 +24,8 @@ type Runtime interface {
 	Delete(ctx context.Context, id string, force bool) error
 	// List returns the IDs of the containers the runtime holds.
 	List(ctx context.Context) ([]string, error)
+	// Available is nil when the runtime can be run at all.
+	Available() error
 	// State reports the runtime's status of the container ("running", "stopped", …), or "" if unknown to it.
 	State(ctx context.Context, id string) (string, error)
 }
@@ -73,6 +75,14 @@ func (r *OCIRuntime) Delete(ctx context.Context, id string, force bool) error {
 			return nil
 		}
 		return fmt.Errorf("%s delete %s: %w: %s", filepath.Base(r.Binary), id, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Available checks that the runtime binary is still there and executable.
+func (r *OCIRuntime) Available() error {
+	if _, err := exec.LookPath(r.Binary); err != nil {
+		return fmt.Errorf("OCI runtime %s is not available: %w", r.Binary, err)
 	}
 	return nil
 }

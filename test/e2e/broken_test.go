@@ -67,3 +67,29 @@ func TestMissingRuntimeRefusesToStart(t *testing.T) {
 		t.Fatalf("netshim with a missing runtime: err %v, output %q; want a failure naming it", err, out)
 	}
 }
+
+// An OCI runtime that disappears while netshim runs makes RuntimeReady false
+// with a reason naming it.
+func TestRuntimeGoneMakesRuntimeNotReady(t *testing.T) {
+	runc := filepath.Join(t.TempDir(), "runc")
+	data, err := os.ReadFile(filepath.Join(binDir, "runc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(runc, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := startShim(t, withArgs("--oci-runtime", runc))
+	if err := os.Remove(runc); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.rt.Status(s.ctx(), &runtimeapi.StatusRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range resp.Status.Conditions {
+		if c.Type == runtimeapi.RuntimeReady && (c.Status || c.Reason != "OCIRuntimeNotAvailable" || !strings.Contains(c.Message, runc)) {
+			t.Fatalf("RuntimeReady = %+v, want false naming %s", c, runc)
+		}
+	}
+}
