@@ -70,6 +70,7 @@ func addNodeAddress(t *testing.T) net.IP {
 	}
 	ip := net.IPv4(198, 18+b[0]%2, b[1], 250).To4()
 	name := "nsthp" + hex.EncodeToString(b)
+	madeLinks.Store(name, true)
 	dummy := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}
 	if err := netlink.LinkAdd(dummy); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,7 +40,25 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "e2e: skipped: %s\n", reason)
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	sweepTestLinks()
+	os.Exit(code)
+}
+
+// madeLinks are the names of every link the suite made (bridges, node
+// addresses): each test removes its own, and sweepTestLinks removes and
+// reports any that came back, e.g. recreated by a CNI plugin that a killed
+// netshim left running.
+var madeLinks sync.Map
+
+func sweepTestLinks() {
+	madeLinks.Range(func(name, _ any) bool {
+		if l, err := netlink.LinkByName(name.(string)); err == nil {
+			fmt.Fprintf(os.Stderr, "e2e: link %s outlived its test; removed it\n", name)
+			_ = netlink.LinkDel(l)
+		}
+		return true
+	})
 }
 
 func cannotRun() string {
@@ -75,6 +94,8 @@ func newTestNet(t *testing.T) testNet {
 	subnet := &net.IPNet{IP: net.IPv4(198, byte(18+idx/256), byte(idx%256), 0).To4(), Mask: net.CIDRMask(24, 32)}
 	gw := net.IPv4(subnet.IP[0], subnet.IP[1], subnet.IP[2], 1).To4()
 	tn := testNet{Bridge: "nste2e" + hex.EncodeToString(b), Subnet: subnet, Gateway: gw}
+	madeLinks.Store(tn.Bridge, true)
+	madeLinks.Store(tn.Bridge+"b", true) // the second bridge of the config-change test
 	t.Cleanup(func() {
 		if l, err := netlink.LinkByName(tn.Bridge); err == nil {
 			_ = netlink.LinkDel(l)
