@@ -107,12 +107,7 @@ func TestNoopPluginGivesLoopbackOnly(t *testing.T) {
 
 // The metrics endpoint reports the operations a client ran.
 func TestMetricsReportOperations(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
+	addr := freeLoopbackAddr(t)
 	s := startShim(t, withArgs("--metrics-address", addr))
 	id := s.runPod(podConfig("measured"))
 	s.stopPod(id)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,12 +13,7 @@ import (
 // file descriptors or goroutines, and nothing behind on the node.
 func TestManyCyclesLeakNothing(t *testing.T) {
 	const cycles = 200
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
+	addr := freeLoopbackAddr(t)
 	s := startShim(t, withArgs("--metrics-address", addr))
 	pausesBefore := countPause(t)
 

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"net"
 	"strconv"
+	"testing"
 	"time"
 )
 
@@ -16,3 +18,15 @@ const (
 )
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// freeLoopbackAddr is a 127.0.0.1 port free at the time of the call, for
+// netshim's --metrics-address.
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lis.Close()
+	return lis.Addr().String()
+}
