@@ -29,6 +29,7 @@ const undoTimeout = 30 * time.Second
 const networkTimeout = 2 * time.Minute
 
 func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
+	start := time.Now()
 	cfg := req.GetConfig()
 	if err := validateSandboxConfig(cfg, s.dirs.Protected); err != nil {
 		return nil, toStatus(err, "")
@@ -52,7 +53,6 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	unlock := s.ops.Lock(sb.ID)
 	defer unlock()
-	start := time.Now()
 
 	ips, err := s.startSandbox(ctx, sb, cfg)
 	if err == nil {
@@ -63,7 +63,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		defer cancel()
 		if uerr := s.removeSandbox(undoCtx, sb.ID); uerr != nil {
 			klog.ErrorS(uerr, "Failed to undo a sandbox whose start failed", "sandbox", sb.ID)
-			err = fmt.Errorf("%w; its network DEL failed too, so sandbox %s is kept NOTREADY until a remove succeeds: %v", err, sb.ID, uerr)
+			err = fmt.Errorf("%w; undoing it failed too, so sandbox %s is kept NOTREADY until a remove succeeds: %v", err, sb.ID, uerr)
 		}
 		return nil, toStatus(err, "run pod sandbox %s", podRef(cfg))
 	}
@@ -339,7 +339,6 @@ func specFromConfig(cfg *runtimeapi.PodSandboxConfig) (sandbox.Spec, error) {
 		Labels:       cfg.GetLabels(),
 		Annotations:  cfg.GetAnnotations(),
 		Hostname:     cfg.GetHostname(),
-		LogDirectory: cfg.GetLogDirectory(),
 		Sysctls:      cfg.GetLinux().GetSysctls(),
 		CgroupParent: cfg.GetLinux().GetCgroupParent(),
 		HostNetwork:  nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE,

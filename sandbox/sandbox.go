@@ -38,7 +38,6 @@ type Spec struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 
 	Hostname     string            `json:"hostname,omitempty"`
-	LogDirectory string            `json:"logDirectory,omitempty"`
 	DNS          *DNS              `json:"dns,omitempty"`
 	Sysctls      map[string]string `json:"sysctls,omitempty"`
 	CgroupParent string            `json:"cgroupParent,omitempty"`
