@@ -9,7 +9,7 @@ TOOLS   := github.com/opencontainers/runc \
 	github.com/containernetworking/plugins/plugins/meta/bandwidth
 GOFILES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all deps tools build run test unit e2e vet fuzz fuzz-smoke clean
+.PHONY: all deps tools build run test unit e2e vet fuzz fuzz-smoke bench clean
 
 # Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./sandbox:FuzzDecodeCheckpoint ./network/cni:FuzzLoadFile ./cri:FuzzValidateSandboxConfig
@@ -24,10 +24,13 @@ deps:
 tools: deps
 	$(GO) build -o $(BIN)/ $(TOOLS)
 
-build: $(BIN)/netshim $(BIN)/pause
+build: $(BIN)/netshim $(BIN)/pause $(BIN)/cribench
 
 $(BIN)/netshim: $(GOFILES)
 	$(GO) build -o $@ ./cmd/netshim
+
+$(BIN)/cribench: $(GOFILES)
+	$(GO) build -o $@ ./cmd/cribench
 
 # Static, so the shared sandbox rootfs needs nothing but this one file.
 $(BIN)/pause: sandbox/pause/pause.c
@@ -58,6 +61,10 @@ fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 test: tools build vet unit fuzz-smoke e2e
+
+# netshim alone, through the CRI load generator; BENCH_ARGS go to cribench.
+bench: tools build
+	hack/bench.sh $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BIN)

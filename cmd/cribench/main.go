@@ -1,0 +1,80 @@
+// Command cribench measures a CRI runtime's pod sandbox path: sequential
+// run/stop/remove, concurrent rounds, list and status latency with many pods
+// alive, the memory the runtime keeps per pod, and what it leaves behind.
+// It speaks CRI to any endpoint, so it measures netshim and containerd alike.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/netshim/netshim/test/bench"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func main() {
+	endpoint := flag.String("endpoint", "unix:///run/netshim/netshim.sock", "CRI endpoint")
+	o := bench.Options{}
+	flag.IntVar(&o.Sequential, "n", 50, "sequential run/stop/remove cycles")
+	flag.IntVar(&o.Warmup, "warmup", 5, "cycles run first and not counted")
+	conc := flag.String("concurrency", "10,50,100", "comma-separated sizes of the concurrent rounds; empty for none")
+	flag.IntVar(&o.Scale, "scale", 200, "pods kept alive for the list/status/memory phase; 0 skips it")
+	flag.IntVar(&o.RuntimePID, "runtime-pid", 0, "PID of the runtime, for its memory")
+	perPod := flag.String("per-pod-processes", "pause", "comma-separated command names of the processes the runtime keeps per pod")
+	flag.StringVar(&o.Namespace, "namespace", "netshim-bench", "namespace of the benchmark's pods")
+	ipamDir := flag.String("ipam-dir", "", "host-local data dir, to count IP reservations before and after")
+	timeout := flag.Duration("timeout", 30*time.Minute, "bound on the whole run")
+	flag.Parse()
+	for _, f := range strings.Split(*conc, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 {
+				fail("--concurrency %q: want positive numbers", *conc)
+			}
+			o.Concurrency = append(o.Concurrency, n)
+		}
+	}
+	o.PerPodProcesses = strings.Split(*perPod, ",")
+
+	conn, err := grpc.NewClient(*endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		fail("connect to %s: %v", *endpoint, err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	// One pod first: the network's bridge is made on first use and stays,
+	// as on any node; it is not a leftover of the benchmark.
+	if _, err := bench.Run(ctx, rt, bench.Options{Sequential: 1, Namespace: o.Namespace}); err != nil {
+		fail("first pod: %v", err)
+	}
+	before := bench.TakeSnapshot(o.PerPodProcesses, *ipamDir)
+	report, err := bench.Run(ctx, rt, o)
+	if err != nil {
+		fail("benchmark: %v", err)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	report.Print(w)
+	w.Flush()
+	// Give the runtime a moment to reap what it stopped before counting.
+	time.Sleep(time.Second)
+	if g := bench.Growth(before, bench.TakeSnapshot(o.PerPodProcesses, *ipamDir)); g != "" {
+		fail("leftovers after the run: %s", g)
+	}
+	fmt.Println("leftovers: none")
+}
+
+func fail(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "cribench: "+format+"\n", args...)
+	os.Exit(1)
+}

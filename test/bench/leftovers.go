@@ -1,0 +1,69 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"strings"
+)
+
+// Snapshot counts what a pod sandbox leaves on a node if it leaks.
+type Snapshot struct {
+	Links          int // network interfaces in the node's netns
+	NetNSMounts    int // nsfs mounts (netns pins)
+	PodProcesses   int // processes named as Options.PerPodProcesses
+	IPReservations int // host-local lease files in the IPAM dir, if given
+}
+
+// TakeSnapshot counts the node's state; ipamDir may be "".
+func TakeSnapshot(perPod []string, ipamDir string) Snapshot {
+	var s Snapshot
+	if e, err := os.ReadDir("/sys/class/net"); err == nil {
+		s.Links = len(e)
+	}
+	if data, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.Contains(line, " - nsfs ") {
+				s.NetNSMounts++
+			}
+		}
+	}
+	want := map[string]bool{}
+	for _, n := range perPod {
+		want[n] = true
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		if comm, err := os.ReadFile("/proc/" + p.Name() + "/comm"); err == nil && want[strings.TrimSpace(string(comm))] {
+			if stat, err := os.ReadFile("/proc/" + p.Name() + "/stat"); err == nil && !strings.Contains(string(stat), ") Z ") {
+				s.PodProcesses++
+			}
+		}
+	}
+	if ipamDir != "" {
+		nets, _ := os.ReadDir(ipamDir)
+		for _, n := range nets {
+			leases, _ := os.ReadDir(ipamDir + "/" + n.Name())
+			for _, l := range leases {
+				if strings.Count(l.Name(), ".") == 3 || strings.Contains(l.Name(), ":") {
+					s.IPReservations++
+				}
+			}
+		}
+	}
+	return s
+}
+
+// Growth describes what after holds more of than before, or "" for nothing.
+func Growth(before, after Snapshot) string {
+	var out []string
+	for _, c := range []struct {
+		what string
+		b, a int
+	}{{"links", before.Links, after.Links}, {"netns mounts", before.NetNSMounts, after.NetNSMounts},
+		{"per-pod processes", before.PodProcesses, after.PodProcesses}, {"IP reservations", before.IPReservations, after.IPReservations}} {
+		if c.a > c.b {
+			out = append(out, fmt.Sprintf("%s %d → %d", c.what, c.b, c.a))
+		}
+	}
+	return strings.Join(out, ", ")
+}
