@@ -9,7 +9,7 @@ TOOLS   := github.com/opencontainers/runc \
 	github.com/containernetworking/plugins/plugins/meta/bandwidth
 GOFILES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all deps tools build run test unit e2e vet fuzz fuzz-smoke bench clean
+.PHONY: all deps tools build run test unit e2e vet fuzz fuzz-smoke bench bench-compare clean
 
 # Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./sandbox:FuzzDecodeCheckpoint ./network/cni:FuzzLoadFile ./cri:FuzzValidateSandboxConfig
@@ -65,6 +65,10 @@ test: tools build vet unit fuzz-smoke e2e
 # netshim alone, through the CRI load generator; BENCH_ARGS go to cribench.
 bench: tools build
 	hack/bench.sh $(BENCH_ARGS)
+
+# netshim and Debian's containerd 1.6 (installed if missing), alternated in one run.
+bench-compare: tools build
+	hack/bench.sh --compare $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BIN)

@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# Benchmarks netshim alone with cribench: starts it on temp dirs with its own
-# bridge (nsbench0) and subnet (198.19.250.0/24, inside 198.18.0.0/15), runs
-# the phases, and removes everything it made, also when it fails.
-# Extra arguments go to cribench (e.g. -n 10 -scale 50).
+# Benchmarks netshim with cribench. It starts netshim on temp dirs with its
+# own bridge (nsbench0) and subnet (198.19.250.0/24, inside 198.18.0.0/15),
+# runs the phases, and removes everything it made, also when it fails.
+#
+#   hack/bench.sh [cribench args]             netshim alone
+#   hack/bench.sh --compare [cribench args]   netshim and the containerd anchor
+#                                             (hack/anchor-containerd.sh), runs
+#                                             ordered netshim, anchor, anchor,
+#                                             netshim, then each figure for
+#                                             both and the ratio
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+compare=false
+if [ "${1:-}" = --compare ]; then compare=true; shift; fi
 work=$(mktemp -d /tmp/netshim-bench.XXXXXX)
 bridge=nsbench0
 pid=""
@@ -15,6 +23,7 @@ cleanup() {
 		kill "$pid"; wait "$pid" 2>/dev/null || true
 	fi
 	ip link del "$bridge" 2>/dev/null || true
+	if $compare; then hack/anchor-containerd.sh stop; fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
@@ -35,5 +44,29 @@ pid=$!
 for _ in $(seq 100); do [ -S "$work/netshim.sock" ] && break; sleep 0.05; done
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
-"$root/bin/cribench" --endpoint "unix://$work/netshim.sock" --runtime-pid "$pid" \
-	--per-pod-processes pause --ipam-dir "$work/ipam" "$@"
+
+run_netshim() {
+	echo "== netshim"
+	"$root/bin/cribench" --endpoint "unix://$work/netshim.sock" --runtime-pid "$pid" \
+		--per-pod-processes pause --ipam-dir "$work/ipam" "$@"
+}
+
+if ! $compare; then
+	run_netshim "$@"
+	exit 0
+fi
+
+anchor_sock=$(hack/anchor-containerd.sh start | tail -1)
+anchor_pid=$(cat /run/netshim-anchor/containerd.pid)
+run_anchor() {
+	echo "== containerd $(containerd --version | awk '{print $3}') (anchor)"
+	# A runc shim per pod: the anchor's per-pod memory counts shims and pause.
+	"$root/bin/cribench" --endpoint "$anchor_sock" --runtime-pid "$anchor_pid" \
+		--per-pod-processes pause,containerd-shim --ipam-dir /var/lib/netshim-anchor/ipam "$@"
+}
+run_netshim --json "$work/n1.json" "$@"
+run_anchor --json "$work/a1.json" "$@"
+run_anchor --json "$work/a2.json" "$@"
+run_netshim --json "$work/n2.json" "$@"
+echo "== side by side (each the mean of two runs)"
+"$root/bin/cribench" --compare-netshim "$work/n1.json,$work/n2.json" --compare-anchor "$work/a1.json,$work/a2.json"

@@ -32,7 +32,14 @@ func main() {
 	flag.StringVar(&o.Namespace, "namespace", "netshim-bench", "namespace of the benchmark's pods")
 	ipamDir := flag.String("ipam-dir", "", "host-local data dir, to count IP reservations before and after")
 	timeout := flag.Duration("timeout", 30*time.Minute, "bound on the whole run")
+	jsonOut := flag.String("json", "", "also write the report as JSON to this file")
+	compareNetshim := flag.String("compare-netshim", "", "compare mode: comma-separated JSON reports of netshim")
+	compareAnchor := flag.String("compare-anchor", "", "compare mode: comma-separated JSON reports of the anchor")
 	flag.Parse()
+	if *compareNetshim != "" || *compareAnchor != "" {
+		compare(*compareNetshim, *compareAnchor)
+		return
+	}
 	for _, f := range strings.Split(*conc, ",") {
 		if f = strings.TrimSpace(f); f != "" {
 			n, err := strconv.Atoi(f)
@@ -66,12 +73,34 @@ func main() {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	report.Print(w)
 	w.Flush()
+	if *jsonOut != "" {
+		if err := report.Save(*jsonOut); err != nil {
+			fail("write %s: %v", *jsonOut, err)
+		}
+	}
 	// Give the runtime a moment to reap what it stopped before counting.
 	time.Sleep(time.Second)
 	if g := bench.Growth(before, bench.TakeSnapshot(o.PerPodProcesses, *ipamDir)); g != "" {
 		fail("leftovers after the run: %s", g)
 	}
 	fmt.Println("leftovers: none")
+}
+
+func compare(netshimFiles, anchorFiles string) {
+	load := func(files string) []*bench.Report {
+		var rs []*bench.Report
+		for _, f := range strings.Split(files, ",") {
+			r, err := bench.Load(f)
+			if err != nil {
+				fail("%v", err)
+			}
+			rs = append(rs, r)
+		}
+		return rs
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	bench.Compare(w, load(netshimFiles), load(anchorFiles))
+	w.Flush()
 }
 
 func fail(format string, args ...any) {
