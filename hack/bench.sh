@@ -53,6 +53,8 @@ run_netshim() {
 
 if ! $compare; then
 	run_netshim "$@"
+	echo "== the floor: each raw step alone"
+	"$root/bin/cribench" --floor -n 20 --runc "$root/bin/runc" --pause-binary "$root/bin/pause" --cni-bin-dir "$root/bin"
 	exit 0
 fi
 

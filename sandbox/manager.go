@@ -192,7 +192,7 @@ func (m *Manager) Create(spec Spec) (*Sandbox, error) {
 	m.mu.Unlock()
 	if sb.NetNSPath != "" {
 		crashpoint.Hit(crashpoint.BeforeNetNSPin)
-		if err := createPinnedNetNS(sb.NetNSPath); err != nil {
+		if err := CreatePinnedNetNS(sb.NetNSPath); err != nil {
 			m.forget(sb)
 			return nil, fmt.Errorf("create netns of sandbox %s: %w", id, err)
 		}
@@ -293,7 +293,7 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 			return fmt.Errorf("delete pause container of sandbox %s: %w", id, err)
 		}
 	}
-	if err := unpinNetNS(sb.NetNSPath); err != nil {
+	if err := UnpinNetNS(sb.NetNSPath); err != nil {
 		return err
 	}
 	m.mu.Lock()
@@ -452,7 +452,7 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 			continue
 		}
 		klog.InfoS("Removing orphan netns pin", "path", path)
-		if err := unpinNetNS(path); err != nil {
+		if err := UnpinNetNS(path); err != nil {
 			klog.ErrorS(err, "Failed to remove orphan netns pin", "path", path)
 		}
 	}

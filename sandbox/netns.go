@@ -9,9 +9,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// createPinnedNetNS makes a new network namespace and bind-mounts it at path,
+// CreatePinnedNetNS makes a new network namespace and bind-mounts it at path,
 // the way `ip netns add` does, so it outlives every process in it.
-func createPinnedNetNS(path string) error {
+func CreatePinnedNetNS(path string) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
 		return fmt.Errorf("create netns pin %s: %w", path, err)
@@ -42,8 +42,8 @@ func createPinnedNetNS(path string) error {
 	return nil
 }
 
-// unpinNetNS unmounts and removes a pin; a pin already gone is no error.
-func unpinNetNS(path string) error {
+// UnpinNetNS unmounts and removes a pin; a pin already gone is no error.
+func UnpinNetNS(path string) error {
 	if path == "" {
 		return nil
 	}

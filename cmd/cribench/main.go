@@ -35,7 +35,22 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the report as JSON to this file")
 	compareNetshim := flag.String("compare-netshim", "", "compare mode: comma-separated JSON reports of netshim")
 	compareAnchor := flag.String("compare-anchor", "", "compare mode: comma-separated JSON reports of the anchor")
+	floor := flag.Bool("floor", false, "time the raw steps alone instead (netns, veth, runc run, plugin execs)")
+	runc := flag.String("runc", "bin/runc", "floor: the runc binary")
+	pause := flag.String("pause-binary", "bin/pause", "floor: the static pause program")
+	cniBin := flag.String("cni-bin-dir", "bin", "floor: the CNI plugin dir")
 	flag.Parse()
+	if *floor {
+		steps, err := bench.Floor(context.Background(), bench.FloorOptions{N: max(o.Sequential, 1), Runc: *runc, PauseBinary: *pause,
+			CNIBinDir: *cniBin, Plugins: []string{"loopback", "bridge", "host-local", "portmap"}})
+		if err != nil {
+			fail("floor: %v", err)
+		}
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		bench.PrintFloor(w, steps)
+		w.Flush()
+		return
+	}
 	if *compareNetshim != "" || *compareAnchor != "" {
 		compare(*compareNetshim, *compareAnchor)
 		return

@@ -308,12 +308,26 @@ func (s *shim) sweep() {
 		s.t.Errorf("cleanup: runtime container %s was left behind", e.Name())
 	}
 	s.sweepPauseByCgroup()
+	defer s.sweepMounts()
 	pins, _ := os.ReadDir(s.netnsDir)
 	for _, p := range pins {
 		path := filepath.Join(s.netnsDir, p.Name())
 		_ = unix.Unmount(path, unix.MNT_DETACH)
 		_ = os.Remove(path)
 		s.t.Errorf("cleanup: netns pin %s was left behind", p.Name())
+	}
+}
+
+// sweepMounts unmounts, and reports, anything still mounted under the
+// test's dir, so no netns pin outlives its test even if its dir was unreadable.
+func (s *shim) sweepMounts() {
+	data, _ := os.ReadFile("/proc/mounts")
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && strings.HasPrefix(f[1], s.dir+"/") {
+			_ = unix.Unmount(f[1], unix.MNT_DETACH)
+			s.t.Errorf("cleanup: %s was still mounted", f[1])
+		}
 	}
 }
 
