@@ -22,25 +22,32 @@ const okLoopback = `#!/bin/sh
 exit 0
 `
 
-func brokenPlugin(t *testing.T, script string) *Plugin {
+// newFakePlugin is a cni plugin over fake plugin binaries (name → script)
+// and one network config, initialised with host.
+func newFakePlugin(t *testing.T, scripts map[string]string, conflist string, host network.Host) *Plugin {
 	t.Helper()
 	bin := t.TempDir()
-	for name, body := range map[string]string{"broken": script, "loopback": okLoopback} {
+	for name, body := range scripts {
 		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
 	conf := t.TempDir()
-	writeConf(t, conf, "10-broken.conflist", `{"cniVersion":"1.0.0","name":"broken","plugins":[{"type":"broken"}]}`)
+	writeConf(t, conf, "10-fake.conflist", conflist)
 	p, err := New(Config{ConfDir: conf, BinDirs: []string{bin}, CacheDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Init(nsHost{}, network.HairpinNone, "", 0); err != nil {
+	if err := p.Init(host, network.HairpinNone, "", 0); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Close() })
 	return p
+}
+
+func brokenPlugin(t *testing.T, script string) *Plugin {
+	return newFakePlugin(t, map[string]string{"broken": script, "loopback": okLoopback},
+		`{"cniVersion":"1.0.0","name":"broken","plugins":[{"type":"broken"}]}`, nsHost{})
 }
 
 var brokenPod = network.Pod{Namespace: "ns", Name: "p", UID: "u", SandboxID: strings.Repeat("a", 64)}

@@ -1,8 +1,6 @@
 package cni
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -17,24 +15,8 @@ esac
 `
 
 func statusPlugin(t *testing.T, cniVersion string) *Plugin {
-	t.Helper()
-	bin := t.TempDir()
-	for name, body := range map[string]string{"fakestatus": fakeStatusPlugin, "loopback": "#!/bin/sh\n"} {
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	conf := t.TempDir()
-	writeConf(t, conf, "10-fake.conflist", `{"cniVersion":"`+cniVersion+`","name":"fake","plugins":[{"type":"fakestatus"}]}`)
-	p, err := New(Config{ConfDir: conf, BinDirs: []string{bin}, CacheDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Init(nil, "none", "", 0); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	return p
+	return newFakePlugin(t, map[string]string{"fakestatus": fakeStatusPlugin, "loopback": "#!/bin/sh\n"},
+		`{"cniVersion":"`+cniVersion+`","name":"fake","plugins":[{"type":"fakestatus"}]}`, nil)
 }
 
 func TestStatusFollowsCNIStatusFor11Configs(t *testing.T) {
