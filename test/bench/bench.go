@@ -288,26 +288,11 @@ func pss(pid int) int64 {
 	return 0
 }
 
-// pssOf sums the PSS of every process whose command name is one of names.
+// pssOf sums the PSS of every live process whose command name is one of names.
 func pssOf(names []string) int64 {
-	if len(names) == 0 {
-		return 0
-	}
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	entries, _ := os.ReadDir("/proc")
 	var total int64
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err == nil && want[strings.TrimSpace(string(comm))] {
-			total += pss(pid)
-		}
+	for _, pid := range LivePIDsNamed(names...) {
+		total += pss(pid)
 	}
 	return total
 }

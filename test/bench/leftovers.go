@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -27,18 +28,7 @@ func TakeSnapshot(perPod []string, ipamDir string) Snapshot {
 			}
 		}
 	}
-	want := map[string]bool{}
-	for _, n := range perPod {
-		want[n] = true
-	}
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		if comm, err := os.ReadFile("/proc/" + p.Name() + "/comm"); err == nil && want[strings.TrimSpace(string(comm))] {
-			if stat, err := os.ReadFile("/proc/" + p.Name() + "/stat"); err == nil && !strings.Contains(string(stat), ") Z ") {
-				s.PodProcesses++
-			}
-		}
-	}
+	s.PodProcesses = len(LivePIDsNamed(perPod...))
 	if ipamDir != "" {
 		nets, _ := os.ReadDir(ipamDir)
 		for _, n := range nets {
@@ -51,6 +41,32 @@ func TakeSnapshot(perPod []string, ipamDir string) Snapshot {
 		}
 	}
 	return s
+}
+
+// LivePIDsNamed lists the processes, zombies left out, whose command name
+// (/proc/PID/comm) is one of names.
+func LivePIDsNamed(names ...string) []int {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
+		if err != nil || !want[strings.TrimSpace(string(comm))] {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if i := strings.LastIndexByte(string(stat), ')'); err == nil && i > 0 && len(stat) > i+2 && stat[i+2] != 'Z' && stat[i+2] != 'X' {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
 
 // Growth describes what after holds more of than before, or "" for nothing.

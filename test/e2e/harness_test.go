@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netshim/netshim/test/bench"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
@@ -344,17 +345,8 @@ func (s *shim) sweepPauseByCgroup() {
 			}
 		}
 	}
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		comm, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "comm"))
-		cg, _ := os.ReadFile(filepath.Join("/proc", p.Name(), "cgroup"))
-		if strings.TrimSpace(string(comm)) != "pause" {
-			continue
-		}
+	for _, pid := range bench.LivePIDsNamed("pause") {
+		cg, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
 		for id := range ids {
 			if strings.Contains(string(cg), id) {
 				_ = syscall.Kill(pid, syscall.SIGKILL)

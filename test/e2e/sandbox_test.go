@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/netshim/netshim/test/bench"
 	"github.com/vishvananda/netlink"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -72,7 +73,7 @@ func TestRunPodSandboxWiresThePod(t *testing.T) {
 	}
 }
 
-func filepathProcNetNS(pid int) string { return filepath.Join("/proc", itoa(pid), "ns", "net") }
+func filepathProcNetNS(pid int) string { return filepath.Join("/proc", strconv.Itoa(pid), "ns", "net") }
 
 // Point 2: ListPodSandbox and its filters (id prefix, state, labels).
 func TestListPodSandboxFilters(t *testing.T) {
@@ -324,20 +325,7 @@ func TestFailedDeleteKeepsSandboxUntilDeleteSucceeds(t *testing.T) {
 // countPause counts live pause processes on the node.
 func countPause(t *testing.T) int {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range entries {
-		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
-		if err == nil && strings.TrimSpace(string(comm)) == "pause" {
-			if pid, err := strconv.Atoi(e.Name()); err == nil && alive(pid) {
-				n++
-			}
-		}
-	}
-	return n
+	return len(bench.LivePIDsNamed("pause"))
 }
 
 // Sandboxes survive a netshim restart: same states and IPs, and stop and

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"net"
-	"strconv"
 	"testing"
 	"time"
 )
@@ -16,8 +15,6 @@ const (
 	// PID 1, which on some machines does so only periodically.
 	orphanReapWait = 30 * time.Second
 )
-
-func itoa(i int) string { return strconv.Itoa(i) }
 
 // freeLoopbackAddr is a 127.0.0.1 port free at the time of the call, for
 // netshim's --metrics-address.
