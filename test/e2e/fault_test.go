@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/netshim/netshim/pkg/crashpoint"
+	"github.com/netshim/netshim/test/netcheck"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -50,7 +51,7 @@ func TestKillAtEveryStepLeavesNothingBehind(t *testing.T) {
 				}
 				ready++
 				st, _ := s.status(p.Id)
-				if err := ping("", net.ParseIP(st.Network.Ip)); err != nil {
+				if err := netcheck.Ping("", net.ParseIP(st.Network.Ip)); err != nil {
 					t.Errorf("READY sandbox %s (%s) has no working network after the restart: %v", p.Id[:12], st.Network.Ip, err)
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/coreos/go-iptables/iptables"
+	"github.com/netshim/netshim/test/netcheck"
 	"github.com/vishvananda/netlink"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -59,10 +60,10 @@ func TestKubenetFromPodCIDRToWorkingPods(t *testing.T) {
 			t.Fatalf("pod IP %s is not from the PodCIDR %s", ip, s.net.Subnet)
 		}
 	}
-	if err := ping(infoA.NetNSPath, net.ParseIP(stB.Network.Ip)); err != nil {
+	if err := netcheck.Ping(infoA.NetNSPath, net.ParseIP(stB.Network.Ip)); err != nil {
 		t.Errorf("pod a → pod b: %v", err)
 	}
-	if err := ping("", net.ParseIP(stA.Network.Ip)); err != nil {
+	if err := netcheck.Ping("", net.ParseIP(stA.Network.Ip)); err != nil {
 		t.Errorf("node → pod a: %v", err)
 	}
 	ports := s.bridgePorts()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/netshim/netshim/test/bench"
+	"github.com/netshim/netshim/test/netcheck"
 	"github.com/vishvananda/netlink"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -115,14 +116,14 @@ func TestPodsReachEachOtherAndTheNode(t *testing.T) {
 	stA, infoA := s.status(a)
 	stB, infoB := s.status(b)
 	ipA, ipB := net.ParseIP(stA.Network.Ip), net.ParseIP(stB.Network.Ip)
-	if err := ping(infoA.NetNSPath, ipB); err != nil {
+	if err := netcheck.Ping(infoA.NetNSPath, ipB); err != nil {
 		t.Errorf("pod a → pod b: %v", err)
 	}
-	if err := ping(infoB.NetNSPath, ipA); err != nil {
+	if err := netcheck.Ping(infoB.NetNSPath, ipA); err != nil {
 		t.Errorf("pod b → pod a: %v", err)
 	}
 	for _, ip := range []net.IP{ipA, ipB} {
-		if err := ping("", ip); err != nil {
+		if err := netcheck.Ping("", ip); err != nil {
 			t.Errorf("node → %s: %v", ip, err)
 		}
 	}
@@ -348,7 +349,7 @@ func TestSandboxesSurviveRestart(t *testing.T) {
 	if st, _ := s.status(stopped); st.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
 		t.Fatalf("stopped sandbox is %v after restart, want NOTREADY", st.State)
 	}
-	if err := ping("", net.ParseIP(stAfter.Network.Ip)); err != nil {
+	if err := netcheck.Ping("", net.ParseIP(stAfter.Network.Ip)); err != nil {
 		t.Fatalf("pod unreachable after the restart: %v", err)
 	}
 	s.stopPod(ready)
