@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -82,4 +83,33 @@ func Growth(before, after Snapshot) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// PausePIDsOf maps the live pause processes of the sandboxes a netshim has
+// records of, under its --root-dir and --state-dir, to their sandbox IDs: a
+// sandbox's cgroup path ends in its ID, whatever the pod's cgroup parent.
+// It finds pause processes that outlived the netshim that would stop them.
+func PausePIDsOf(rootDir, stateDir string) map[int]string {
+	ids := map[string]bool{}
+	for _, d := range []string{filepath.Join(rootDir, "sandboxes"), filepath.Join(stateDir, "sandboxes")} {
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			if name := strings.TrimPrefix(e.Name(), "."); len(name) >= 64 {
+				ids[name[:64]] = true // ID, ID.json, .ID.json.tmp-N, ID.json.corrupt
+			}
+		}
+	}
+	found := map[int]string{}
+	if len(ids) == 0 {
+		return found
+	}
+	for _, pid := range LivePIDsNamed("pause") {
+		cg, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
+		for id := range ids {
+			if strings.Contains(string(cg), id) {
+				found[pid] = id
+			}
+		}
+	}
+	return found
 }

@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -333,26 +332,11 @@ func (s *shim) sweepMounts() {
 }
 
 // sweepPauseByCgroup kills, by PID, pause processes of this shim's sandboxes
-// that no runtime state names any more (a run aborted before recovery): a
-// sandbox's cgroup ends in its ID, and this shim's dirs know its IDs.
+// that no runtime state names any more (a run aborted before recovery).
 func (s *shim) sweepPauseByCgroup() {
-	ids := map[string]bool{}
-	for _, d := range []string{filepath.Join(s.dir, "root", "sandboxes"), filepath.Join(s.dir, "run", "sandboxes")} {
-		entries, _ := os.ReadDir(d)
-		for _, e := range entries {
-			if name := strings.TrimPrefix(e.Name(), "."); len(name) >= 64 {
-				ids[name[:64]] = true // ID, ID.json, .ID.json.tmp-N, ID.json.corrupt
-			}
-		}
-	}
-	for _, pid := range bench.LivePIDsNamed("pause") {
-		cg, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
-		for id := range ids {
-			if strings.Contains(string(cg), id) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-				s.t.Errorf("cleanup: pause pid %d of sandbox %s was left running", pid, id[:12])
-			}
-		}
+	for pid, id := range bench.PausePIDsOf(filepath.Join(s.dir, "root"), filepath.Join(s.dir, "run")) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		s.t.Errorf("cleanup: pause pid %d of sandbox %s was left running", pid, id[:12])
 	}
 }
 
