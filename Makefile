@@ -9,7 +9,7 @@ TOOLS   := github.com/opencontainers/runc \
 	github.com/containernetworking/plugins/plugins/meta/bandwidth
 GOFILES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all deps tools build run test unit e2e vet fuzz fuzz-smoke bench bench-compare clean
+.PHONY: all deps tools build run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare cluster-up cluster-down clean
 
 # Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./sandbox:FuzzDecodeCheckpoint ./network/cni:FuzzLoadFile ./cri:FuzzValidateSandboxConfig
@@ -24,13 +24,16 @@ deps:
 tools: deps
 	$(GO) build -o $(BIN)/ $(TOOLS)
 
-build: $(BIN)/netshim $(BIN)/pause $(BIN)/cribench
+build: $(BIN)/netshim $(BIN)/pause $(BIN)/cribench $(BIN)/netshim-cluster
 
 $(BIN)/netshim: $(GOFILES)
 	$(GO) build -o $@ ./cmd/netshim
 
 $(BIN)/cribench: $(GOFILES)
 	$(GO) build -o $@ ./cmd/cribench
+
+$(BIN)/netshim-cluster: $(GOFILES)
+	$(GO) build -o $@ ./cmd/netshim-cluster
 
 # Static, so the shared sandbox rootfs needs nothing but this one file.
 $(BIN)/pause: sandbox/pause/pause.c
@@ -50,6 +53,11 @@ unit:
 e2e: tools build
 	$(GO) test -count=1 -v -timeout 20m ./test/e2e/...
 
+# Several nodes on one machine, each a netns + mount ns with its own netshim,
+# joined by host-gw routes or VXLAN: the network model across nodes. Needs root.
+multinode: tools build
+	$(GO) test -count=1 -v -timeout 10m ./test/multinode/...
+
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "fuzz $${t#*:} for $(FUZZTIME)"; \
@@ -60,7 +68,7 @@ fuzz:
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
-test: tools build vet unit fuzz-smoke e2e
+test: tools build vet unit fuzz-smoke e2e multinode
 
 # netshim alone, through the CRI load generator; BENCH_ARGS go to cribench.
 bench: tools build
@@ -69,6 +77,14 @@ bench: tools build
 # netshim and Debian's containerd 1.6 (installed if missing), alternated in one run.
 bench-compare: tools build
 	hack/bench.sh --compare $(BENCH_ARGS)
+
+# The multinode suite's cluster, left up for a person: CLUSTER_ARGS go to
+# netshim-cluster up (--nodes, --backend host-gw|vxlan, --network-plugin cni|kubenet).
+cluster-up: tools build
+	hack/cluster.sh up $(CLUSTER_ARGS)
+
+cluster-down:
+	hack/cluster.sh down
 
 clean:
 	rm -rf $(BIN)
