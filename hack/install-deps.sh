@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what netshim needs on the node and is
 # missing: iptables (the bridge plugin's ipMasq and portmap call it), gcc and
-# libc6-dev (the static pause program), iproute2 (`ip netns` for operators).
+# libc6-dev (the static pause program), iproute2 (`ip netns` for operators),
+# mount and util-linux (the multinode cluster's nodes mount their own
+# /run/netns; nsenter enters a pod from the host).
 # runc and the CNI plugins are not installed here: the Makefile builds them
 # from go.mod's tool dependencies into ./bin.
 set -euo pipefail
@@ -16,6 +18,8 @@ command -v iptables >/dev/null 2>&1 || need+=(iptables)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 [ -e "$(gcc -print-file-name=libc.a 2>/dev/null || echo /nonexistent)" ] && [ "$(gcc -print-file-name=libc.a 2>/dev/null)" != "libc.a" ] || need+=(libc6-dev)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v mount >/dev/null 2>&1 || need+=(mount)
+command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then

@@ -323,6 +323,9 @@ func TestFailedUpLeavesNothing(t *testing.T) {
 	// A file where node2's netns pin must go: node1 and the underlay are
 	// made before Up reaches it.
 	blocker := filepath.Join("/run/netns", name+"-node2")
+	if err := os.MkdirAll("/run/netns", 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(blocker, nil, 0o444); err != nil {
 		t.Fatal(err)
 	}
