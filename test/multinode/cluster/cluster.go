@@ -61,6 +61,9 @@ type Spec struct {
 	StateDir string  `json:"stateDir"` // per-node dirs, sockets, logs, cluster.json
 }
 
+// requiredBinaries are what a node runs: netshim, and what netshim runs.
+var requiredBinaries = []string{"netshim", "pause", "runc", "bridge", "host-local", "loopback", "portmap", "bandwidth"}
+
 var validName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,23}$`)
 
 func (s Spec) validate() error {
@@ -76,7 +79,7 @@ func (s Spec) validate() error {
 	if s.Plugin != "cni" && s.Plugin != "kubenet" {
 		return fmt.Errorf("network plugin %q: want cni or kubenet", s.Plugin)
 	}
-	for _, b := range []string{"netshim", "pause", "runc", "bridge", "host-local", "loopback", "portmap", "bandwidth"} {
+	for _, b := range requiredBinaries {
 		if _, err := os.Stat(filepath.Join(s.BinDir, b)); err != nil {
 			return fmt.Errorf("%s missing from %s: run `make build tools`", b, s.BinDir)
 		}
@@ -105,6 +108,10 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 	}
 	if _, err := os.Stat(stateFile(spec.StateDir)); err == nil {
 		return nil, fmt.Errorf("a cluster is already recorded in %s: take it down first", spec.StateDir)
+	}
+	// Down removes the state dir, so it must hold nothing but the cluster's.
+	if entries, err := os.ReadDir(spec.StateDir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("state dir %s is not empty: give a new or empty dir", spec.StateDir)
 	}
 	if err := os.MkdirAll(spec.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create state dir: %w", err)
@@ -215,7 +222,16 @@ func (c *Cluster) Down(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := os.RemoveAll(c.Spec.StateDir); err != nil {
+	// Only what Up made: a file someone put beside it keeps the dir, and says so.
+	for _, n := range c.Nodes {
+		if err := os.RemoveAll(n.Dir); err != nil {
+			errs = append(errs, fmt.Errorf("remove %s: %w", n.Dir, err))
+		}
+	}
+	if err := os.Remove(stateFile(c.Spec.StateDir)); err != nil && !os.IsNotExist(err) {
+		errs = append(errs, fmt.Errorf("remove cluster record: %w", err))
+	}
+	if err := os.Remove(c.Spec.StateDir); err != nil && !os.IsNotExist(err) {
 		errs = append(errs, fmt.Errorf("remove state dir: %w", err))
 	}
 	return errors.Join(errs...)
