@@ -250,7 +250,9 @@ func checkNetworkModel(t *testing.T, c *cluster.Cluster) {
 		expectTCP(t, b.NetNS(), "pod b", b.IP, d)
 		expectTCP(t, d.NetNS(), "pod d", d.IP, a)
 	})
-	t.Run("node to pods on other nodes", func(t *testing.T) {
+	t.Run("node to its own pods and to pods on other nodes", func(t *testing.T) {
+		expectPing(t, node1.NetNS, node1.Name, a)
+		expectTCP(t, node1.NetNS, node1.Name, nil, a2)
 		expectPing(t, node1.NetNS, node1.Name, b)
 		expectPing(t, node3.NetNS, node3.Name, a)
 		expectTCP(t, node1.NetNS, node1.Name, nil, b)
