@@ -51,6 +51,7 @@ type Network interface {
 	TearDownPod(ctx context.Context, pod network.Pod) error
 	GetPodNetworkStatus(ctx context.Context, pod network.Pod) (*network.PodNetworkStatus, error)
 	GC(ctx context.Context, validSandboxIDs []string) error
+	StopOrphanedPlugins(sandboxIDs []string) []int
 }
 
 // Server implements the CRI RuntimeService and ImageService.
@@ -87,6 +88,13 @@ func (s *Server) Recover(ctx context.Context) error {
 	if err != nil {
 		klog.ErrorS(err, "Some sandbox checkpoints could not be restored")
 	}
+	// A plugin the previous netshim left running must end before any DEL
+	// of its sandbox runs, or it may finish its ADD after that DEL.
+	var known []string
+	for _, sb := range s.sandboxes.List() {
+		known = append(known, sb.ID)
+	}
+	s.network.StopOrphanedPlugins(known)
 	for _, sb := range interrupted {
 		klog.InfoS("Undoing sandbox whose set-up was interrupted", "sandbox", sb.ID, "pod", klog.KRef(sb.Spec.Namespace, sb.Spec.Name))
 		if err := s.removeSandbox(ctx, sb.ID); err != nil {
