@@ -4,6 +4,7 @@
 package cni
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,6 +59,8 @@ type Plugin struct {
 
 	podCIDRs atomic.Pointer[[]string]
 
+	pending pendingAdds
+
 	statusMu  sync.Mutex // guards the cached STATUS answer below
 	statusFor *Network
 	statusAt  time.Time
@@ -86,6 +89,11 @@ func (p *Plugin) Name() string { return PluginName }
 func (p *Plugin) Init(host network.Host, hairpinMode network.HairpinMode, _ string, _ int) error {
 	p.host = host
 	p.hairpinMode = hairpinMode
+	pending, err := newPendingAdds(p.cfg.CacheDir)
+	if err != nil {
+		return err
+	}
+	p.pending = pending
 	if p.cfg.ConfDir == "" {
 		return nil
 	}
@@ -203,7 +211,11 @@ func (p *Plugin) SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNet
 		return nil, fmt.Errorf("add loopback network to pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	crashpoint.Hit(crashpoint.AfterCNILoopback)
-	res, err := p.cni.AddNetworkList(ctx, def.List, p.runtimeConf(pod, netNS, p.capabilityArgs(pod)))
+	rt := p.runtimeConf(pod, netNS, p.capabilityArgs(pod))
+	if err := p.pending.record(pod.SandboxID, def.List, rt); err != nil {
+		return nil, err
+	}
+	res, err := p.cni.AddNetworkList(ctx, def.List, rt)
 	if err != nil {
 		return nil, fmt.Errorf("add network %q (%s) to pod %s/%s: %w", def.List.Name, def.File, pod.Namespace, pod.Name, err)
 	}
@@ -225,9 +237,12 @@ func (p *Plugin) SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNet
 	}, nil
 }
 
-// TearDownPod deletes the default network, then loopback. It uses the config
-// the pod was set up with (libcni's cache), falling back to the current one
-// for an ADD that failed before it was cached; a gone netns is passed as "".
+// TearDownPod deletes the default network, then loopback. The default
+// network's DEL uses the config the pod was set up with: libcni's cache for
+// an ADD that succeeded, else the record written before the ADD ran (or,
+// when that one's DEL fails, the conf dir's config if it is the same network
+// edited since); the current config only for a pod with neither. A gone
+// netns is passed as "".
 func (p *Plugin) TearDownPod(ctx context.Context, pod network.Pod) error {
 	netNS, err := p.host.GetNetNS(pod.SandboxID)
 	if err != nil {
@@ -235,10 +250,17 @@ func (p *Plugin) TearDownPod(ctx context.Context, pod network.Pod) error {
 	}
 	cached, err := p.cni.GetCachedAttachments(pod.SandboxID)
 	if err != nil {
-		klog.InfoS("Could not read cached CNI attachments; using the current config", "sandbox", pod.SandboxID, "err", err)
+		klog.InfoS("Could not read cached CNI attachments", "sandbox", pod.SandboxID, "err", err)
 	}
 	var errs []error
 	deleted := map[string]bool{}
+	del := func(list *libcni.NetworkConfigList, caps map[string]any) error {
+		deleted[list.Name] = true
+		if err := p.cni.DelNetworkList(ctx, list, p.runtimeConf(pod, netNS, caps)); err != nil {
+			return fmt.Errorf("delete network %q from pod %s/%s: %w", list.Name, pod.Namespace, pod.Name, err)
+		}
+		return nil
+	}
 	for _, att := range cached {
 		if att.Network == loopbackNetName {
 			continue
@@ -248,19 +270,40 @@ func (p *Plugin) TearDownPod(ctx context.Context, pod network.Pod) error {
 			errs = append(errs, fmt.Errorf("parse cached config of network %q: %w", att.Network, err))
 			continue
 		}
-		rt := p.runtimeConf(pod, netNS, att.CapabilityArgs)
-		if err := p.cni.DelNetworkList(ctx, list, rt); err != nil {
-			errs = append(errs, fmt.Errorf("delete network %q from pod %s/%s: %w", att.Network, pod.Namespace, pod.Name, err))
+		if err := del(list, att.CapabilityArgs); err != nil {
+			errs = append(errs, err)
 		}
-		deleted[att.Network] = true
 	}
-	if def := p.defaultNet.Load(); def != nil && !deleted[def.List.Name] {
-		if err := p.cni.DelNetworkList(ctx, def.List, p.runtimeConf(pod, netNS, p.capabilityArgs(pod))); err != nil {
-			errs = append(errs, fmt.Errorf("delete network %q from pod %s/%s: %w", def.List.Name, pod.Namespace, pod.Name, err))
+	rec, recList, err := p.pending.load(pod.SandboxID)
+	if err != nil {
+		klog.ErrorS(err, "Set aside an unreadable record of a pod's ADD", "sandbox", pod.SandboxID)
+		_ = p.pending.setAside(pod.SandboxID)
+	}
+	switch def := p.defaultNet.Load(); {
+	case rec != nil && !deleted[rec.Network]:
+		err := del(recList, rec.CapabilityArgs)
+		// A config that cannot even DEL, fixed since in the conf dir under
+		// the same network name: the fixed one releases the same IP.
+		if err != nil && def != nil && def.List.Name == rec.Network && !bytes.Equal(def.List.Bytes, rec.Config) {
+			klog.InfoS("The DEL with the recorded config failed; retrying with the conf dir's config of the same network",
+				"sandbox", pod.SandboxID, "network", rec.Network, "err", err)
+			err = del(def.List, p.capabilityArgs(pod))
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	case rec == nil && len(deleted) == 0 && def != nil:
+		if err := del(def.List, p.capabilityArgs(pod)); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if err := p.cni.DelNetworkList(ctx, p.loopback, p.runtimeConf(pod, netNS, nil)); err != nil {
 		errs = append(errs, fmt.Errorf("delete loopback network from pod %s/%s: %w", pod.Namespace, pod.Name, err))
+	}
+	if len(errs) == 0 && rec != nil {
+		if err := p.pending.forget(pod.SandboxID); err != nil {
+			errs = append(errs, fmt.Errorf("forget the recorded ADD of sandbox %s: %w", pod.SandboxID, err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -284,7 +327,39 @@ func (p *Plugin) GC(ctx context.Context, validSandboxIDs []string) error {
 	if err := p.cni.GCNetworkList(ctx, p.loopback, valid); err != nil {
 		errs = append(errs, fmt.Errorf("GC loopback network: %w", err))
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, p.deleteStalePending(ctx, validSandboxIDs)...)...)
+}
+
+// deleteStalePending sends the owed DEL for each recorded ADD whose sandbox
+// is gone (its ADD never reached libcni's cache, so libcni's GC cannot know
+// it), with the recorded config, arguments and no netns.
+func (p *Plugin) deleteStalePending(ctx context.Context, validSandboxIDs []string) []error {
+	valid := map[string]bool{}
+	for _, id := range validSandboxIDs {
+		valid[id] = true
+	}
+	var errs []error
+	for _, id := range p.pending.sandboxIDs() {
+		if valid[id] {
+			continue
+		}
+		rec, list, err := p.pending.load(id)
+		if err != nil {
+			klog.ErrorS(err, "Set aside an unreadable record of a pod's ADD", "sandbox", id)
+			_ = p.pending.setAside(id)
+			continue
+		}
+		rt := &libcni.RuntimeConf{ContainerID: id, IfName: podInterface, Args: rec.Args, CapabilityArgs: rec.CapabilityArgs}
+		if err := p.cni.DelNetworkList(ctx, list, rt); err != nil {
+			errs = append(errs, fmt.Errorf("delete network %q of gone sandbox %s: %w", rec.Network, id, err))
+			continue
+		}
+		klog.InfoS("Deleted the network of a sandbox that is gone, from its recorded ADD", "sandbox", id, "network", rec.Network)
+		if err := p.pending.forget(id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
 
 // GetPodNetworkStatus answers from the cached ADD result: no netns is entered.

@@ -1,0 +1,104 @@
+package cni
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/netshim/netshim/pkg/atomicfile"
+)
+
+// pendingAdds records, before each ADD of the default network, the config and
+// runtime arguments it runs with. libcni caches them only after an ADD
+// succeeds, so without this record the DEL owed to an ADD that failed, or
+// was cut short by a crash, would run with whatever the conf dir holds by
+// then: another network's DEL, and the pod's IP leaked. A record is
+// forgotten once a DEL with it has succeeded.
+type pendingAdds struct {
+	dir string
+}
+
+// pendingAdd is one record: enough to DEL without the pod or the conf dir.
+type pendingAdd struct {
+	Network        string         `json:"network"`
+	Config         []byte         `json:"config"` // the conflist bytes, as libcni caches them
+	Args           [][2]string    `json:"args"`   // CNI_ARGS, as the ADD had them
+	CapabilityArgs map[string]any `json:"capabilityArgs,omitempty"`
+}
+
+func newPendingAdds(cacheDir string) (pendingAdds, error) {
+	if cacheDir == "" {
+		cacheDir = libcni.CacheDir // where libcni keeps its own cache then
+	}
+	dir := filepath.Join(cacheDir, "netshim-pending-adds")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return pendingAdds{}, fmt.Errorf("create %s: %w", dir, err)
+	}
+	if err := atomicfile.RemoveTemps(dir); err != nil {
+		return pendingAdds{}, fmt.Errorf("clean %s: %w", dir, err)
+	}
+	return pendingAdds{dir: dir}, nil
+}
+
+func (s pendingAdds) path(sandboxID string) string { return filepath.Join(s.dir, sandboxID+".json") }
+
+// record writes the record of an ADD about to run; a failure fails the ADD.
+func (s pendingAdds) record(sandboxID string, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
+	data, err := json.Marshal(pendingAdd{Network: list.Name, Config: list.Bytes, Args: rt.Args, CapabilityArgs: rt.CapabilityArgs})
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(s.path(sandboxID), data, 0o600); err != nil {
+		return fmt.Errorf("record the ADD of network %q: %w", list.Name, err)
+	}
+	return nil
+}
+
+// load returns the sandbox's record, or nil when it has none.
+func (s pendingAdds) load(sandboxID string) (*pendingAdd, *libcni.NetworkConfigList, error) {
+	data, err := os.ReadFile(s.path(sandboxID))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	var rec pendingAdd
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return nil, nil, fmt.Errorf("decode %s: %w", s.path(sandboxID), err)
+	}
+	list, err := libcni.NetworkConfFromBytes(rec.Config)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse the recorded config of network %q: %w", rec.Network, err)
+	}
+	return &rec, list, nil
+}
+
+// setAside renames an unreadable record out of the way, so it can be looked
+// at but never blocks a teardown again.
+func (s pendingAdds) setAside(sandboxID string) error {
+	return os.Rename(s.path(sandboxID), s.path(sandboxID)+".corrupt")
+}
+
+func (s pendingAdds) forget(sandboxID string) error {
+	if err := os.Remove(s.path(sandboxID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// sandboxIDs lists the sandboxes that have records.
+func (s pendingAdds) sandboxIDs() []string {
+	entries, _ := os.ReadDir(s.dir)
+	var ids []string
+	for _, e := range entries {
+		if id, ok := strings.CutSuffix(e.Name(), ".json"); ok && !strings.HasPrefix(id, ".") {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}

@@ -1,0 +1,138 @@
+package cni
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/netshim/netshim/network"
+)
+
+// loggingPlugin logs "COMMAND name CONTAINERID" to log; its ADD fails when failAdd.
+func loggingPlugin(name, log string, failAdd bool) string {
+	add := "exit 0"
+	if failAdd {
+		add = `echo '{"cniVersion":"1.0.0","code":11,"msg":"no address for you"}'; exit 1`
+	}
+	return fmt.Sprintf("#!/bin/sh\necho \"$CNI_COMMAND %s $CNI_CONTAINERID\" >> %q\n[ \"$CNI_COMMAND\" = ADD ] && { %s; }\nexit 0\n", name, log, add)
+}
+
+func logLines(t *testing.T, log string) string {
+	t.Helper()
+	data, err := os.ReadFile(log)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// A pod whose ADD failed is deleted with the network it was added to, even
+// after the conf dir moved on to another: its IP lives in that network.
+func TestDeleteAfterAFailedAddUsesTheConfigItRanWith(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "calls")
+	p := newFakePlugin(t, map[string]string{
+		"oldnet": loggingPlugin("oldnet", log, true), "newnet": loggingPlugin("newnet", log, false), "loopback": okLoopback,
+	}, `{"cniVersion":"1.0.0","name":"old","plugins":[{"type":"oldnet"}]}`, nsHost{})
+
+	if _, err := p.SetUpPod(context.Background(), brokenPod); err == nil {
+		t.Fatal("SetUpPod succeeded with a failing plugin")
+	}
+	newList, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"new","plugins":[{"type":"newnet"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetNetwork(&Network{File: "new.conflist", List: newList})
+
+	if err := p.TearDownPod(context.Background(), brokenPod); err != nil {
+		t.Fatalf("TearDownPod: %v", err)
+	}
+	calls := logLines(t, log)
+	if !strings.Contains(calls, "DEL oldnet "+brokenPod.SandboxID) {
+		t.Errorf("no DEL of the network the ADD ran with; calls:\n%s", calls)
+	}
+	if strings.Contains(calls, "newnet") {
+		t.Errorf("the new network was called for a pod never added to it; calls:\n%s", calls)
+	}
+	if ids := p.pending.sandboxIDs(); len(ids) != 0 {
+		t.Errorf("the record outlived a successful DEL: %v", ids)
+	}
+}
+
+// An ADD record whose sandbox is gone gets its DEL at GC, with the recorded
+// config and arguments; a valid sandbox's record is left alone.
+func TestGCDeletesRecordedAddsOfGoneSandboxes(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "calls")
+	p := newFakePlugin(t, map[string]string{"oldnet": loggingPlugin("oldnet", log, true), "loopback": okLoopback},
+		`{"cniVersion":"1.0.0","name":"old","plugins":[{"type":"oldnet"}]}`, nsHost{})
+	gone, kept := brokenPod, brokenPod
+	kept.SandboxID = strings.Repeat("b", 64)
+	for _, pod := range []network.Pod{gone, kept} {
+		if _, err := p.SetUpPod(context.Background(), pod); err == nil {
+			t.Fatal("SetUpPod succeeded with a failing plugin")
+		}
+	}
+	if err := p.GC(context.Background(), []string{kept.SandboxID}); err != nil {
+		t.Fatalf("GC: %v", err)
+	}
+	calls := logLines(t, log)
+	if !strings.Contains(calls, "DEL oldnet "+gone.SandboxID) {
+		t.Errorf("GC sent no DEL for the gone sandbox; calls:\n%s", calls)
+	}
+	if strings.Contains(calls, "DEL oldnet "+kept.SandboxID) {
+		t.Errorf("GC deleted a valid sandbox's network; calls:\n%s", calls)
+	}
+	if ids := p.pending.sandboxIDs(); len(ids) != 1 || ids[0] != kept.SandboxID {
+		t.Errorf("records after GC: %v, want only the valid sandbox's", ids)
+	}
+}
+
+// An unreadable record is set aside and the teardown goes on.
+func TestUnreadableAddRecordDoesNotBlockTeardown(t *testing.T) {
+	p := brokenPlugin(t, "#!/bin/sh\nexit 0\n")
+	path := p.pending.path(brokenPod.SandboxID)
+	if err := os.WriteFile(path, []byte("{torn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.TearDownPod(context.Background(), brokenPod); err != nil {
+		t.Fatalf("TearDownPod with an unreadable record: %v", err)
+	}
+	if _, err := os.Stat(path + ".corrupt"); err != nil {
+		t.Errorf("the unreadable record was not set aside: %v", err)
+	}
+}
+
+// When the recorded config cannot DEL either, a fix of the same network in
+// the conf dir is used; another network is not: the DEL stays owed.
+func TestFailingRecordedDeleteFallsBackOnlyToTheSameNetworkFixed(t *testing.T) {
+	failing := "#!/bin/sh\necho '{\"cniVersion\":\"1.0.0\",\"code\":11,\"msg\":\"broken both ways\"}'\nexit 1\n"
+	for _, tc := range []struct {
+		fixedName string
+		wantOK    bool
+	}{{"old", true}, {"other", false}} {
+		log := filepath.Join(t.TempDir(), "calls")
+		p := newFakePlugin(t, map[string]string{"oldnet": failing, "fixed": loggingPlugin("fixed", log, false), "loopback": okLoopback},
+			`{"cniVersion":"1.0.0","name":"old","plugins":[{"type":"oldnet"}]}`, nsHost{})
+		if _, err := p.SetUpPod(context.Background(), brokenPod); err == nil {
+			t.Fatal("SetUpPod succeeded with a failing plugin")
+		}
+		fixed, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"` + tc.fixedName + `","plugins":[{"type":"fixed"}]}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.SetNetwork(&Network{File: "fixed.conflist", List: fixed})
+		err = p.TearDownPod(context.Background(), brokenPod)
+		if tc.wantOK && (err != nil || !strings.Contains(logLines(t, log), "DEL fixed")) {
+			t.Errorf("network %q: TearDownPod = %v, calls %q; want the fixed config's DEL to succeed", tc.fixedName, err, logLines(t, log))
+		}
+		if !tc.wantOK && (err == nil || strings.Contains(logLines(t, log), "fixed")) {
+			t.Errorf("network %q: TearDownPod = %v, calls %q; want the owed DEL to fail and no other network called", tc.fixedName, err, logLines(t, log))
+		}
+		if got := len(p.pending.sandboxIDs()); got != map[bool]int{true: 0, false: 1}[tc.wantOK] {
+			t.Errorf("network %q: %d records left", tc.fixedName, got)
+		}
+	}
+}
