@@ -21,6 +21,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/netshim/netshim/pkg/atomicfile"
 )
 
 // Backend is how the nodes reach each other's pod subnets.
@@ -185,7 +187,7 @@ func (c *Cluster) save() error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(stateFile(c.Spec.StateDir), data, 0o644); err != nil {
+	if err := atomicfile.Write(stateFile(c.Spec.StateDir), data, 0o644); err != nil {
 		return fmt.Errorf("record cluster: %w", err)
 	}
 	return nil

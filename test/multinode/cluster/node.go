@@ -326,9 +326,13 @@ func (n *Node) removeAllPods(ctx context.Context) error {
 
 // running reports whether the recorded PID is still this node's netshim:
 // its command line names the node's socket, which no other process's does.
+// With no PID recorded (an `up` stopped between start and record), it
+// looks for the process by that socket path.
 func (n *Node) running() bool {
 	if n.PID == 0 {
-		return false
+		if n.PID = netshimServing(n.Socket); n.PID == 0 {
+			return false
+		}
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n.PID))
 	return err == nil && strings.Contains(string(cmdline), n.Socket) && !dead(n.PID)
@@ -394,6 +398,17 @@ func (n *Node) killPauses(runc string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// netshimServing is the PID of the netshim whose command line names socket, or 0.
+func netshimServing(socket string) int {
+	for _, pid := range bench.LivePIDsNamed("netshim") {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err == nil && strings.Contains(string(cmdline), socket) {
+			return pid
+		}
+	}
+	return 0
 }
 
 // dead: no such process, or one that has exited and awaits its reaper.
