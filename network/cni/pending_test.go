@@ -21,6 +21,25 @@ func loggingPlugin(name, log string, failAdd bool) string {
 	return fmt.Sprintf("#!/bin/sh\necho \"$CNI_COMMAND %s $CNI_CONTAINERID\" >> %q\n[ \"$CNI_COMMAND\" = ADD ] && { %s; }\nexit 0\n", name, log, add)
 }
 
+// failSetUp runs an ADD that must fail.
+func failSetUp(t *testing.T, p *Plugin, pod network.Pod) {
+	t.Helper()
+	if _, err := p.SetUpPod(context.Background(), pod); err == nil {
+		t.Fatal("SetUpPod succeeded with a failing plugin")
+	}
+}
+
+// switchNetwork makes the default network `name`, one plugin of type pluginType,
+// as a conf dir change would.
+func switchNetwork(t *testing.T, p *Plugin, name, pluginType string) {
+	t.Helper()
+	list, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"` + name + `","plugins":[{"type":"` + pluginType + `"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetNetwork(&Network{File: name + ".conflist", List: list})
+}
+
 func logLines(t *testing.T, log string) string {
 	t.Helper()
 	data, err := os.ReadFile(log)
@@ -38,14 +57,8 @@ func TestDeleteAfterAFailedAddUsesTheConfigItRanWith(t *testing.T) {
 		"oldnet": loggingPlugin("oldnet", log, true), "newnet": loggingPlugin("newnet", log, false), "loopback": okLoopback,
 	}, `{"cniVersion":"1.0.0","name":"old","plugins":[{"type":"oldnet"}]}`, nsHost{})
 
-	if _, err := p.SetUpPod(context.Background(), brokenPod); err == nil {
-		t.Fatal("SetUpPod succeeded with a failing plugin")
-	}
-	newList, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"new","plugins":[{"type":"newnet"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.SetNetwork(&Network{File: "new.conflist", List: newList})
+	failSetUp(t, p, brokenPod)
+	switchNetwork(t, p, "new", "newnet")
 
 	if err := p.TearDownPod(context.Background(), brokenPod); err != nil {
 		t.Fatalf("TearDownPod: %v", err)
@@ -71,9 +84,7 @@ func TestGCDeletesRecordedAddsOfGoneSandboxes(t *testing.T) {
 	gone, kept := brokenPod, brokenPod
 	kept.SandboxID = strings.Repeat("b", 64)
 	for _, pod := range []network.Pod{gone, kept} {
-		if _, err := p.SetUpPod(context.Background(), pod); err == nil {
-			t.Fatal("SetUpPod succeeded with a failing plugin")
-		}
+		failSetUp(t, p, pod)
 	}
 	if err := p.GC(context.Background(), []string{kept.SandboxID}); err != nil {
 		t.Fatalf("GC: %v", err)
@@ -116,15 +127,9 @@ func TestFailingRecordedDeleteFallsBackOnlyToTheSameNetworkFixed(t *testing.T) {
 		log := filepath.Join(t.TempDir(), "calls")
 		p := newFakePlugin(t, map[string]string{"oldnet": failing, "fixed": loggingPlugin("fixed", log, false), "loopback": okLoopback},
 			`{"cniVersion":"1.0.0","name":"old","plugins":[{"type":"oldnet"}]}`, nsHost{})
-		if _, err := p.SetUpPod(context.Background(), brokenPod); err == nil {
-			t.Fatal("SetUpPod succeeded with a failing plugin")
-		}
-		fixed, err := libcni.NetworkConfFromBytes([]byte(`{"cniVersion":"1.0.0","name":"` + tc.fixedName + `","plugins":[{"type":"fixed"}]}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.SetNetwork(&Network{File: "fixed.conflist", List: fixed})
-		err = p.TearDownPod(context.Background(), brokenPod)
+		failSetUp(t, p, brokenPod)
+		switchNetwork(t, p, tc.fixedName, "fixed")
+		err := p.TearDownPod(context.Background(), brokenPod)
 		if tc.wantOK && (err != nil || !strings.Contains(logLines(t, log), "DEL fixed")) {
 			t.Errorf("network %q: TearDownPod = %v, calls %q; want the fixed config's DEL to succeed", tc.fixedName, err, logLines(t, log))
 		}
