@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netshim/netshim/pkg/proc"
 	"k8s.io/klog/v2"
 )
 
@@ -40,10 +41,10 @@ func (pm *PluginManager) StopOrphanedPlugins(sandboxIDs []string) []int {
 	deadline := time.Now().Add(orphanExitWait)
 	var stopped []int
 	for pid := range pids {
-		for running(pid) && time.Now().Before(deadline) {
+		for proc.Alive(pid) && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if running(pid) {
+		if proc.Alive(pid) {
 			klog.InfoS("A network plugin left running by a previous netshim did not exit", "pid", pid)
 		}
 		stopped = append(stopped, pid)
@@ -55,13 +56,11 @@ func (pm *PluginManager) StopOrphanedPlugins(sandboxIDs []string) []int {
 // environment holds one of the entries in want, to that entry.
 func processesWithEnv(want map[string]bool) map[int]string {
 	found := map[int]string{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
+	for _, pid := range proc.PIDs() {
+		if pid == os.Getpid() {
 			continue
 		}
-		environ, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
+		environ, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "environ"))
 		if err != nil {
 			continue // exited meanwhile, or a kernel thread
 		}
@@ -73,16 +72,4 @@ func processesWithEnv(want map[string]bool) map[int]string {
 		}
 	}
 	return found
-}
-
-// running reports whether pid exists and has not exited: a killed orphan is
-// reaped by whoever adopted it, which may take a while, but a zombie has
-// already released everything it held.
-func running(pid int) bool {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(stat, ')')
-	return i > 0 && len(stat) > i+2 && stat[i+2] != 'Z' && stat[i+2] != 'X'
 }

@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"slices"
 	"testing"
+
+	"github.com/netshim/netshim/pkg/proc"
 )
 
 func TestStopOrphanedPluginsKillsOnlyTheGivenSandboxesPlugins(t *testing.T) {
@@ -25,10 +27,10 @@ func TestStopOrphanedPluginsKillsOnlyTheGivenSandboxesPlugins(t *testing.T) {
 	if !slices.Equal(stopped, []int{ours.Process.Pid}) {
 		t.Errorf("stopped %v, want just %d", stopped, ours.Process.Pid)
 	}
-	if running(ours.Process.Pid) {
+	if proc.Alive(ours.Process.Pid) {
 		t.Errorf("the plugin of the given sandbox still runs")
 	}
-	if !running(other.Process.Pid) {
+	if !proc.Alive(other.Process.Pid) {
 		t.Errorf("the plugin of another sandbox was stopped")
 	}
 	if got := pm.StopOrphanedPlugins(nil); got != nil {

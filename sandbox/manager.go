@@ -15,6 +15,7 @@ import (
 
 	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/pkg/keylock"
+	"github.com/netshim/netshim/pkg/proc"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
@@ -225,7 +226,7 @@ func (m *Manager) StartPause(ctx context.Context, id string) error {
 	m.mu.Lock()
 	m.children[id] = exited
 	m.mu.Unlock()
-	start, _ := procStartTime(pid)
+	start, _ := proc.StartTime(pid)
 	if _, err := m.update(id, func(sb *Sandbox) { sb.PausePID, sb.PauseStartTime = pid, start }); err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/netshim/netshim/pkg/proc"
 )
 
 // Snapshot counts what a pod sandbox leaves on a node if it leaks.
@@ -52,18 +54,9 @@ func LivePIDsNamed(names ...string) []int {
 		want[n] = true
 	}
 	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		comm, err := os.ReadFile("/proc/" + e.Name() + "/comm")
-		if err != nil || !want[strings.TrimSpace(string(comm))] {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if i := strings.LastIndexByte(string(stat), ')'); err == nil && i > 0 && len(stat) > i+2 && stat[i+2] != 'Z' && stat[i+2] != 'X' {
+	for _, pid := range proc.PIDs() {
+		comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if err == nil && want[strings.TrimSpace(string(comm))] && proc.Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}

@@ -432,16 +432,6 @@ func (s *shim) bridgePorts() []string {
 	return ports
 }
 
-// alive reports whether pid runs and is not a zombie.
-func alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	return i > 0 && len(data) > i+2 && data[i+2] != 'Z' && data[i+2] != 'X'
-}
-
 // eventually polls cond until it holds or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()

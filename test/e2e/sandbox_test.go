@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/netshim/netshim/pkg/proc"
 	"github.com/netshim/netshim/test/bench"
 	"github.com/netshim/netshim/test/netcheck"
 	"github.com/vishvananda/netlink"
@@ -36,7 +37,7 @@ func TestRunPodSandboxWiresThePod(t *testing.T) {
 	if filepath.Dir(info.NetNSPath) != s.netnsDir || !strings.Contains(filepath.Base(info.NetNSPath), "web_e2e_") {
 		t.Fatalf("netns pin %q: want it in %s, named after the sandbox (web_e2e_…)", info.NetNSPath, s.netnsDir)
 	}
-	if !alive(info.PID) {
+	if !proc.Alive(info.PID) {
 		t.Fatalf("pause pid %d is not running", info.PID)
 	}
 	// The pause process lives in the pinned netns.
@@ -154,7 +155,7 @@ func TestStopAndRemoveLeaveNothingBehind(t *testing.T) {
 	if _, err := os.Stat(info.NetNSPath); !os.IsNotExist(err) {
 		t.Errorf("netns pin %s still there after stop (err %v)", info.NetNSPath, err)
 	}
-	eventually(t, reapWait, "pause to exit", func() bool { return !alive(info.PID) })
+	eventually(t, reapWait, "pause to exit", func() bool { return !proc.Alive(info.PID) })
 	s.stopPod(id) // idempotent
 
 	s.removePod(id)
@@ -339,7 +340,7 @@ func TestSandboxesSurviveRestart(t *testing.T) {
 	stBefore, infoBefore := s.status(ready)
 
 	s.restart()
-	if !alive(infoBefore.PID) {
+	if !proc.Alive(infoBefore.PID) {
 		t.Fatal("pause process died when netshim restarted")
 	}
 	stAfter, infoAfter := s.status(ready)
@@ -358,7 +359,7 @@ func TestSandboxesSurviveRestart(t *testing.T) {
 	if len(s.ipReservations()) != 0 || len(s.bridgePorts()) != 0 {
 		t.Errorf("after stop+remove: reservations %v, ports %v; want none", s.ipReservations(), s.bridgePorts())
 	}
-	eventually(t, orphanReapWait, "the adopted pause process to be gone", func() bool { return !alive(infoBefore.PID) })
+	eventually(t, orphanReapWait, "the adopted pause process to be gone", func() bool { return !proc.Alive(infoBefore.PID) })
 }
 
 // A pause process killed behind netshim's back makes its sandbox NOTREADY.

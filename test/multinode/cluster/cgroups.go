@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/netshim/netshim/pkg/proc"
 )
 
 const cgroupRoot = "/sys/fs/cgroup"
@@ -86,15 +88,13 @@ func cgroupPIDs(dir string) []int {
 
 // pidsMentioning lists live processes whose command line contains s.
 func pidsMentioning(s string) []int {
-	entries, _ := os.ReadDir("/proc")
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
+	for _, pid := range proc.PIDs() {
+		if pid == os.Getpid() {
 			continue
 		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(cmdline), s) && !dead(pid) {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s) && proc.Alive(pid) {
 			pids = append(pids, pid)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/netshim/netshim/pkg/proc"
 	"github.com/netshim/netshim/test/bench"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -335,7 +336,7 @@ func (n *Node) running() bool {
 		}
 	}
 	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", n.PID))
-	return err == nil && strings.Contains(string(cmdline), n.Socket) && !dead(n.PID)
+	return err == nil && strings.Contains(string(cmdline), n.Socket) && proc.Alive(n.PID)
 }
 
 // stop ends the node's netshim by its PID: SIGTERM, then SIGKILL if it lingers.
@@ -389,7 +390,7 @@ func (n *Node) killPauses(runc string) error {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for pid, id := range pids {
-		for !dead(pid) {
+		for proc.Alive(pid) {
 			if time.Now().After(deadline) {
 				errs = append(errs, fmt.Errorf("pause pid %d of sandbox %s did not die", pid, id[:12]))
 				break
@@ -409,14 +410,4 @@ func netshimServing(socket string) int {
 		}
 	}
 	return 0
-}
-
-// dead: no such process, or one that has exited and awaits its reaper.
-func dead(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	return i < 0 || len(data) < i+3 || data[i+2] == 'Z' || data[i+2] == 'X'
 }
