@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netshim/netshim/pkg/proc"
 	"github.com/netshim/netshim/test/multinode/cluster"
 	"github.com/netshim/netshim/test/netcheck"
 	"github.com/vishvananda/netlink"
@@ -64,11 +65,11 @@ func uniqueName() string {
 	return "nsmn" + hex.EncodeToString(b)
 }
 
-// hostState is what the host had before a cluster came: it must have the
-// same after the cluster is gone.
+// hostState is what the host had before a cluster came: it must have no more
+// after the cluster is gone.
 type hostState struct {
-	links []string
-	pins  []string
+	links map[string]bool
+	pins  map[string]bool
 }
 
 func takeHostState(t *testing.T) hostState {
@@ -77,15 +78,46 @@ func takeHostState(t *testing.T) hostState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var s hostState
+	s := hostState{links: map[string]bool{}, pins: map[string]bool{}}
 	for _, l := range links {
-		s.links = append(s.links, l.Attrs().Name)
+		s.links[l.Attrs().Name] = true
 	}
 	entries, _ := os.ReadDir("/run/netns")
 	for _, e := range entries {
-		s.pins = append(s.pins, e.Name())
+		s.pins[e.Name()] = true
 	}
 	return s
+}
+
+// addedSince lists what the host has now and did not have at before. Links
+// of the e2e suite, which `go test ./...` may run alongside (its nste2e*
+// bridges and the veths on them), are not the cluster's and are left out.
+func addedSince(t *testing.T, before hostState) []string {
+	t.Helper()
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2eBridges := map[int]bool{}
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, "nste2e") {
+			e2eBridges[l.Attrs().Index] = true
+		}
+	}
+	var added []string
+	for _, l := range links {
+		a := l.Attrs()
+		if !before.links[a.Name] && !strings.HasPrefix(a.Name, "nste2e") && !e2eBridges[a.MasterIndex] {
+			added = append(added, "link "+a.Name)
+		}
+	}
+	entries, _ := os.ReadDir("/run/netns")
+	for _, e := range entries {
+		if !before.pins[e.Name()] {
+			added = append(added, "netns pin "+e.Name())
+		}
+	}
+	return added
 }
 
 // startCluster brings a cluster up and, when the test ends, takes it down
@@ -113,12 +145,8 @@ func startCluster(t *testing.T, nodes int, plugin string, backend cluster.Backen
 		for _, l := range c.Leftovers() {
 			t.Errorf("left after cluster down: %s", l)
 		}
-		after := takeHostState(t)
-		if !slices.Equal(before.links, after.links) {
-			t.Errorf("host links changed: before %v, after %v", before.links, after.links)
-		}
-		if !slices.Equal(before.pins, after.pins) {
-			t.Errorf("host netns pins changed: before %v, after %v", before.pins, after.pins)
+		for _, a := range addedSince(t, before) {
+			t.Errorf("the host has a %s it did not have before the cluster", a)
 		}
 	})
 	return c
@@ -311,8 +339,8 @@ func TestClusterCommandUpAndDown(t *testing.T) {
 	for _, l := range c.Leftovers() {
 		t.Errorf("left after netshim-cluster down: %s", l)
 	}
-	if after := takeHostState(t); !slices.Equal(before.links, after.links) || !slices.Equal(before.pins, after.pins) {
-		t.Errorf("host changed: before %+v, after %+v", before, after)
+	for _, a := range addedSince(t, before) {
+		t.Errorf("the host has a %s it did not have before the cluster", a)
 	}
 	if out, err := exec.Command(tool, "down", "--state-dir", stateDir).CombinedOutput(); err == nil {
 		t.Errorf("a second down succeeded; want it to say no cluster is recorded:\n%s", out)
@@ -379,5 +407,10 @@ func TestDownAfterANodeCrashed(t *testing.T) {
 	ids = append(ids, a.ID, run.PodSandboxId)
 	if err := syscall.Kill(node1.PID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); proc.Alive(node1.PID); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("node1's netshim outlived SIGKILL")
+		}
 	}
 }
