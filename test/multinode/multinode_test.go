@@ -10,11 +10,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -72,15 +74,31 @@ type hostState struct {
 	pins  map[string]bool
 }
 
+// hostLinkNames lists the host's links, retrying a dump that concurrent
+// link changes (the e2e suite's, under `go test ./...`) interrupted.
+func hostLinkNames(t *testing.T) []string {
+	t.Helper()
+	for try := 0; ; try++ {
+		links, err := netlink.LinkList()
+		if errors.Is(err, netlink.ErrDumpInterrupted) && try < 10 {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, l := range links {
+			names = append(names, l.Attrs().Name)
+		}
+		return names
+	}
+}
+
 func takeHostState(t *testing.T) hostState {
 	t.Helper()
-	links, err := netlink.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
 	s := hostState{links: map[string]bool{}, pins: map[string]bool{}}
-	for _, l := range links {
-		s.links[l.Attrs().Name] = true
+	for _, name := range hostLinkNames(t) {
+		s.links[name] = true
 	}
 	entries, _ := os.ReadDir("/run/netns")
 	for _, e := range entries {
@@ -89,26 +107,21 @@ func takeHostState(t *testing.T) hostState {
 	return s
 }
 
-// addedSince lists what the host has now and did not have at before. Links
-// of the e2e suite, which `go test ./...` may run alongside (its nste2e*
-// bridges and the veths on them), are not the cluster's and are left out.
+// clusterLinkName matches the links a cluster makes, all inside its own
+// namespaces: were one in the host's (a netshim started outside its node,
+// say), it would show here. Pod veths have random names and come and go with
+// any other suite running alongside, so a stray one shows as the cni0 or
+// cbr0 it hangs on.
+var clusterLinkName = regexp.MustCompile(`^(underlay0|node[0-9]+|flannel\.1|cni0|cbr0)$`)
+
+// addedSince lists the cluster-made links and the netns pins that the host
+// has now and did not have at before.
 func addedSince(t *testing.T, before hostState) []string {
 	t.Helper()
-	links, err := netlink.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e2eBridges := map[int]bool{}
-	for _, l := range links {
-		if strings.HasPrefix(l.Attrs().Name, "nste2e") {
-			e2eBridges[l.Attrs().Index] = true
-		}
-	}
 	var added []string
-	for _, l := range links {
-		a := l.Attrs()
-		if !before.links[a.Name] && !strings.HasPrefix(a.Name, "nste2e") && !e2eBridges[a.MasterIndex] {
-			added = append(added, "link "+a.Name)
+	for _, name := range hostLinkNames(t) {
+		if !before.links[name] && clusterLinkName.MatchString(name) {
+			added = append(added, "link "+name)
 		}
 	}
 	entries, _ := os.ReadDir("/run/netns")
