@@ -89,12 +89,16 @@ func (s *Server) Recover(ctx context.Context) error {
 		klog.ErrorS(err, "Some sandbox checkpoints could not be restored")
 	}
 	// A plugin the previous netshim left running must end before any DEL
-	// of its sandbox runs, or it may finish its ADD after that DEL.
-	var known []string
+	// of its sandbox runs, or it may finish its ADD after that DEL. Only a
+	// sandbox caught mid-set-up or mid-stop can have one; after a clean
+	// stop there is none, and no process is looked at.
+	var inDoubt []string
 	for _, sb := range s.sandboxes.List() {
-		known = append(known, sb.ID)
+		if sb.State == sandbox.StateCreating || (sb.NetworkAttached && sb.State != sandbox.StateReady) {
+			inDoubt = append(inDoubt, sb.ID)
+		}
 	}
-	s.network.StopOrphanedPlugins(known)
+	s.network.StopOrphanedPlugins(inDoubt)
 	for _, sb := range interrupted {
 		klog.InfoS("Undoing sandbox whose set-up was interrupted", "sandbox", sb.ID, "pod", klog.KRef(sb.Spec.Namespace, sb.Spec.Name))
 		if err := s.removeSandbox(ctx, sb.ID); err != nil {

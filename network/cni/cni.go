@@ -220,6 +220,10 @@ func (p *Plugin) SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNet
 		return nil, fmt.Errorf("add network %q (%s) to pod %s/%s: %w", def.List.Name, def.File, pod.Namespace, pod.Name, err)
 	}
 	crashpoint.Hit(crashpoint.AfterCNIDefault)
+	// libcni's cache holds the ADD now; the record would only repeat it.
+	if err := p.pending.forget(pod.SandboxID); err != nil {
+		klog.InfoS("Could not remove the record of a finished ADD; its DEL removes it", "sandbox", pod.SandboxID, "err", err)
+	}
 	result, err := types100.NewResultFromResult(res)
 	if err != nil {
 		return nil, fmt.Errorf("read result of network %q: %w", def.List.Name, err)

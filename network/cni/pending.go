@@ -17,7 +17,8 @@ import (
 // succeeds, so without this record the DEL owed to an ADD that failed, or
 // was cut short by a crash, would run with whatever the conf dir holds by
 // then: another network's DEL, and the pod's IP leaked. A record is
-// forgotten once a DEL with it has succeeded.
+// forgotten once the ADD succeeded (libcni's cache then holds the same) or a
+// DEL with it has succeeded.
 type pendingAdds struct {
 	dir string
 }

@@ -141,3 +141,16 @@ func TestFailingRecordedDeleteFallsBackOnlyToTheSameNetworkFixed(t *testing.T) {
 		}
 	}
 }
+
+// Once an ADD succeeded, libcni's cache holds what the record held: no
+// record is kept for a running pod.
+func TestSucceededAddKeepsNoRecord(t *testing.T) {
+	p := newFakePlugin(t, map[string]string{"good": okLoopback, "loopback": okLoopback},
+		`{"cniVersion":"1.0.0","name":"good","plugins":[{"type":"good"}]}`, nsHost{})
+	if _, err := p.SetUpPod(context.Background(), brokenPod); err != nil {
+		t.Fatalf("SetUpPod: %v", err)
+	}
+	if ids := p.pending.sandboxIDs(); len(ids) != 0 {
+		t.Errorf("records after a successful ADD: %v", ids)
+	}
+}
