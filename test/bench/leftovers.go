@@ -1,11 +1,15 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/netshim/netshim/pkg/proc"
 )
@@ -78,11 +82,45 @@ func Growth(before, after Snapshot) string {
 	return strings.Join(out, ", ")
 }
 
-// PausePIDsOf maps the live pause processes of the sandboxes a netshim has
+// RemoveLeftoverSandboxes removes what a netshim with these --root-dir and
+// --state-dir left running when it could not stop its sandboxes itself
+// (killed, or its test aborted): every runtime container in its runc root,
+// with runc's forced delete (which also removes the cgroups), then, by PID,
+// any pause process of its sandboxes that runc no longer knew. It waits for
+// those to exit, and returns a line for each thing it removed.
+func RemoveLeftoverSandboxes(runc, rootDir, stateDir string) (removed []string, err error) {
+	var errs []error
+	runcRoot := filepath.Join(stateDir, "runtime")
+	containers, _ := os.ReadDir(runcRoot)
+	for _, c := range containers {
+		if out, err := exec.Command(runc, "--root", runcRoot, "delete", "--force", c.Name()).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("runc delete %s: %v: %s", c.Name(), err, out))
+		}
+		removed = append(removed, "runtime container "+c.Name())
+	}
+	pids := pausePIDsOf(rootDir, stateDir)
+	for pid, id := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		removed = append(removed, fmt.Sprintf("pause pid %d of sandbox %s", pid, id[:12]))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for pid, id := range pids {
+		for proc.Alive(pid) {
+			if time.Now().After(deadline) {
+				errs = append(errs, fmt.Errorf("pause pid %d of sandbox %s did not die", pid, id[:12]))
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// pausePIDsOf maps the live pause processes of the sandboxes a netshim has
 // records of, under its --root-dir and --state-dir, to their sandbox IDs: a
 // sandbox's cgroup path ends in its ID, whatever the pod's cgroup parent.
 // It finds pause processes that outlived the netshim that would stop them.
-func PausePIDsOf(rootDir, stateDir string) map[int]string {
+func pausePIDsOf(rootDir, stateDir string) map[int]string {
 	ids := map[string]bool{}
 	for _, d := range []string{filepath.Join(rootDir, "sandboxes"), filepath.Join(stateDir, "sandboxes")} {
 		entries, _ := os.ReadDir(d)

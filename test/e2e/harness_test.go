@@ -295,19 +295,13 @@ func (s *shim) cleanup() {
 }
 
 func (s *shim) sweep() {
-	runcRoot := filepath.Join(s.dir, "run", "runtime")
-	entries, _ := os.ReadDir(runcRoot)
-	for _, e := range entries {
-		var st struct {
-			Pid int `json:"pid"`
-		}
-		if data, err := os.ReadFile(filepath.Join(runcRoot, e.Name(), "state.json")); err == nil && json.Unmarshal(data, &st) == nil && st.Pid > 0 {
-			_ = syscall.Kill(st.Pid, syscall.SIGKILL)
-		}
-		_ = exec.Command(filepath.Join(binDir, "runc"), "--root", runcRoot, "delete", "--force", e.Name()).Run()
-		s.t.Errorf("cleanup: runtime container %s was left behind", e.Name())
+	removed, err := bench.RemoveLeftoverSandboxes(filepath.Join(binDir, "runc"), filepath.Join(s.dir, "root"), filepath.Join(s.dir, "run"))
+	for _, r := range removed {
+		s.t.Errorf("cleanup: %s was left behind", r)
 	}
-	s.sweepPauseByCgroup()
+	if err != nil {
+		s.t.Errorf("cleanup: %v", err)
+	}
 	defer s.sweepMounts()
 	pins, _ := os.ReadDir(s.netnsDir)
 	for _, p := range pins {
@@ -328,15 +322,6 @@ func (s *shim) sweepMounts() {
 			_ = unix.Unmount(f[1], unix.MNT_DETACH)
 			s.t.Errorf("cleanup: %s was still mounted", f[1])
 		}
-	}
-}
-
-// sweepPauseByCgroup kills, by PID, pause processes of this shim's sandboxes
-// that no runtime state names any more (a run aborted before recovery).
-func (s *shim) sweepPauseByCgroup() {
-	for pid, id := range bench.PausePIDsOf(filepath.Join(s.dir, "root"), filepath.Join(s.dir, "run")) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-		s.t.Errorf("cleanup: pause pid %d of sandbox %s was left running", pid, id[:12])
 	}
 }
 

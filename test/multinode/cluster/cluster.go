@@ -124,7 +124,6 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 		dir := filepath.Join(spec.StateDir, name)
 		c.Nodes = append(c.Nodes, &Node{
 			Name:         name,
-			Index:        i,
 			NetNS:        filepath.Join(netnsDir, spec.Name+"-"+name),
 			IP:           fmt.Sprintf("198.19.0.%d", i),
 			PodCIDR:      fmt.Sprintf("198.18.%d.0/24", i),
@@ -212,7 +211,7 @@ func (c *Cluster) Down(ctx context.Context) error {
 		}
 	}
 	for _, n := range c.Nodes {
-		if err := n.killPauses(filepath.Join(c.Spec.BinDir, "runc")); err != nil {
+		if err := n.removeLeftovers(filepath.Join(c.Spec.BinDir, "runc")); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
 		}
 	}

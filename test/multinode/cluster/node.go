@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -25,8 +24,7 @@ import (
 
 // Node is one node of the cluster and its netshim.
 type Node struct {
-	Name         string `json:"name"` // node1, node2, …
-	Index        int    `json:"index"`
+	Name         string `json:"name"`    // node1, node2, …
 	NetNS        string `json:"netns"`   // the node's netns pin on the host
 	IP           string `json:"ip"`      // its underlay address
 	PodCIDR      string `json:"podCIDR"` // its pod subnet
@@ -372,33 +370,11 @@ func (n *Node) gone() bool {
 	return !n.running()
 }
 
-// killPauses removes, through runc, the pause containers of the node that
-// outlived its netshim (which takes their cgroups too), then kills by PID any
-// pause process of its sandboxes that runc no longer knew.
-func (n *Node) killPauses(runc string) error {
-	runcRoot := filepath.Join(n.Dir, "run", "runtime")
-	containers, _ := os.ReadDir(runcRoot)
-	var errs []error
-	for _, c := range containers {
-		if out, err := exec.Command(runc, "--root", runcRoot, "delete", "--force", c.Name()).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("runc delete %s: %v: %s", c.Name(), err, out))
-		}
-	}
-	pids := bench.PausePIDsOf(filepath.Join(n.Dir, "root"), filepath.Join(n.Dir, "run"))
-	for pid := range pids {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for pid, id := range pids {
-		for proc.Alive(pid) {
-			if time.Now().After(deadline) {
-				errs = append(errs, fmt.Errorf("pause pid %d of sandbox %s did not die", pid, id[:12]))
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	return errors.Join(errs...)
+// removeLeftovers removes the node's pause containers and processes that
+// outlived its netshim, whatever cgroup parent their pods asked for.
+func (n *Node) removeLeftovers(runc string) error {
+	_, err := bench.RemoveLeftoverSandboxes(runc, filepath.Join(n.Dir, "root"), filepath.Join(n.Dir, "run"))
+	return err
 }
 
 // netshimServing is the PID of the netshim whose command line names socket, or 0.
