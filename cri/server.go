@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
 	"k8s.io/klog/v2"
 )
 
@@ -61,6 +62,11 @@ type Server struct {
 
 	sandboxes Sandboxes
 	network   Network
+	// containers, images and streaming are defined in container.go,
+	// image.go and streaming.go, where they are used.
+	containers Containers
+	images     Images
+	streaming  streaming.Server
 	// ops serialises whole lifecycle operations (network plus sandbox
 	// steps) on one sandbox ID, so a stop and a remove never interleave.
 	ops  keylock.Locks
@@ -76,9 +82,20 @@ type Dirs struct {
 	Protected []string
 }
 
-// NewServer returns a server over the given sandboxes and network.
-func NewServer(sandboxes Sandboxes, net Network, dirs Dirs) *Server {
-	return &Server{sandboxes: sandboxes, network: net, dirs: dirs}
+// Services are the parts the server sequences.
+type Services struct {
+	Sandboxes  Sandboxes
+	Network    Network
+	Containers Containers
+	Images     Images
+	// Streaming serves exec, attach and port-forward; the server hands out its URLs.
+	Streaming streaming.Server
+}
+
+// NewServer returns a server over the given services.
+func NewServer(svc Services, dirs Dirs) *Server {
+	return &Server{sandboxes: svc.Sandboxes, network: svc.Network, containers: svc.Containers,
+		images: svc.Images, streaming: svc.Streaming, dirs: dirs}
 }
 
 // Recover restores sandboxes after a restart and fully undoes those whose

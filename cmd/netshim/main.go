@@ -23,6 +23,7 @@ import (
 	"github.com/netshim/netshim/network"
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
+	"github.com/netshim/netshim/oci"
 	"github.com/netshim/netshim/sandbox"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -126,7 +127,7 @@ func run(o options) error {
 		RunDir:      o.stateDir,
 		NetNSDir:    o.netnsDir,
 		PauseBinary: o.pauseBinary,
-		Runtime:     &sandbox.OCIRuntime{Binary: o.ociRuntime, Root: filepath.Join(o.stateDir, "runtime")},
+		Runtime:     &oci.Runc{Binary: o.ociRuntime, Root: filepath.Join(o.stateDir, "runtime")},
 	})
 	if err != nil {
 		return err
@@ -144,7 +145,7 @@ func run(o options) error {
 	plugins := network.NewPluginManager(plugin, reg)
 	defer plugins.Close()
 
-	server := cri.NewServer(sandboxes, plugins, cri.Dirs{
+	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins}, cri.Dirs{
 		ImageFs:   o.rootDir,
 		Protected: []string{o.rootDir, o.stateDir, o.netnsDir, o.cniConfDir, o.cniCacheDir},
 	})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/netshim/netshim/oci"
 	"github.com/netshim/netshim/sandbox"
 	"github.com/vishvananda/netlink"
 )
@@ -86,7 +87,7 @@ func Floor(ctx context.Context, o FloorOptions) ([]FloorStep, error) {
 	}()
 	// netshim's own runtime adapter: the detached pause must not inherit a
 	// pipe the caller waits on.
-	runtime := &sandbox.OCIRuntime{Binary: o.Runc, Root: runcRoot}
+	runtime := &oci.Runc{Binary: o.Runc, Root: runcRoot}
 	if err := add("runc run -d (pause)", func(i int) error {
 		_, err := runtime.Run(ctx, fmt.Sprint("floor-", i), bundle)
 		return err

@@ -1,0 +1,130 @@
+// Package oci drives an OCI runtime binary (runc, or crun with the same
+// command line) for sandboxes and containers alike, and the per-container
+// monitor (conmon) that outlives netshim.
+package oci
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Runc drives an OCI runtime binary (runc or crun) with its own state root.
+type Runc struct {
+	Binary string // path of runc
+	Root   string // --root: the runtime's state dir
+}
+
+func (r *Runc) command(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, r.Binary, append([]string{"--root", r.Root}, args...)...)
+}
+
+// Run runs `runc run -d`. The pause process inherits runc's stdio, so stdio is
+// /dev/null and runc's own errors are read back from its --log file instead of
+// a pipe that the pause process would hold open forever.
+func (r *Runc) Run(ctx context.Context, id, bundle string) (int, error) {
+	logPath := filepath.Join(bundle, "runtime.log")
+	pidPath := filepath.Join(bundle, "pause.pid")
+	cmd := r.command(ctx, "--log", logPath, "--log-format", "json",
+		"run", "--detach", "--pid-file", pidPath, "--bundle", bundle, id)
+	if err := cmd.Run(); err != nil {
+		return 0, fmt.Errorf("%s run %s: %w: %s", filepath.Base(r.Binary), id, err, lastLogError(logPath))
+	}
+	data, err := os.ReadFile(pidPath)
+	if err != nil {
+		return 0, fmt.Errorf("read pid file of %s: %w", id, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil {
+		return 0, fmt.Errorf("pid file of %s holds %q", id, data)
+	}
+	return pid, nil
+}
+
+// Delete runs `runc delete`. Callers stop the process first where they can,
+// since runc's --force path polls with a fixed 100 ms sleep.
+func (r *Runc) Delete(ctx context.Context, id string, force bool) error {
+	args := []string{"delete", id}
+	if force {
+		args = []string{"delete", "--force", id}
+	}
+	out, err := r.command(ctx, args...).CombinedOutput()
+	if err != nil {
+		if notExist(out) {
+			return nil
+		}
+		return fmt.Errorf("%s delete %s: %w: %s", filepath.Base(r.Binary), id, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Available checks that the runtime binary is still there and executable.
+func (r *Runc) Available() error {
+	if _, err := exec.LookPath(r.Binary); err != nil {
+		return fmt.Errorf("OCI runtime %s is not available: %w", r.Binary, err)
+	}
+	return nil
+}
+
+func (r *Runc) List(ctx context.Context) ([]string, error) {
+	out, err := r.command(ctx, "list", "--quiet").Output()
+	if err != nil {
+		return nil, fmt.Errorf("%s list: %w", filepath.Base(r.Binary), err)
+	}
+	return strings.Fields(string(out)), nil
+}
+
+func (r *Runc) State(ctx context.Context, id string) (string, error) {
+	out, err := r.command(ctx, "state", id).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) && notExist(ee.Stderr) {
+			return "", nil
+		}
+		return "", fmt.Errorf("%s state %s: %w", filepath.Base(r.Binary), id, err)
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		return "", fmt.Errorf("decode state of %s: %w", id, err)
+	}
+	return st.Status, nil
+}
+
+func notExist(out []byte) bool {
+	s := string(out)
+	return strings.Contains(s, "does not exist") || strings.Contains(s, "not found")
+}
+
+// lastLogError returns the message of the last error line of a JSON runtime log.
+func lastLogError(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "no runtime log"
+	}
+	defer f.Close()
+	msg := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var line struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		if json.Unmarshal(sc.Bytes(), &line) == nil && (line.Level == "error" || line.Level == "fatal") {
+			msg = line.Msg
+		}
+	}
+	if msg == "" {
+		return "no error in runtime log"
+	}
+	return msg
+}
