@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/netshim/netshim/network"
+	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/keylock"
 	"github.com/netshim/netshim/sandbox"
 	"google.golang.org/grpc/codes"
@@ -238,12 +239,16 @@ func toStatus(err error, format string, args ...any) error {
 	switch {
 	case errors.As(err, &ve):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, sandbox.ErrNotFound):
+	case errors.Is(err, errdefs.ErrNotFound):
 		return status.Error(codes.NotFound, msg)
-	case errors.Is(err, sandbox.ErrNameReserved):
+	case errors.Is(err, errdefs.ErrAlreadyExists):
 		return status.Error(codes.AlreadyExists, msg)
-	case errors.Is(err, errNetworkNotReady):
+	case errors.Is(err, errdefs.ErrInvalidArgument):
+		return status.Error(codes.InvalidArgument, msg)
+	case errors.Is(err, errNetworkNotReady), errors.Is(err, errdefs.ErrFailedPrecondition):
 		return status.Error(codes.FailedPrecondition, msg)
+	case errors.Is(err, errdefs.ErrUnavailable):
+		return status.Error(codes.Unavailable, msg)
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, msg)
 	case errors.Is(err, context.Canceled):

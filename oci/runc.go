@@ -15,6 +15,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Runc drives an OCI runtime binary (runc or crun) with its own state root.
@@ -127,4 +130,43 @@ func lastLogError(path string) string {
 		return "no error in runtime log"
 	}
 	return msg
+}
+
+// Start starts the created container id (`runc start`).
+func (r *Runc) Start(ctx context.Context, id string) error {
+	if out, err := r.command(ctx, "start", id).CombinedOutput(); err != nil {
+		return fmt.Errorf("%s start %s: %w: %s", filepath.Base(r.Binary), id, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Kill sends sig to the container's init, or with all to every process of it.
+// A container that is gone or already stopped is no error.
+func (r *Runc) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
+	args := []string{"kill", id, strconv.Itoa(int(sig))}
+	if all {
+		args = []string{"kill", "--all", id, strconv.Itoa(int(sig))}
+	}
+	out, err := r.command(ctx, args...).CombinedOutput()
+	if err != nil {
+		if notExist(out) || strings.Contains(string(out), "not running") || strings.Contains(string(out), "process already finished") {
+			return nil
+		}
+		return fmt.Errorf("%s kill %s: %w: %s", filepath.Base(r.Binary), id, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Update applies new resource limits to a running container (`runc update`).
+func (r *Runc) Update(ctx context.Context, id string, res *specs.LinuxResources) error {
+	data, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encode resources of %s: %w", id, err)
+	}
+	cmd := r.command(ctx, "update", "--resources", "-", id)
+	cmd.Stdin = bytes.NewReader(data)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s update %s: %w: %s", filepath.Base(r.Binary), id, err, bytes.TrimSpace(out))
+	}
+	return nil
 }

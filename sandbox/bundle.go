@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/netshim/netshim/pkg/atomicfile"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // pauseUser is the uid/gid the pause process runs as, as upstream's pause image sets.
@@ -40,13 +42,12 @@ func writeBundle(bundle, rootfs string, sb *Sandbox) error {
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		return fmt.Errorf("create bundle dir: %w", err)
 	}
+	if err := writePodFiles(bundle, sb); err != nil {
+		return err
+	}
 	var mounts []specs.Mount
 	if sb.Spec.DNS != nil {
-		resolv := filepath.Join(bundle, "resolv.conf")
-		if err := os.WriteFile(resolv, resolvConf(sb.Spec.DNS), 0o644); err != nil {
-			return fmt.Errorf("write resolv.conf: %w", err)
-		}
-		mounts = append(mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: resolv, Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
+		mounts = append(mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: filepath.Join(bundle, resolvConfFile), Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 	}
 	spec := ociSpec(rootfs, sb, mounts)
 	data, err := json.Marshal(spec)
@@ -59,6 +60,90 @@ func writeBundle(bundle, rootfs string, sb *Sandbox) error {
 		return fmt.Errorf("write OCI spec: %w", err)
 	}
 	return nil
+}
+
+// The files a pod's containers share, kept in the sandbox's bundle dir.
+const (
+	resolvConfFile = "resolv.conf"
+	hostnameFile   = "hostname"
+	hostsFile      = "hosts"
+	shmDir         = "shm"
+	// shmSize is /dev/shm's size, as containerd and docker default it.
+	shmSize = 64 << 20
+)
+
+// Files are the paths of what a pod's containers mount from the sandbox; a
+// path is "" where the pod uses the node's own (host IPC: /dev/shm).
+type Files struct {
+	ResolvConf string
+	Hostname   string
+	Hosts      string
+	Shm        string
+}
+
+// writePodFiles writes resolv.conf (the pod's DNSConfig, else the node's, as
+// containerd does), hostname and a minimal hosts, and mounts the pod's
+// /dev/shm (unless it shares the node's IPC namespace).
+func writePodFiles(bundle string, sb *Sandbox) error {
+	resolv := []byte(nil)
+	if sb.Spec.DNS != nil {
+		resolv = resolvConf(sb.Spec.DNS)
+	} else if host, err := os.ReadFile("/etc/resolv.conf"); err == nil {
+		resolv = host
+	}
+	hostname := sb.Spec.Hostname
+	if sb.Spec.HostNetwork || hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	for name, data := range map[string][]byte{
+		resolvConfFile: resolv,
+		hostnameFile:   []byte(hostname + "\n"),
+		hostsFile:      []byte(hosts),
+	} {
+		if err := os.WriteFile(filepath.Join(bundle, name), data, 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	if sb.Spec.HostIPC {
+		return nil
+	}
+	shm := filepath.Join(bundle, shmDir)
+	if err := os.MkdirAll(shm, 0o700); err != nil {
+		return fmt.Errorf("create /dev/shm of the pod: %w", err)
+	}
+	if mounted, _ := isMountPoint(shm); mounted {
+		return nil
+	}
+	opts := fmt.Sprintf("mode=1777,size=%d", shmSize)
+	if err := unix.Mount("shm", shm, "tmpfs", unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount /dev/shm of the pod: %w", err)
+	}
+	return nil
+}
+
+// unmountShm unmounts the pod's /dev/shm if it is mounted; it is idempotent.
+func unmountShm(bundle string) error {
+	shm := filepath.Join(bundle, shmDir)
+	if mounted, _ := isMountPoint(shm); !mounted {
+		return nil
+	}
+	if err := unix.Unmount(shm, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount /dev/shm of the pod: %w", err)
+	}
+	return nil
+}
+
+// isMountPoint is true when path is on another filesystem than its parent.
+func isMountPoint(path string) (bool, error) {
+	var st, parent unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		return false, err
+	}
+	if err := unix.Lstat(filepath.Dir(path), &parent); err != nil {
+		return false, err
+	}
+	return st.Dev != parent.Dev, nil
 }
 
 func resolvConf(dns *DNS) []byte {

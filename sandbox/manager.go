@@ -14,8 +14,11 @@ import (
 	"time"
 
 	"github.com/netshim/netshim/pkg/crashpoint"
+	"github.com/netshim/netshim/pkg/errdefs"
+	"github.com/netshim/netshim/pkg/idindex"
 	"github.com/netshim/netshim/pkg/keylock"
 	"github.com/netshim/netshim/pkg/proc"
+	"github.com/netshim/netshim/pkg/reaper"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 )
@@ -27,6 +30,8 @@ type Config struct {
 	NetNSDir    string // netns pins
 	PauseBinary string
 	Runtime     Runtime
+	// Reaper reaps the pause processes, netshim being their subreaper.
+	Reaper *reaper.Reaper
 }
 
 // Manager owns the sandbox records and the system resources of each.
@@ -34,11 +39,12 @@ type Manager struct {
 	cfg         Config
 	checkpoints checkpoints
 	rootfs      string
-	reaper      *reaper
+	reaper      *reaper.Reaper
 	locks       keylock.Locks // one per sandbox ID: serialises changes to a record
 
 	mu       sync.RWMutex
 	byID     map[string]*Sandbox
+	ids      idindex.Index              // the IDs of byID, for lookup by prefix
 	names    map[string]string          // reservation name → sandbox ID
 	children map[string]<-chan struct{} // sandbox ID → closed when its pause exits
 }
@@ -71,7 +77,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		cfg:         cfg,
 		checkpoints: checkpoints{dir: cpDir},
 		rootfs:      rootfs,
-		reaper:      newReaper(),
+		reaper:      cfg.Reaper,
 		byID:        map[string]*Sandbox{},
 		names:       map[string]string{},
 		children:    map[string]<-chan struct{}{},
@@ -82,7 +88,7 @@ func NewManager(cfg Config) (*Manager, error) {
 func (m *Manager) RuntimeStatus() error { return m.cfg.Runtime.Available() }
 
 // Close stops background work; pause processes keep running.
-func (m *Manager) Close() { m.reaper.stop() }
+func (m *Manager) Close() {}
 
 func (m *Manager) bundleDir(id string) string {
 	return filepath.Join(m.cfg.RunDir, "sandboxes", id)
@@ -104,6 +110,29 @@ func newID() (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(b), nil
+}
+
+// Files are the paths of the sandbox's shared files that containers mount.
+func (m *Manager) Files(id string) Files {
+	b := m.bundleDir(id)
+	f := Files{ResolvConf: filepath.Join(b, resolvConfFile), Hostname: filepath.Join(b, hostnameFile), Hosts: filepath.Join(b, hostsFile)}
+	m.mu.RLock()
+	sb, ok := m.byID[id]
+	m.mu.RUnlock()
+	if ok && !sb.Spec.HostIPC {
+		f.Shm = filepath.Join(b, shmDir)
+	}
+	return f
+}
+
+// Resolve returns the full ID of the one sandbox whose ID starts with
+// prefix; none wraps ErrNotFound, several is an error saying it is ambiguous.
+func (m *Manager) Resolve(prefix string) (string, error) {
+	id, err := m.ids.Get(prefix)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return "", fmt.Errorf("sandbox %q: %w", prefix, ErrNotFound)
+	}
+	return id, err
 }
 
 // Get returns a copy of the record of id.
@@ -190,6 +219,7 @@ func (m *Manager) Create(spec Spec) (*Sandbox, error) {
 	}
 	m.mu.Lock()
 	m.byID[id] = sb
+	m.ids.Add(id)
 	m.mu.Unlock()
 	if sb.NetNSPath != "" {
 		crashpoint.Hit(crashpoint.BeforeNetNSPin)
@@ -222,7 +252,7 @@ func (m *Manager) StartPause(ctx context.Context, id string) error {
 		}
 		return fmt.Errorf("start pause of sandbox %s: %w", id, err)
 	}
-	exited := m.reaper.track(pid)
+	exited := m.reaper.Track(pid)
 	m.mu.Lock()
 	m.children[id] = exited
 	m.mu.Unlock()
@@ -293,6 +323,9 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		if err := m.cfg.Runtime.Delete(ctx, id, sb.PausePID == 0); err != nil {
 			return fmt.Errorf("delete pause container of sandbox %s: %w", id, err)
 		}
+	}
+	if err := unmountShm(m.bundleDir(id)); err != nil {
+		return fmt.Errorf("stop sandbox %s: %w", id, err)
 	}
 	if err := UnpinNetNS(sb.NetNSPath); err != nil {
 		return err
@@ -370,6 +403,7 @@ func (m *Manager) forget(sb *Sandbox) {
 func (m *Manager) forgetRecord(sb *Sandbox) {
 	m.mu.Lock()
 	delete(m.byID, sb.ID)
+	m.ids.Delete(sb.ID)
 	delete(m.children, sb.ID)
 	m.mu.Unlock()
 	m.release(sb)
@@ -395,6 +429,7 @@ func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
 	for _, sb := range good {
 		m.mu.Lock()
 		m.byID[sb.ID] = sb
+		m.ids.Add(sb.ID)
 		m.names[sb.Spec.ReservationName()] = sb.ID
 		m.mu.Unlock()
 		switch {
@@ -443,6 +478,10 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 	for _, b := range bundles {
 		if !known[b.Name()] {
 			klog.InfoS("Removing orphan bundle", "id", b.Name())
+			if err := unmountShm(filepath.Join(m.cfg.RunDir, "sandboxes", b.Name())); err != nil {
+				klog.ErrorS(err, "Failed to unmount the /dev/shm of an orphan bundle", "id", b.Name())
+				continue
+			}
 			_ = os.RemoveAll(filepath.Join(m.cfg.RunDir, "sandboxes", b.Name()))
 		}
 	}

@@ -4,9 +4,10 @@
 package sandbox
 
 import (
-	"errors"
 	"fmt"
 	"time"
+
+	"github.com/netshim/netshim/pkg/errdefs"
 )
 
 // State is a sandbox's lifecycle state.
@@ -81,7 +82,7 @@ func (s *Sandbox) clone() *Sandbox {
 
 var (
 	// ErrNotFound: no sandbox has that ID.
-	ErrNotFound = errors.New("sandbox not found")
+	ErrNotFound = fmt.Errorf("sandbox %w", errdefs.ErrNotFound)
 	// ErrNameReserved: another sandbox holds the name.
-	ErrNameReserved = errors.New("sandbox name is reserved")
+	ErrNameReserved = fmt.Errorf("sandbox name is reserved: %w", errdefs.ErrAlreadyExists)
 )

@@ -24,6 +24,7 @@ import (
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/reaper"
 	"github.com/netshim/netshim/sandbox"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -117,12 +118,15 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	if err := sandbox.BecomeSubreaper(); err != nil {
+	if err := reaper.BecomeSubreaper(); err != nil {
 		return fmt.Errorf("become child subreaper: %w", err)
 	}
 	network.InitNode()
 
+	reap := reaper.New()
+	defer reap.Stop()
 	sandboxes, err := sandbox.NewManager(sandbox.Config{
+		Reaper:      reap,
 		StateDir:    o.rootDir,
 		RunDir:      o.stateDir,
 		NetNSDir:    o.netnsDir,

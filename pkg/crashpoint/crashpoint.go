@@ -19,6 +19,11 @@ const (
 	AfterCNILoopback = "after-cni-loopback"
 	AfterCNIDefault  = "after-cni-default"
 	DuringStop       = "during-stop"
+
+	DuringContainerCreate = "during-container-create"
+	DuringContainerStart  = "during-container-start"
+	DuringContainerStop   = "during-container-stop"
+	DuringContainerRemove = "during-container-remove"
 )
 
 var armed = os.Getenv(EnvVar)

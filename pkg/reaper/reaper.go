@@ -1,4 +1,6 @@
-package sandbox
+// Package reaper makes netshim the child subreaper of what it starts (pause
+// processes, container monitors) and reaps exactly the PIDs it is told about.
+package reaper
 
 import (
 	"errors"
@@ -16,26 +18,27 @@ func BecomeSubreaper() error {
 	return unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 }
 
-// reaper waits for the pause processes this netshim started. It reaps only
+// Reaper waits for the processes this netshim started. It reaps only
 // PIDs it was told about (wait4 on each, WNOHANG, on every SIGCHLD), never
 // wait(-1), which would steal the exit status of os/exec's children.
-type reaper struct {
+type Reaper struct {
 	mu      sync.Mutex
 	waiting map[int]chan struct{}
 	sigs    chan os.Signal
 	done    chan struct{}
 }
 
-func newReaper() *reaper {
-	r := &reaper{waiting: map[int]chan struct{}{}, sigs: make(chan os.Signal, 1), done: make(chan struct{})}
+// New starts a reaper; Stop ends it.
+func New() *Reaper {
+	r := &Reaper{waiting: map[int]chan struct{}{}, sigs: make(chan os.Signal, 1), done: make(chan struct{})}
 	signal.Notify(r.sigs, unix.SIGCHLD)
 	go r.loop()
 	return r
 }
 
-// track returns a channel closed when pid has exited and been reaped. A pid
+// Track returns a channel closed when pid has exited and been reaped. A pid
 // that is not our child (adopted after a restart) is watched by the caller.
-func (r *reaper) track(pid int) <-chan struct{} {
+func (r *Reaper) Track(pid int) <-chan struct{} {
 	r.mu.Lock()
 	ch, ok := r.waiting[pid]
 	if !ok {
@@ -47,7 +50,7 @@ func (r *reaper) track(pid int) <-chan struct{} {
 	return ch
 }
 
-func (r *reaper) loop() {
+func (r *Reaper) loop() {
 	for {
 		select {
 		case <-r.done:
@@ -58,7 +61,7 @@ func (r *reaper) loop() {
 	}
 }
 
-func (r *reaper) scan() {
+func (r *Reaper) scan() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for pid, ch := range r.waiting {
@@ -71,7 +74,8 @@ func (r *reaper) scan() {
 	}
 }
 
-func (r *reaper) stop() {
+// Stop ends the reaper; tracked processes are no longer reaped.
+func (r *Reaper) Stop() {
 	signal.Stop(r.sigs)
 	close(r.done)
 }
