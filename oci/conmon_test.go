@@ -75,7 +75,8 @@ func busyboxBundle(t *testing.T, dir, script string) {
 		},
 		Linux: &specs.Linux{
 			Namespaces:  []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}},
-			CgroupsPath: "/netshim-test/" + filepath.Base(dir),
+			// No parent of its own, so runc delete leaves no cgroup dir behind.
+			CgroupsPath: "/netshim-oci-test-" + filepath.Base(dir),
 		},
 	}
 	data, err := json.Marshal(spec)
