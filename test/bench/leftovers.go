@@ -83,20 +83,35 @@ func Growth(before, after Snapshot) string {
 }
 
 // RemoveLeftoverSandboxes removes what a netshim with these --root-dir and
-// --state-dir left running when it could not stop its sandboxes itself
-// (killed, or its test aborted): every runtime container in its runc root,
-// with runc's forced delete (which also removes the cgroups), then, by PID,
-// any pause process of its sandboxes that runc no longer knew. It waits for
-// those to exit, and returns a line for each thing it removed.
+// --state-dir left running when it could not stop its pods itself (killed,
+// or its test aborted): the conmon of each container (by the PID in its
+// bundle), every runtime container in its two runc roots, with runc's forced
+// delete (which also removes the cgroups), then, by PID, any pause process of
+// its sandboxes that runc no longer knew. It waits for those to exit, and
+// returns a line for each thing it removed.
 func RemoveLeftoverSandboxes(runc, rootDir, stateDir string) (removed []string, err error) {
 	var errs []error
-	runcRoot := filepath.Join(stateDir, "runtime")
-	containers, _ := os.ReadDir(runcRoot)
-	for _, c := range containers {
-		if out, err := exec.Command(runc, "--root", runcRoot, "delete", "--force", c.Name()).CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("runc delete %s: %v: %s", c.Name(), err, out))
+	// Containers first: their monitors, then the runtime's records of them
+	// and of the pause processes.
+	bundles := filepath.Join(stateDir, "containers", "bundles")
+	monitors, _ := os.ReadDir(bundles)
+	for _, b := range monitors {
+		data, err := os.ReadFile(filepath.Join(bundles, b.Name(), "conmon.pid"))
+		pid, perr := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || perr != nil || !proc.Alive(pid) || !isNamed(pid, "conmon") {
+			continue
 		}
-		removed = append(removed, "runtime container "+c.Name())
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		removed = append(removed, fmt.Sprintf("conmon pid %d of container %.12s", pid, b.Name()))
+	}
+	for _, runcRoot := range []string{filepath.Join(stateDir, "containers-runc"), filepath.Join(stateDir, "runtime")} {
+		containers, _ := os.ReadDir(runcRoot)
+		for _, c := range containers {
+			if out, err := exec.Command(runc, "--root", runcRoot, "delete", "--force", c.Name()).CombinedOutput(); err != nil {
+				errs = append(errs, fmt.Errorf("runc delete %s: %v: %s", c.Name(), err, out))
+			}
+			removed = append(removed, "runtime container "+c.Name())
+		}
 	}
 	pids := pausePIDsOf(rootDir, stateDir)
 	for pid, id := range pids {
@@ -143,4 +158,10 @@ func pausePIDsOf(rootDir, stateDir string) map[int]string {
 		}
 	}
 	return found
+}
+
+// isNamed is true when pid's command name is name, so a reused PID is left alone.
+func isNamed(pid int, name string) bool {
+	comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
+	return err == nil && strings.TrimSpace(string(comm)) == name
 }
