@@ -94,6 +94,14 @@ type Container struct {
 	Tty   bool `json:"tty,omitempty"`
 	Stdin bool `json:"stdin,omitempty"`
 
+	// MonitorPID is the container's conmon, with its start time.
+	MonitorPID          int    `json:"monitorPID,omitempty"`
+	MonitorPIDStartTime uint64 `json:"monitorPIDStartTime,omitempty"`
+	// CgroupsPath is the container's cgroup, relative to each hierarchy's root.
+	CgroupsPath string `json:"cgroupsPath,omitempty"`
+	// StopSignal is the image's, "" for SIGTERM.
+	StopSignal string `json:"stopSignal,omitempty"`
+
 	// Bundle is the OCI bundle dir under the state dir; it also holds the
 	// monitor's files (AttachSocketPath, CtlPath, exit file, pid files).
 	Bundle string `json:"bundle"`

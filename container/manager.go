@@ -1,0 +1,709 @@
+package container
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/checkpoint"
+	"github.com/netshim/netshim/pkg/crashpoint"
+	"github.com/netshim/netshim/pkg/errdefs"
+	"github.com/netshim/netshim/pkg/idindex"
+	"github.com/netshim/netshim/pkg/keylock"
+	"github.com/netshim/netshim/pkg/proc"
+	"github.com/netshim/netshim/pkg/reaper"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// Rootfs mounts an image's layers as a container's root filesystem;
+// *image.Store is one.
+type Rootfs interface {
+	// Mount leases imageID's layers for containerID and mounts an overlay
+	// with its writable layer in dir; it returns the rootfs path.
+	Mount(containerID, imageID, dir string, readOnly bool) (string, error)
+	// Unmount unmounts, removes dir and drops the lease; idempotent.
+	Unmount(containerID, dir string) error
+	// Leases lists the container IDs holding a lease.
+	Leases() []string
+}
+
+// Runtime is what the manager needs of the OCI runtime; *oci.Runc is one.
+type Runtime interface {
+	Start(ctx context.Context, id string) error
+	Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error
+	Delete(ctx context.Context, id string, force bool) error
+	List(ctx context.Context) ([]string, error)
+	Update(ctx context.Context, id string, res *specs.LinuxResources) error
+}
+
+// Monitor starts a container under its per-container monitor; *oci.Conmon is one.
+type Monitor interface {
+	Create(ctx context.Context, o oci.MonitorOptions) (pid, monitorPID int, err error)
+}
+
+// Config places what the manager keeps on disk and what it drives.
+type Config struct {
+	RootDir string // persistent: checkpoints and writable layers
+	RunDir  string // runtime: bundles and exit files (tmpfs)
+	Runtime Runtime
+	Monitor Monitor
+	Rootfs  Rootfs
+	Reaper  *reaper.Reaper
+}
+
+// Manager owns the container records and the system resources of each.
+type Manager struct {
+	cfg         Config
+	checkpoints checkpoint.Store[Container]
+	locks       keylock.Locks // one per container: serialises its lifecycle
+
+	mu    sync.RWMutex
+	byID  map[string]*Container
+	ids   idindex.Index
+	names map[string]string // reservation name → container ID
+}
+
+// exitWait bounds the wait for a SIGKILLed container to be reported gone.
+const exitWait = 10 * time.Second
+
+// NewManager prepares the manager's directories.
+func NewManager(cfg Config) (*Manager, error) {
+	m := &Manager{
+		cfg: cfg,
+		checkpoints: checkpoint.Store[Container]{
+			Dir: filepath.Join(cfg.RootDir, "checkpoints"), Kind: "container",
+			ID: func(c *Container) string { return c.ID }, Valid: isID,
+		},
+		byID:  map[string]*Container{},
+		names: map[string]string{},
+	}
+	for _, d := range []string{m.checkpoints.Dir, m.layersDir(), m.exitDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create container state dir: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *Manager) exitDir() string           { return filepath.Join(m.cfg.RunDir, "exits") }
+func (m *Manager) layersDir() string         { return filepath.Join(m.cfg.RootDir, "layers") }
+func (m *Manager) layerDir(id string) string { return filepath.Join(m.layersDir(), id) }
+func (m *Manager) bundleDir(id string) string {
+	return filepath.Join(m.cfg.RunDir, "bundles", id)
+}
+
+func isID(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
+func newID() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// Resolve returns the full ID of the one container whose ID starts with prefix.
+func (m *Manager) Resolve(prefix string) (string, error) {
+	id, err := m.ids.Get(prefix)
+	if err != nil {
+		return "", fmt.Errorf("container %w", err)
+	}
+	return id, nil
+}
+
+// Get returns a copy of the record of the container with id or its unique
+// prefix, with its state brought up to date.
+func (m *Manager) Get(idOrPrefix string) (*Container, error) {
+	id, err := m.Resolve(idOrPrefix)
+	if err != nil {
+		return nil, err
+	}
+	m.refresh(id)
+	return m.get(id)
+}
+
+func (m *Manager) get(id string) (*Container, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	c, ok := m.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
+	}
+	return c.clone(), nil
+}
+
+// List returns copies of every record, oldest first, states brought up to date.
+func (m *Manager) List() []*Container {
+	m.mu.RLock()
+	ids := make([]string, 0, len(m.byID))
+	for id := range m.byID {
+		ids = append(ids, id)
+	}
+	m.mu.RUnlock()
+	out := make([]*Container, 0, len(ids))
+	for _, id := range ids {
+		m.refresh(id)
+		if c, err := m.get(id); err == nil {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out
+}
+
+// update applies fn to a copy of the record, checkpoints it, then publishes it.
+func (m *Manager) update(id string, fn func(*Container)) (*Container, error) {
+	c, err := m.get(id)
+	if err != nil {
+		return nil, err
+	}
+	fn(c)
+	if err := m.checkpoints.Save(c); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if _, ok := m.byID[id]; ok {
+		m.byID[id] = c
+	}
+	m.mu.Unlock()
+	return c.clone(), nil
+}
+
+// CreateRequest is a container to create in a pod.
+type CreateRequest struct {
+	Config   *runtimeapi.ContainerConfig
+	Pod      PodContext
+	ImageID  string
+	ImageRef string
+	Image    ImageConfig
+	// LogPath is the sandbox's log_directory joined with the config's
+	// log_path, exactly; "" when either is empty.
+	LogPath string
+}
+
+// ReservationName is kubelet's container name, unique per pod and attempt.
+func ReservationName(cfg *runtimeapi.ContainerConfig, pod *runtimeapi.PodSandboxConfig) string {
+	pm := pod.GetMetadata()
+	return fmt.Sprintf("%s_%s_%s_%s_%d", cfg.GetMetadata().GetName(), pm.GetName(), pm.GetNamespace(), pm.GetUid(), cfg.GetMetadata().GetAttempt())
+}
+
+// Create records the container (state creating) before it touches the
+// system, mounts its rootfs, writes its bundle and has its monitor create it
+// in the runtime: state created. Any failure undoes every step before it.
+func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Container, error) {
+	if err := ValidateConfig(req.Config); err != nil {
+		return nil, err
+	}
+	raw, err := proto.Marshal(req.Config)
+	if err != nil {
+		return nil, fmt.Errorf("encode container config: %w", err)
+	}
+	id, err := newID()
+	if err != nil {
+		return nil, fmt.Errorf("make container id: %w", err)
+	}
+	c := &Container{
+		ID: id, SandboxID: req.Pod.SandboxID, Name: ReservationName(req.Config, req.Pod.Config),
+		Image: req.Config.GetImage().GetImage(), ImageID: req.ImageID, ImageRef: req.ImageRef,
+		State: StateCreating, CreatedAt: time.Now(), LogPath: req.LogPath, Config: raw,
+		Labels: req.Config.GetLabels(), Annotations: req.Config.GetAnnotations(),
+		Tty: req.Config.GetTty(), Stdin: req.Config.GetStdin(),
+		StopSignal: req.Image.StopSignal, Bundle: m.bundleDir(id),
+	}
+	c.Metadata.Name, c.Metadata.Attempt = req.Config.GetMetadata().GetName(), req.Config.GetMetadata().GetAttempt()
+
+	m.mu.Lock()
+	if holder, ok := m.names[c.Name]; ok {
+		m.mu.Unlock()
+		return nil, fmt.Errorf("container name %q is held by container %s: %w", c.Name, holder, errdefs.ErrAlreadyExists)
+	}
+	m.names[c.Name] = id
+	m.mu.Unlock()
+	defer m.locks.Lock(id)()
+
+	if err := m.checkpoints.Save(c); err != nil {
+		m.release(c)
+		return nil, err
+	}
+	m.mu.Lock()
+	m.byID[id] = c
+	m.ids.Add(id)
+	m.mu.Unlock()
+	crashpoint.Hit(crashpoint.DuringContainerCreate)
+
+	if err := m.create(ctx, c, req); err != nil {
+		if uerr := m.undoCreate(c); uerr != nil {
+			klog.ErrorS(uerr, "Failed to undo a container whose create failed", "container", id)
+			err = fmt.Errorf("%w; undoing it failed too: %v", err, uerr)
+		}
+		return nil, err
+	}
+	return m.get(id)
+}
+
+// create makes the rootfs, the bundle and the runtime's container of c.
+func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) error {
+	if err := os.MkdirAll(c.Bundle, 0o700); err != nil {
+		return fmt.Errorf("create bundle dir: %w", err)
+	}
+	rootfs, err := m.cfg.Rootfs.Mount(c.ID, req.ImageID, m.layerDir(c.ID), false)
+	if err != nil {
+		return fmt.Errorf("mount rootfs of image %s: %w", req.ImageID, err)
+	}
+	spec, err := BuildSpec(SpecInput{ID: c.ID, Config: req.Config, Pod: req.Pod, Image: req.Image, Rootfs: rootfs})
+	if err != nil {
+		return err
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return fmt.Errorf("encode OCI spec: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(c.Bundle, "config.json"), data, 0o600); err != nil {
+		return fmt.Errorf("write OCI spec: %w", err)
+	}
+	if c.LogPath != "" {
+		// kubelet makes the pod's log dir, but a container's log_path may name a subdir.
+		if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
+			return fmt.Errorf("create log dir: %w", err)
+		}
+	}
+	pid, monitorPID, err := m.cfg.Monitor.Create(ctx, oci.MonitorOptions{
+		ID: c.ID, Name: c.Name, Bundle: c.Bundle, LogPath: c.LogPath, ExitDir: m.exitDir(),
+		Tty: c.Tty, Stdin: c.Stdin, StdinOnce: req.Config.GetStdinOnce(),
+	})
+	if monitorPID > 0 && m.cfg.Reaper != nil {
+		m.cfg.Reaper.Track(monitorPID) // netshim is the monitor's subreaper
+	}
+	if err != nil {
+		return err
+	}
+	pidStart, _ := proc.StartTime(pid)
+	monStart, _ := proc.StartTime(monitorPID)
+	_, err = m.update(c.ID, func(c *Container) {
+		c.State = StateCreated
+		c.PID, c.PIDStartTime = pid, pidStart
+		c.MonitorPID, c.MonitorPIDStartTime = monitorPID, monStart
+		if spec.Linux != nil {
+			c.CgroupsPath = spec.Linux.CgroupsPath
+		}
+	})
+	return err
+}
+
+// undoCreate removes whatever a create made, whatever step it reached.
+func (m *Manager) undoCreate(c *Container) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return m.removeResources(ctx, c)
+}
+
+// removeResources deletes the runtime's container, stops the monitor,
+// unmounts the rootfs and removes the bundle, exit file, checkpoint and name.
+func (m *Manager) removeResources(ctx context.Context, c *Container) error {
+	if err := m.cfg.Runtime.Delete(ctx, c.ID, true); err != nil {
+		return err
+	}
+	m.waitMonitorGone(ctx, c)
+	if err := m.cfg.Rootfs.Unmount(c.ID, m.layerDir(c.ID)); err != nil {
+		return fmt.Errorf("unmount rootfs of container %s: %w", c.ID, err)
+	}
+	if err := os.RemoveAll(c.Bundle); err != nil {
+		return fmt.Errorf("remove bundle of container %s: %w", c.ID, err)
+	}
+	if err := os.Remove(filepath.Join(m.exitDir(), c.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove exit file of container %s: %w", c.ID, err)
+	}
+	if err := m.checkpoints.Remove(c.ID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.byID, c.ID)
+	m.ids.Delete(c.ID)
+	m.mu.Unlock()
+	m.release(c)
+	return nil
+}
+
+// waitMonitorGone gives the monitor a moment to flush the log and exit
+// once its container is gone, then kills it.
+func (m *Manager) waitMonitorGone(ctx context.Context, c *Container) {
+	if c.MonitorPID <= 0 {
+		return
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for sameProcessAlive(c.MonitorPID, c.MonitorPIDStartTime) {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			_ = syscall.Kill(c.MonitorPID, syscall.SIGKILL)
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (m *Manager) release(c *Container) {
+	m.mu.Lock()
+	if m.names[c.Name] == c.ID {
+		delete(m.names, c.Name)
+	}
+	m.mu.Unlock()
+}
+
+// Start starts a created container.
+func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
+	id, err := m.Resolve(idOrPrefix)
+	if err != nil {
+		return err
+	}
+	defer m.locks.Lock(id)()
+	m.refreshLocked(id)
+	c, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	if c.State != StateCreated {
+		return fmt.Errorf("container %s is %s, not created: only a created container can be started: %w", id, c.State, errdefs.ErrFailedPrecondition)
+	}
+	if err := m.cfg.Runtime.Start(ctx, id); err != nil {
+		// A start that failed leaves the container to exit; its monitor
+		// reports the code, and the state says what happened.
+		_, _ = m.update(id, func(c *Container) { c.Message = err.Error() })
+		return fmt.Errorf("start container %s: %w", id, err)
+	}
+	crashpoint.Hit(crashpoint.DuringContainerStart)
+	_, err = m.update(id, func(c *Container) {
+		if c.State == StateCreated {
+			c.State, c.StartedAt = StateRunning, time.Now()
+		}
+	})
+	return err
+}
+
+// Stop sends the container its stop signal, waits up to timeout for it to
+// exit, then kills every process of it. Stopping a stopped container does nothing.
+func (m *Manager) Stop(ctx context.Context, idOrPrefix string, timeout time.Duration) error {
+	id, err := m.Resolve(idOrPrefix)
+	if err != nil {
+		return err
+	}
+	defer m.locks.Lock(id)()
+	return m.stopLocked(ctx, id, timeout)
+}
+
+func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Duration) error {
+	m.refreshLocked(id)
+	c, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	if c.State != StateRunning && c.State != StateCreated {
+		return nil
+	}
+	if timeout > 0 && c.State == StateRunning {
+		sig := stopSignal(c.StopSignal)
+		if err := m.cfg.Runtime.Kill(ctx, id, sig, false); err != nil {
+			return fmt.Errorf("signal container %s: %w", id, err)
+		}
+		if m.waitExit(ctx, id, timeout) {
+			m.refreshLocked(id)
+			return nil
+		}
+		klog.V(2).InfoS("Container did not exit within its grace period; killing it", "container", id, "signal", sig, "timeout", timeout)
+	}
+	if err := m.cfg.Runtime.Kill(ctx, id, syscall.SIGKILL, true); err != nil {
+		return fmt.Errorf("kill container %s: %w", id, err)
+	}
+	crashpoint.Hit(crashpoint.DuringContainerStop)
+	if !m.waitExit(ctx, id, exitWait) {
+		return fmt.Errorf("container %s did not exit after SIGKILL within %s", id, exitWait)
+	}
+	m.refreshLocked(id)
+	return nil
+}
+
+// waitExit waits until the monitor wrote the container's exit code.
+func (m *Manager) waitExit(ctx context.Context, id string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	interval := 2 * time.Millisecond
+	for {
+		if _, _, ok, _ := oci.ExitCode(m.exitDir(), id); ok {
+			return true
+		}
+		if c, err := m.get(id); err == nil && !m.anyAlive(c) {
+			return true // monitor and container both gone: no code will come
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(interval)
+		interval = min(interval*2, 100*time.Millisecond)
+	}
+}
+
+func (m *Manager) anyAlive(c *Container) bool {
+	return sameProcessAlive(c.PID, c.PIDStartTime) || sameProcessAlive(c.MonitorPID, c.MonitorPIDStartTime)
+}
+
+// Remove stops the container if it runs and removes all of it. Removing an
+// unknown ID does nothing.
+func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
+	id, err := m.Resolve(idOrPrefix)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer m.locks.Lock(id)()
+	if err := m.stopLocked(ctx, id, 0); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	c, err := m.get(id)
+	if err != nil {
+		return nil
+	}
+	crashpoint.Hit(crashpoint.DuringContainerRemove)
+	return m.removeResources(ctx, c)
+}
+
+// refresh brings the recorded state up to date with the monitor's exit file.
+func (m *Manager) refresh(id string) {
+	c, err := m.get(id)
+	if err != nil || (c.State != StateRunning && c.State != StateCreated) {
+		return
+	}
+	defer m.locks.Lock(id)()
+	m.refreshLocked(id)
+}
+
+func (m *Manager) refreshLocked(id string) {
+	c, err := m.get(id)
+	if err != nil || (c.State != StateRunning && c.State != StateCreated) {
+		return
+	}
+	code, at, ok, err := oci.ExitCode(m.exitDir(), id)
+	if err != nil {
+		klog.ErrorS(err, "Could not read exit file", "container", id)
+		return
+	}
+	if !ok {
+		if m.anyAlive(c) {
+			return
+		}
+		// Monitor and container both gone without an exit code (killed,
+		// or the node rebooted): the state cannot be known.
+		_, _ = m.update(id, func(c *Container) {
+			c.State, c.FinishedAt, c.ExitCode = StateUnknown, time.Now(), 255
+			c.Reason, c.Message = "Unknown", "the container's monitor is gone and left no exit code"
+		})
+		return
+	}
+	_, err = m.update(id, func(c *Container) {
+		c.State, c.ExitCode, c.FinishedAt = StateExited, code, at
+		if c.StartedAt.IsZero() {
+			c.StartedAt = at
+		}
+		switch {
+		case oomKilled(c.Bundle):
+			c.Reason = "OOMKilled"
+		case code == 0:
+			c.Reason = "Completed"
+		default:
+			c.Reason = "Error"
+		}
+	})
+	if err != nil {
+		klog.ErrorS(err, "Could not record container exit", "container", id)
+	}
+}
+
+func oomKilled(bundle string) bool {
+	_, err := os.Stat(filepath.Join(bundle, oci.OOMFile))
+	return err == nil
+}
+
+// UpdateResources applies new limits to a container and records them in
+// its config, so its status reports them.
+func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, res *runtimeapi.LinuxContainerResources) error {
+	id, err := m.Resolve(idOrPrefix)
+	if err != nil {
+		return err
+	}
+	defer m.locks.Lock(id)()
+	m.refreshLocked(id)
+	c, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	if c.State != StateRunning && c.State != StateCreated {
+		return fmt.Errorf("container %s is %s: only a created or running container can be updated: %w", id, c.State, errdefs.ErrFailedPrecondition)
+	}
+	linux, err := LinuxResources(res)
+	if err != nil {
+		return err
+	}
+	if err := m.cfg.Runtime.Update(ctx, id, linux); err != nil {
+		return fmt.Errorf("update resources of container %s: %w", id, err)
+	}
+	cfg := &runtimeapi.ContainerConfig{}
+	if err := proto.Unmarshal(c.Config, cfg); err != nil {
+		return fmt.Errorf("decode stored config of container %s: %w", id, err)
+	}
+	if cfg.Linux == nil {
+		cfg.Linux = &runtimeapi.LinuxContainerConfig{}
+	}
+	cfg.Linux.Resources = res
+	raw, err := proto.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	_, err = m.update(id, func(c *Container) { c.Config = raw })
+	return err
+}
+
+// ReopenLog has the monitor reopen the container's log file.
+func (m *Manager) ReopenLog(idOrPrefix string) error {
+	c, err := m.Get(idOrPrefix)
+	if err != nil {
+		return err
+	}
+	if c.State != StateRunning {
+		return fmt.Errorf("container %s is %s: only a running container's log can be reopened: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	if err := oci.ReopenLog(c.CtlPath()); err != nil {
+		return fmt.Errorf("reopen log of container %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Recover loads every checkpoint at start, undoes creates that were
+// interrupted, brings states up to date (containers that exited while
+// netshim was down have their exit files) and sweeps what no record knows.
+func (m *Manager) Recover(ctx context.Context) error {
+	good, bad := m.checkpoints.LoadAll()
+	for _, e := range bad {
+		klog.ErrorS(e, "Set aside a corrupt container checkpoint")
+	}
+	var errs []error
+	for _, c := range good {
+		m.mu.Lock()
+		m.byID[c.ID] = c
+		m.ids.Add(c.ID)
+		m.names[c.Name] = c.ID
+		m.mu.Unlock()
+		if c.State == StateCreating {
+			klog.InfoS("Undoing container whose create was interrupted", "container", c.ID)
+			if err := m.removeResources(ctx, c); err != nil {
+				errs = append(errs, fmt.Errorf("undo interrupted container %s: %w", c.ID, err))
+			}
+			continue
+		}
+		m.refresh(c.ID)
+	}
+	m.sweepOrphans(ctx)
+	return errors.Join(append(errs, bad...)...)
+}
+
+// sweepOrphans removes runtime containers, bundles, writable layers and
+// leases that no record knows (a crash between their making and the record).
+func (m *Manager) sweepOrphans(ctx context.Context) {
+	m.mu.RLock()
+	known := make(map[string]bool, len(m.byID))
+	for id := range m.byID {
+		known[id] = true
+	}
+	m.mu.RUnlock()
+	if ids, err := m.cfg.Runtime.List(ctx); err != nil {
+		klog.ErrorS(err, "Could not list runtime containers to sweep orphans")
+	} else {
+		for _, id := range ids {
+			if !known[id] {
+				klog.InfoS("Removing orphan runtime container", "container", id)
+				if err := m.cfg.Runtime.Delete(ctx, id, true); err != nil {
+					klog.ErrorS(err, "Failed to remove orphan runtime container", "container", id)
+				}
+			}
+		}
+	}
+	orphans := map[string]bool{}
+	for _, dir := range []string{filepath.Join(m.cfg.RunDir, "bundles"), m.layersDir()} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if !known[e.Name()] {
+				orphans[e.Name()] = true
+			}
+		}
+	}
+	for _, id := range m.cfg.Rootfs.Leases() {
+		if !known[id] {
+			orphans[id] = true
+		}
+	}
+	for id := range orphans {
+		klog.InfoS("Removing what is left of an unknown container", "container", id)
+		if err := m.cfg.Rootfs.Unmount(id, m.layerDir(id)); err != nil {
+			klog.ErrorS(err, "Failed to unmount an orphan rootfs", "container", id)
+			continue
+		}
+		_ = os.RemoveAll(m.bundleDir(id))
+		_ = os.Remove(filepath.Join(m.exitDir(), id))
+	}
+}
+
+// InUseImages are the image IDs that containers hold.
+func (m *Manager) InUseImages() map[string]bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	used := map[string]bool{}
+	for _, c := range m.byID {
+		used[c.ImageID] = true
+	}
+	return used
+}
+
+func sameProcessAlive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	s, alive := proc.StartTime(pid)
+	return alive && s == start
+}
+
+// stopSignal parses an image's StopSignal ("SIGQUIT", "QUIT", "3"); SIGTERM when unset or unknown.
+func stopSignal(name string) syscall.Signal {
+	if name == "" {
+		return syscall.SIGTERM
+	}
+	if n, err := strconv.Atoi(name); err == nil && n > 0 && n < 65 {
+		return syscall.Signal(n)
+	}
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if sig := unix.SignalNum(strings.ToUpper(name)); sig != 0 {
+		return sig
+	}
+	klog.InfoS("Unknown stop signal in image; using SIGTERM", "signal", name)
+	return syscall.SIGTERM
+}

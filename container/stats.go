@@ -1,0 +1,155 @@
+package container
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Stats are a container's resource usage, read from its cgroup and its
+// writable layer.
+type Stats struct {
+	Timestamp time.Time
+	// CPUUsageNanos is cumulative CPU time.
+	CPUUsageNanos uint64
+	// MemoryWorkingSet is usage less inactive file pages, as kubelet counts it.
+	MemoryWorkingSet uint64
+	MemoryUsage      uint64
+	// WritableLayerBytes and WritableLayerInodes are what the container wrote.
+	WritableLayerBytes  uint64
+	WritableLayerInodes uint64
+	// LayerMountpoint is the writable layer's dir.
+	LayerMountpoint string
+}
+
+// cgroupRoot is where the cgroup hierarchies are mounted.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// Stats reads the usage of c. A container that no longer runs has no cgroup:
+// its CPU and memory read as zero.
+func (m *Manager) Stats(c *Container) (*Stats, error) {
+	st := &Stats{Timestamp: time.Now(), LayerMountpoint: filepath.Join(m.layerDir(c.ID), "upper")}
+	if c.State == StateRunning && c.CgroupsPath != "" {
+		var err error
+		if isCgroup2() {
+			err = readCgroup2(filepath.Join(cgroupRoot, c.CgroupsPath), st)
+		} else {
+			err = readCgroup1(c.CgroupsPath, st)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read cgroup of container %s: %w", c.ID, err)
+		}
+	}
+	st.WritableLayerBytes, st.WritableLayerInodes = diskUsage(st.LayerMountpoint)
+	return st, nil
+}
+
+func isCgroup2() bool {
+	var sfs syscall.Statfs_t
+	return syscall.Statfs(cgroupRoot, &sfs) == nil && sfs.Type == 0x63677270 // CGROUP2_SUPER_MAGIC
+}
+
+func readCgroup1(path string, st *Stats) error {
+	usage, err := readUint(filepath.Join(cgroupRoot, "cpuacct", path, "cpuacct.usage"))
+	if err != nil {
+		return err
+	}
+	st.CPUUsageNanos = usage
+	mem, err := readUint(filepath.Join(cgroupRoot, "memory", path, "memory.usage_in_bytes"))
+	if err != nil {
+		return err
+	}
+	stat, err := readKeyed(filepath.Join(cgroupRoot, "memory", path, "memory.stat"))
+	if err != nil {
+		return err
+	}
+	st.MemoryUsage = mem
+	st.MemoryWorkingSet = subFloor(mem, stat["total_inactive_file"])
+	return nil
+}
+
+func readCgroup2(dir string, st *Stats) error {
+	cpu, err := readKeyed(filepath.Join(dir, "cpu.stat"))
+	if err != nil {
+		return err
+	}
+	st.CPUUsageNanos = cpu["usage_usec"] * 1000
+	mem, err := readUint(filepath.Join(dir, "memory.current"))
+	if err != nil {
+		return err
+	}
+	stat, err := readKeyed(filepath.Join(dir, "memory.stat"))
+	if err != nil {
+		return err
+	}
+	st.MemoryUsage = mem
+	st.MemoryWorkingSet = subFloor(mem, stat["inactive_file"])
+	return nil
+}
+
+func subFloor(a, b uint64) uint64 {
+	if b > a {
+		return 0
+	}
+	return a - b
+}
+
+func readUint(path string) (uint64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(string(bytes.TrimSpace(data)), 10, 64)
+}
+
+// readKeyed reads a cgroup file of "key value" lines.
+func readKeyed(path string) (map[string]uint64, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]uint64{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+			out[k] = n
+		}
+	}
+	return out, nil
+}
+
+// diskUsage sums the bytes (allocated blocks) and inodes under dir.
+func diskUsage(dir string) (bytesUsed, inodes uint64) {
+	seen := map[uint64]bool{}
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if sys, ok := info.Sys().(*syscall.Stat_t); ok {
+			if seen[sys.Ino] {
+				return nil // a hard link counts once
+			}
+			seen[sys.Ino] = true
+			bytesUsed += uint64(sys.Blocks) * 512
+		}
+		inodes++
+		return nil
+	})
+	return bytesUsed, inodes
+}

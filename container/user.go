@@ -1,0 +1,85 @@
+package container
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"strconv"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/moby/sys/user"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// resolveUser picks the container's uid, gid and groups, as containerd does:
+// run_as_user or run_as_username over the image's user, run_as_group over
+// the user's primary group; the groups /etc/group lists the user in are
+// added (unless the policy is Strict), then supplemental_groups. Names are
+// looked up in the image's /etc/passwd and /etc/group, inside the rootfs.
+func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, imageUser string) (specs.User, error) {
+	spec := imageUser
+	field := "the image's user"
+	switch {
+	case sc.GetRunAsUser() != nil:
+		spec, field = strconv.FormatInt(sc.GetRunAsUser().GetValue(), 10), "linux.security_context.run_as_user"
+	case sc.GetRunAsUsername() != "":
+		spec, field = sc.GetRunAsUsername(), "linux.security_context.run_as_username"
+	}
+	if sc.GetRunAsGroup() != nil {
+		if i := bytes.IndexByte([]byte(spec), ':'); i >= 0 {
+			spec = spec[:i]
+		}
+		spec += ":" + strconv.FormatInt(sc.GetRunAsGroup().GetValue(), 10)
+	}
+	passwd := readInRootfs(rootfs, "/etc/passwd")
+	group := readInRootfs(rootfs, "/etc/group")
+	eu, err := user.GetExecUser(spec, &user.ExecUser{}, passwd, readInRootfs(rootfs, "/etc/group"))
+	if err != nil {
+		return specs.User{}, invalid("%s %q: %v", field, spec, err)
+	}
+	u := specs.User{UID: uint32(eu.Uid), GID: uint32(eu.Gid)}
+	seen := map[uint32]bool{u.GID: true}
+	add := func(g uint32) {
+		if !seen[g] {
+			seen[g] = true
+			u.AdditionalGids = append(u.AdditionalGids, g)
+		}
+	}
+	if sc.GetSupplementalGroupsPolicy() != runtimeapi.SupplementalGroupsPolicy_Strict {
+		for _, g := range eu.Sgids {
+			add(uint32(g))
+		}
+	}
+	if len(sc.GetSupplementalGroups()) > 0 {
+		names := make([]string, 0, len(sc.GetSupplementalGroups()))
+		for _, g := range sc.GetSupplementalGroups() {
+			names = append(names, strconv.FormatInt(g, 10))
+		}
+		gids, err := user.GetAdditionalGroups(names, group)
+		if err != nil {
+			return specs.User{}, invalid("linux.security_context.supplemental_groups: %v", err)
+		}
+		for _, g := range gids {
+			add(uint32(g))
+		}
+	}
+	return u, nil
+}
+
+// readInRootfs reads a file of the rootfs without following a link out of
+// it; a missing or unreadable file reads empty, as for an image without one.
+func readInRootfs(rootfs, name string) io.Reader {
+	if rootfs == "" {
+		return bytes.NewReader(nil)
+	}
+	p, err := securejoin.SecureJoin(rootfs, name)
+	if err != nil {
+		return bytes.NewReader(nil)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return bytes.NewReader(nil)
+	}
+	return bytes.NewReader(data)
+}
