@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/moby/sys/user"
@@ -27,9 +28,7 @@ func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 		spec, field = sc.GetRunAsUsername(), "linux.security_context.run_as_username"
 	}
 	if sc.GetRunAsGroup() != nil {
-		if i := bytes.IndexByte([]byte(spec), ':'); i >= 0 {
-			spec = spec[:i]
-		}
+		spec, _, _ = strings.Cut(spec, ":")
 		spec += ":" + strconv.FormatInt(sc.GetRunAsGroup().GetValue(), 10)
 	}
 	passwd := readInRootfs(rootfs, "/etc/passwd")
@@ -47,7 +46,15 @@ func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 		}
 	}
 	if sc.GetSupplementalGroupsPolicy() != runtimeapi.SupplementalGroupsPolicy_Strict {
-		for _, g := range eu.Sgids {
+		// The user's groups in /etc/group, also when the primary group was
+		// given (GetExecUser lists them only when it was not).
+		sgids := eu.Sgids
+		if name, _, hasGroup := strings.Cut(spec, ":"); hasGroup {
+			if byName, err := user.GetExecUser(name, &user.ExecUser{}, readInRootfs(rootfs, "/etc/passwd"), readInRootfs(rootfs, "/etc/group")); err == nil {
+				sgids = byName.Sgids
+			}
+		}
+		for _, g := range sgids {
 			add(uint32(g))
 		}
 	}

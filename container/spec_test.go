@@ -1,0 +1,350 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/netshim/netshim/pkg/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// specInput is a container in a pod with its own namespaces, over a rootfs
+// whose /etc/passwd and /etc/group know root, app (1000) and nobody.
+func specInput(t *testing.T) SpecInput {
+	t.Helper()
+	rootfs := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+		"etc/group":  "root:x:0:\napp:x:1000:\nwheel:x:10:app\nvideo:x:44:app,root\n",
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(rootfs, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return SpecInput{
+		ID: "c1",
+		Config: &runtimeapi.ContainerConfig{
+			Metadata: &runtimeapi.ContainerMetadata{Name: "web"},
+			Image:    &runtimeapi.ImageSpec{Image: "busybox"},
+			Linux:    &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{}},
+		},
+		Pod: PodContext{
+			SandboxID: "sb", PausePID: 42, NetNSPath: "/run/netns/pod",
+			Config:         &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{}}},
+			CgroupParent:   "/kubepods/pod1",
+			ResolvConfPath: "/run/sb/resolv.conf", HostnamePath: "/run/sb/hostname", HostsPath: "/run/sb/hosts", ShmPath: "/run/sb/shm",
+		},
+		Image:  ImageConfig{Entrypoint: []string{"/entry"}, Cmd: []string{"serve"}, Env: []string{"PATH=/bin", "A=image"}},
+		Rootfs: rootfs,
+	}
+}
+
+func build(t *testing.T, in SpecInput) *specs.Spec {
+	t.Helper()
+	s, err := BuildSpec(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestArgsMerge(t *testing.T) {
+	cases := []struct {
+		command, args, want []string
+	}{
+		{nil, nil, []string{"/entry", "serve"}},
+		{nil, []string{"x"}, []string{"/entry", "x"}},
+		{[]string{"/bin/sh"}, nil, []string{"/bin/sh"}},
+		{[]string{"/bin/sh"}, []string{"-c", "true"}, []string{"/bin/sh", "-c", "true"}},
+	}
+	for _, c := range cases {
+		in := specInput(t)
+		in.Config.Command, in.Config.Args = c.command, c.args
+		if got := build(t, in).Process.Args; !reflect.DeepEqual(got, c.want) {
+			t.Errorf("command %v args %v: %v, want %v", c.command, c.args, got, c.want)
+		}
+	}
+	in := specInput(t)
+	in.Image = ImageConfig{}
+	if _, err := BuildSpec(in); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("no command anywhere: %v, want InvalidArgument", err)
+	}
+}
+
+func TestEnvAndCwd(t *testing.T) {
+	in := specInput(t)
+	in.Config.Envs = []*runtimeapi.KeyValue{{Key: "A", Value: []byte("config")}, {Key: "B", Value: []byte("b")}}
+	s := build(t, in)
+	if want := []string{"PATH=/bin", "A=config", "B=b"}; !reflect.DeepEqual(s.Process.Env, want) {
+		t.Errorf("env %v, want %v", s.Process.Env, want)
+	}
+	if s.Process.Cwd != "/" {
+		t.Errorf("cwd %q", s.Process.Cwd)
+	}
+	in.Image.Env = nil
+	in.Config.WorkingDir = "/srv"
+	s = build(t, in)
+	if s.Process.Env[0] != defaultPath || s.Process.Cwd != "/srv" {
+		t.Errorf("default PATH or working dir missing: %v %q", s.Process.Env, s.Process.Cwd)
+	}
+}
+
+func TestUser(t *testing.T) {
+	id := func(v int64) *runtimeapi.Int64Value { return &runtimeapi.Int64Value{Value: v} }
+	cases := []struct {
+		name      string
+		imageUser string
+		sc        *runtimeapi.LinuxContainerSecurityContext
+		want      specs.User
+		bad       bool
+	}{
+		{"default root", "", &runtimeapi.LinuxContainerSecurityContext{}, specs.User{UID: 0, GID: 0, AdditionalGids: []uint32{44}}, false},
+		{"image user by name", "app", &runtimeapi.LinuxContainerSecurityContext{}, specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{10, 44}}, false},
+		{"run_as_user", "app", &runtimeapi.LinuxContainerSecurityContext{RunAsUser: id(65534)}, specs.User{UID: 65534, GID: 65534}, false},
+		{"run_as_user unknown uid", "", &runtimeapi.LinuxContainerSecurityContext{RunAsUser: id(4242)}, specs.User{UID: 4242, GID: 0}, false},
+		{"run_as_group", "", &runtimeapi.LinuxContainerSecurityContext{RunAsUser: id(1000), RunAsGroup: id(7)}, specs.User{UID: 1000, GID: 7, AdditionalGids: []uint32{10, 44}}, false},
+		{"run_as_username", "", &runtimeapi.LinuxContainerSecurityContext{RunAsUsername: "nobody"}, specs.User{UID: 65534, GID: 65534}, false},
+		{"supplemental", "", &runtimeapi.LinuxContainerSecurityContext{RunAsUser: id(1000), SupplementalGroups: []int64{5000}}, specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{10, 44, 5000}}, false},
+		{"strict policy", "", &runtimeapi.LinuxContainerSecurityContext{RunAsUser: id(1000), SupplementalGroups: []int64{5000}, SupplementalGroupsPolicy: runtimeapi.SupplementalGroupsPolicy_Strict}, specs.User{UID: 1000, GID: 1000, AdditionalGids: []uint32{5000}}, false},
+		{"unknown name", "", &runtimeapi.LinuxContainerSecurityContext{RunAsUsername: "ghost"}, specs.User{}, true},
+		{"group without user", "", &runtimeapi.LinuxContainerSecurityContext{RunAsGroup: id(7)}, specs.User{}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := specInput(t)
+			in.Image.User = c.imageUser
+			in.Config.Linux.SecurityContext = c.sc
+			s, err := BuildSpec(in)
+			if c.bad {
+				if !errors.Is(err, errdefs.ErrInvalidArgument) {
+					t.Fatalf("got %v, want InvalidArgument", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(s.Process.User, c.want) {
+				t.Errorf("user %+v, want %+v", s.Process.User, c.want)
+			}
+		})
+	}
+}
+
+func nsOf(s *specs.Spec) map[specs.LinuxNamespaceType]string {
+	out := map[specs.LinuxNamespaceType]string{}
+	for _, n := range s.Linux.Namespaces {
+		out[n.Type] = n.Path
+	}
+	return out
+}
+
+func TestNamespaces(t *testing.T) {
+	in := specInput(t)
+	in.Config.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}
+	got := nsOf(build(t, in))
+	want := map[specs.LinuxNamespaceType]string{
+		specs.MountNamespace: "", specs.NetworkNamespace: "/run/netns/pod",
+		specs.UTSNamespace: "/proc/42/ns/uts", specs.IPCNamespace: "/proc/42/ns/ipc", specs.PIDNamespace: "/proc/42/ns/pid",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pod PID: %v, want %v", got, want)
+	}
+
+	in.Config.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_CONTAINER
+	if p, ok := nsOf(build(t, in))[specs.PIDNamespace]; !ok || p != "" {
+		t.Errorf("container PID: want a new namespace, got %q, %v", p, ok)
+	}
+	in.Config.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_NODE
+	in.Pod.NetNSPath = ""
+	in.Pod.Config.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Ipc: runtimeapi.NamespaceMode_NODE}
+	got = nsOf(build(t, in))
+	if len(got) != 1 {
+		t.Errorf("host network, IPC and PID: only a mount namespace expected, got %v", got)
+	}
+	in.Config.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_TARGET
+	if _, err := BuildSpec(in); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("TARGET: %v, want InvalidArgument", err)
+	}
+}
+
+func mountAt(s *specs.Spec, dst string) *specs.Mount {
+	for i := range s.Mounts {
+		if s.Mounts[i].Destination == dst {
+			return &s.Mounts[i]
+		}
+	}
+	return nil
+}
+
+func TestMounts(t *testing.T) {
+	in := specInput(t)
+	host := t.TempDir()
+	missing := filepath.Join(t.TempDir(), "made", "by", "us")
+	in.Config.Mounts = []*runtimeapi.Mount{
+		{ContainerPath: "/data", HostPath: host, Readonly: true},
+		{ContainerPath: "/etc/hosts", HostPath: host},
+		{ContainerPath: "/new", HostPath: missing},
+	}
+	s := build(t, in)
+	if m := mountAt(s, "/data"); m == nil || m.Source != host || !slices.Contains(m.Options, "ro") || !slices.Contains(m.Options, "rprivate") {
+		t.Errorf("/data: %+v", m)
+	}
+	if m := mountAt(s, "/etc/hosts"); m == nil || m.Source != host {
+		t.Errorf("a config mount must replace the pod's /etc/hosts: %+v", m)
+	}
+	if m := mountAt(s, "/dev/shm"); m == nil || m.Source != "/run/sb/shm" {
+		t.Errorf("/dev/shm: %+v", m)
+	}
+	if m := mountAt(s, "/etc/resolv.conf"); m == nil || m.Source != "/run/sb/resolv.conf" {
+		t.Errorf("/etc/resolv.conf: %+v", m)
+	}
+	if st, err := os.Stat(missing); err != nil || !st.IsDir() {
+		t.Errorf("a missing host path is made as a directory: %v", err)
+	}
+	for i, m := range s.Mounts {
+		for _, earlier := range s.Mounts[:i] {
+			if filepath.Dir(earlier.Destination) == m.Destination {
+				t.Errorf("%s comes after its child %s", m.Destination, earlier.Destination)
+			}
+		}
+	}
+	for _, bad := range []*runtimeapi.Mount{
+		{ContainerPath: "relative", HostPath: host},
+		{ContainerPath: "/a/../etc", HostPath: host},
+		{ContainerPath: "/a", HostPath: "relative"},
+		{ContainerPath: "/a", HostPath: host, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL},
+		{ContainerPath: "/a", HostPath: host, RecursiveReadOnly: true},
+	} {
+		in := specInput(t)
+		in.Config.Mounts = []*runtimeapi.Mount{bad}
+		if _, err := BuildSpec(in); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("mount %v: %v, want InvalidArgument", bad, err)
+		}
+	}
+}
+
+func TestCapabilities(t *testing.T) {
+	cases := []struct {
+		add, drop []string
+		has, lacks string
+		count     int
+	}{
+		{nil, nil, "CAP_CHOWN", "CAP_SYS_ADMIN", len(defaultCapabilities)},
+		{[]string{"SYS_ADMIN"}, []string{"CAP_CHOWN"}, "CAP_SYS_ADMIN", "CAP_CHOWN", len(defaultCapabilities)},
+		{[]string{"ALL"}, nil, "CAP_SYS_ADMIN", "", len(allCapabilities())},
+		{nil, []string{"ALL"}, "", "CAP_CHOWN", 0},
+		{[]string{"NET_ADMIN"}, []string{"ALL"}, "CAP_NET_ADMIN", "CAP_CHOWN", 1},
+	}
+	for _, c := range cases {
+		in := specInput(t)
+		in.Config.Linux.SecurityContext.Capabilities = &runtimeapi.Capability{AddCapabilities: c.add, DropCapabilities: c.drop}
+		caps := build(t, in).Process.Capabilities
+		if len(caps.Bounding) != c.count || (c.has != "" && !slices.Contains(caps.Effective, c.has)) || (c.lacks != "" && slices.Contains(caps.Bounding, c.lacks)) {
+			t.Errorf("add %v drop %v: %v", c.add, c.drop, caps.Bounding)
+		}
+	}
+	in := specInput(t)
+	in.Config.Linux.SecurityContext.Capabilities = &runtimeapi.Capability{AddCapabilities: []string{"CAP_FLY"}}
+	if _, err := BuildSpec(in); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("unknown capability: %v", err)
+	}
+}
+
+func TestPrivileged(t *testing.T) {
+	in := specInput(t)
+	in.Config.Linux.SecurityContext.Privileged = true
+	if _, err := BuildSpec(in); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("privileged container in an unprivileged pod: %v", err)
+	}
+	in.Pod.Config.Linux.SecurityContext.Privileged = true
+	in.Config.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+	s := build(t, in)
+	if s.Linux.MaskedPaths != nil || s.Linux.ReadonlyPaths != nil || s.Linux.Seccomp != nil {
+		t.Errorf("privileged keeps masks or seccomp: %v %v %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths, s.Linux.Seccomp != nil)
+	}
+	if len(s.Process.Capabilities.Bounding) != len(allCapabilities()) {
+		t.Errorf("privileged has %d capabilities", len(s.Process.Capabilities.Bounding))
+	}
+	if m := mountAt(s, "/sys"); m == nil || slices.Contains(m.Options, "ro") {
+		t.Errorf("privileged /sys should be writable: %+v", m)
+	}
+}
+
+func TestSeccomp(t *testing.T) {
+	profile := filepath.Join(t.TempDir(), "p.json")
+	if err := os.WriteFile(profile, []byte(`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["sethostname"],"action":"SCMP_ACT_ERRNO"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		profile *runtimeapi.SecurityProfile
+		old     string
+		want    string // default action, "" for no filter
+		bad     bool
+	}{
+		{nil, "", "", false},
+		{&runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}, "", "", false},
+		{&runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}, "", string(specs.ActErrno), false},
+		{nil, "runtime/default", string(specs.ActErrno), false},
+		{&runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: profile}, "", string(specs.ActAllow), false},
+		{nil, "localhost/" + profile, string(specs.ActAllow), false},
+		{&runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "/no/such/profile"}, "", "", true},
+		{nil, "bogus", "", true},
+	}
+	for i, c := range cases {
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			in := specInput(t)
+			in.Config.Linux.SecurityContext.Seccomp, in.Config.Linux.SecurityContext.SeccompProfilePath = c.profile, c.old
+			s, err := BuildSpec(in)
+			if c.bad {
+				if !errors.Is(err, errdefs.ErrInvalidArgument) {
+					t.Fatalf("got %v, want InvalidArgument", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if s.Linux.Seccomp != nil {
+				got = string(s.Linux.Seccomp.DefaultAction)
+			}
+			if got != c.want {
+				t.Errorf("seccomp default action %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestResources(t *testing.T) {
+	in := specInput(t)
+	in.Config.Linux.Resources = &runtimeapi.LinuxContainerResources{CpuShares: 512, CpuQuota: 50000, CpuPeriod: 100000, MemoryLimitInBytes: 64 << 20, CpusetCpus: "0", OomScoreAdj: 500}
+	s := build(t, in)
+	r := s.Linux.Resources
+	if *r.CPU.Shares != 512 || *r.CPU.Quota != 50000 || *r.CPU.Period != 100000 || *r.Memory.Limit != 64<<20 || r.CPU.Cpus != "0" {
+		t.Errorf("resources %+v %+v", r.CPU, r.Memory)
+	}
+	if len(r.Devices) == 0 || r.Devices[0].Allow {
+		t.Errorf("the device cgroup must deny by default: %+v", r.Devices)
+	}
+	if s.Process.OOMScoreAdj == nil || *s.Process.OOMScoreAdj < 500 {
+		t.Errorf("oom_score_adj %v", s.Process.OOMScoreAdj)
+	}
+	if s.Linux.CgroupsPath != "/kubepods/pod1/c1" {
+		t.Errorf("cgroups path %q", s.Linux.CgroupsPath)
+	}
+	in.Config.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: -1}
+	if _, err := BuildSpec(in); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("negative memory limit: %v", err)
+	}
+}
