@@ -236,9 +236,9 @@ func TestMounts(t *testing.T) {
 
 func TestCapabilities(t *testing.T) {
 	cases := []struct {
-		add, drop []string
+		add, drop  []string
 		has, lacks string
-		count     int
+		count      int
 	}{
 		{nil, nil, "CAP_CHOWN", "CAP_SYS_ADMIN", len(defaultCapabilities)},
 		{[]string{"SYS_ADMIN"}, []string{"CAP_CHOWN"}, "CAP_SYS_ADMIN", "CAP_CHOWN", len(defaultCapabilities)},

@@ -2,48 +2,137 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/netshim/netshim/image"
+	"github.com/netshim/netshim/pkg/errdefs"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// netshim keeps no images (its one sandbox image is the built-in pause
-// program), but kubelet, crictl and critest call the image service on
-// connect, so it answers as a runtime with an empty image store.
-
-func (s *Server) ListImages(context.Context, *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
-	return &runtimeapi.ListImagesResponse{}, nil
+// Images is what the server needs of the image store (package image).
+type Images interface {
+	Pull(ctx context.Context, ref string, auth *image.Auth) (*image.Image, error)
+	Get(ref string) (*image.Image, error)
+	List() []*image.Image
+	Remove(ref string) error
+	FsInfo() (image.FsUsage, error)
 }
 
-func (s *Server) StreamImages(*runtimeapi.StreamImagesRequest, runtimeapi.ImageService_StreamImagesServer) error {
+func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
+	ref := req.GetImage().GetImage()
+	if ref == "" {
+		return nil, status.Error(codes.InvalidArgument, "image.image is required")
+	}
+	var auth *image.Auth
+	if a := req.GetAuth(); a != nil {
+		auth = &image.Auth{Username: a.GetUsername(), Password: a.GetPassword(), Auth: a.GetAuth(),
+			IdentityToken: a.GetIdentityToken(), RegistryToken: a.GetRegistryToken()}
+	}
+	img, err := s.images.Pull(ctx, ref, auth)
+	if err != nil {
+		return nil, toStatus(err, "")
+	}
+	// The image's ID, as containerd answers: kubelet compares it with ImageStatus's.
+	return &runtimeapi.PullImageResponse{ImageRef: img.ID}, nil
+}
+
+func (s *Server) ListImages(_ context.Context, req *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
+	var out []*runtimeapi.Image
+	want := req.GetFilter().GetImage().GetImage()
+	var match *image.Image
+	if want != "" {
+		img, err := s.images.Get(want)
+		if err != nil {
+			return &runtimeapi.ListImagesResponse{}, nil
+		}
+		match = img
+	}
+	for _, img := range s.images.List() {
+		if match != nil && img.ID != match.ID {
+			continue
+		}
+		out = append(out, criImage(img))
+	}
+	return &runtimeapi.ListImagesResponse{Images: out}, nil
+}
+
+func (s *Server) StreamImages(req *runtimeapi.StreamImagesRequest, stream runtimeapi.ImageService_StreamImagesServer) error {
+	resp, _ := s.ListImages(stream.Context(), &runtimeapi.ListImagesRequest{Filter: req.GetFilter()})
+	items := resp.GetImages()
+	for len(items) > 0 {
+		n := min(streamChunk, len(items))
+		if err := stream.Send(&runtimeapi.StreamImagesResponse{Images: items[:n]}); err != nil {
+			return err
+		}
+		items = items[n:]
+	}
 	return nil
 }
 
-// ImageStatus answers a nil image for any reference, as the CRI says for an unknown one.
-func (s *Server) ImageStatus(context.Context, *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
-	return &runtimeapi.ImageStatusResponse{}, nil
+// ImageStatus answers a nil image for an unknown one, as the CRI says.
+func (s *Server) ImageStatus(_ context.Context, req *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
+	img, err := s.images.Get(req.GetImage().GetImage())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &runtimeapi.ImageStatusResponse{}, nil
+	}
+	if err != nil {
+		return nil, toStatus(err, "status of image %q", req.GetImage().GetImage())
+	}
+	resp := &runtimeapi.ImageStatusResponse{Image: criImage(img)}
+	if req.GetVerbose() {
+		info, _ := json.Marshal(struct {
+			ImageSpec json.RawMessage `json:"imageSpec"`
+			Chains    []string        `json:"chainIDs"`
+		}{img.RawConfig, img.Chains})
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
 }
 
-func (s *Server) PullImage(_ context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "netshim does not pull images (asked for %q): it runs pod sandboxes with its built-in pause program only", req.GetImage().GetImage())
+// criImage is the CRI's view of an image: the user is a uid when the
+// image's user is numeric ("1000", "1000:1000"), else a username.
+func criImage(img *image.Image) *runtimeapi.Image {
+	out := &runtimeapi.Image{
+		Id: img.ID, RepoTags: img.RepoTags, RepoDigests: img.RepoDigests, Size: img.Size,
+		Pinned: img.Pinned, Spec: &runtimeapi.ImageSpec{Image: img.ID},
+	}
+	user, _, _ := strings.Cut(img.Config.User, ":")
+	if uid, err := strconv.ParseInt(user, 10, 64); err == nil {
+		out.Uid = &runtimeapi.Int64Value{Value: uid}
+	} else {
+		out.Username = user
+	}
+	return out
 }
 
 // RemoveImage is idempotent: removing an image that is not there succeeds.
-func (s *Server) RemoveImage(context.Context, *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
+func (s *Server) RemoveImage(_ context.Context, req *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
+	ref := req.GetImage().GetImage()
+	if ref == "" {
+		return nil, status.Error(codes.InvalidArgument, "image.image is required")
+	}
+	if err := s.images.Remove(ref); err != nil {
+		return nil, toStatus(err, "remove image %q", ref)
+	}
 	return &runtimeapi.RemoveImageResponse{}, nil
 }
 
 func (s *Server) ImageFsInfo(context.Context, *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
+	fs, err := s.images.FsInfo()
+	if err != nil {
+		return nil, toStatus(err, "image filesystem info")
+	}
 	usage := &runtimeapi.FilesystemUsage{
 		Timestamp:  time.Now().UnixNano(),
-		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: s.dirs.ImageFs},
-		UsedBytes:  &runtimeapi.UInt64Value{},
-		InodesUsed: &runtimeapi.UInt64Value{},
+		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: fs.Mountpoint},
+		UsedBytes:  &runtimeapi.UInt64Value{Value: fs.UsedBytes},
+		InodesUsed: &runtimeapi.UInt64Value{Value: fs.Inodes},
 	}
 	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{usage}}, nil
 }
-
-// Images is what the server needs of the image store (package image).
-type Images interface{}

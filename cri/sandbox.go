@@ -11,6 +11,7 @@ import (
 
 	"github.com/netshim/netshim/network"
 	"github.com/netshim/netshim/pkg/crashpoint"
+	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/sandbox"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -105,9 +106,12 @@ func (s *Server) startSandbox(ctx context.Context, sb *sandbox.Sandbox, cfg *run
 }
 
 func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
-	id := req.GetPodSandboxId()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "pod_sandbox_id is required")
+	id, err := s.resolveSandbox(req.GetPodSandboxId())
+	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return &runtimeapi.StopPodSandboxResponse{}, nil // idempotent, as the CRI says
+		}
+		return nil, toStatus(err, "stop pod sandbox")
 	}
 	defer s.ops.Lock(id)()
 	if err := s.stopSandbox(ctx, id); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
@@ -127,6 +131,9 @@ func (s *Server) stopSandbox(ctx context.Context, id string) error {
 		return err
 	}
 	start := time.Now()
+	if err := s.stopContainersOf(ctx, id); err != nil {
+		return fmt.Errorf("stop containers of sandbox %s: %w", id, err)
+	}
 	// Recorded before the DEL: a crash mid-stop must not leave a READY
 	// sandbox whose network is gone.
 	if sb.State == sandbox.StateReady {
@@ -163,9 +170,12 @@ func (s *Server) tearDownNetwork(ctx context.Context, sb *sandbox.Sandbox) error
 }
 
 func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
-	id := req.GetPodSandboxId()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "pod_sandbox_id is required")
+	id, err := s.resolveSandbox(req.GetPodSandboxId())
+	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return &runtimeapi.RemovePodSandboxResponse{}, nil
+		}
+		return nil, toStatus(err, "remove pod sandbox")
 	}
 	defer s.ops.Lock(id)()
 	if err := s.removeSandbox(ctx, id); err != nil {
@@ -174,7 +184,8 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
 }
 
-// removeSandbox stops the sandbox if needed, then removes what is left of it.
+// removeSandbox stops the sandbox if needed, then removes its containers
+// and what is left of it.
 func (s *Server) removeSandbox(ctx context.Context, id string) error {
 	if err := s.stopSandbox(ctx, id); err != nil {
 		if errors.Is(err, sandbox.ErrNotFound) {
@@ -182,11 +193,17 @@ func (s *Server) removeSandbox(ctx context.Context, id string) error {
 		}
 		return err
 	}
+	if err := s.removeContainersOf(ctx, id); err != nil {
+		return fmt.Errorf("remove containers of sandbox %s: %w", id, err)
+	}
 	return s.sandboxes.Remove(ctx, id)
 }
 
 func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
-	id := req.GetPodSandboxId()
+	id, err := s.resolveSandbox(req.GetPodSandboxId())
+	if err != nil {
+		return nil, toStatus(err, "status of pod sandbox")
+	}
 	s.sandboxes.RefreshState(id)
 	sb, err := s.sandboxes.Get(id)
 	if err != nil {
@@ -214,6 +231,15 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 		resp.Info = map[string]string{"info": info}
 	}
 	return resp, nil
+}
+
+// resolveSandbox returns the full ID of the sandbox that id names, in full
+// or by a unique prefix, as crictl prints them.
+func (s *Server) resolveSandbox(id string) (string, error) {
+	if id == "" {
+		return "", fmt.Errorf("pod_sandbox_id is required: %w", errdefs.ErrInvalidArgument)
+	}
+	return s.sandboxes.Resolve(id)
 }
 
 func (s *Server) ListPodSandbox(_ context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {

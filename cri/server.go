@@ -38,6 +38,8 @@ type Sandboxes interface {
 	Stop(ctx context.Context, id string) error
 	Remove(ctx context.Context, id string) error
 	Get(id string) (*sandbox.Sandbox, error)
+	Resolve(prefix string) (string, error)
+	Files(id string) sandbox.Files
 	List() []*sandbox.Sandbox
 	RefreshState(id string)
 	RuntimeStatus() error
@@ -76,9 +78,6 @@ type Server struct {
 
 // Dirs are netshim's own directories as the server needs them.
 type Dirs struct {
-	// ImageFs is reported by ImageFsInfo: netshim keeps no images, but
-	// kubelet asks on connect and needs a filesystem to watch.
-	ImageFs string
 	// Protected are netshim's state directories: no pod may log into them.
 	Protected []string
 }
@@ -102,6 +101,10 @@ func NewServer(svc Services, dirs Dirs) *Server {
 // Recover restores sandboxes after a restart and fully undoes those whose
 // set-up was interrupted: network DEL, pause stopped, netns unpinned, record gone.
 func (s *Server) Recover(ctx context.Context) error {
+	// Containers first: undoing an interrupted sandbox removes its containers.
+	if err := s.containers.Recover(ctx); err != nil {
+		klog.ErrorS(err, "Some containers could not be restored")
+	}
 	interrupted, err := s.sandboxes.Recover()
 	if err != nil {
 		klog.ErrorS(err, "Some sandbox checkpoints could not be restored")
@@ -185,37 +188,6 @@ func (s *Server) UpdateRuntimeConfig(_ context.Context, req *runtimeapi.UpdateRu
 	}
 	klog.InfoS("Pod CIDR updated", "podCIDR", podCIDR)
 	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
-}
-
-// Containers are not built yet; the list and idempotent calls must still
-// answer, because kubelet's pod lifecycle poller calls them every second.
-
-func (s *Server) ListContainers(context.Context, *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
-	return &runtimeapi.ListContainersResponse{}, nil
-}
-
-func (s *Server) StreamContainers(*runtimeapi.StreamContainersRequest, runtimeapi.RuntimeService_StreamContainersServer) error {
-	return nil // no containers: an empty stream
-}
-
-func (s *Server) StopContainer(context.Context, *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
-	return &runtimeapi.StopContainerResponse{}, nil
-}
-
-func (s *Server) RemoveContainer(context.Context, *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
-	return &runtimeapi.RemoveContainerResponse{}, nil
-}
-
-func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
-	return nil, status.Errorf(codes.NotFound, "container %q not found: netshim runs pod sandboxes only", req.GetContainerId())
-}
-
-func (s *Server) ListContainerStats(context.Context, *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
-	return &runtimeapi.ListContainerStatsResponse{}, nil
-}
-
-func (s *Server) ListPodSandboxStats(context.Context, *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
-	return &runtimeapi.ListPodSandboxStatsResponse{}, nil
 }
 
 func (s *Server) ListMetricDescriptors(context.Context, *runtimeapi.ListMetricDescriptorsRequest) (*runtimeapi.ListMetricDescriptorsResponse, error) {

@@ -20,6 +20,9 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v mount >/dev/null 2>&1 || need+=(mount)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
+command -v conmon >/dev/null 2>&1 || need+=(conmon)
+[ -x /usr/bin/docker-registry ] || need+=(docker-registry)
+[ -x /bin/busybox ] || need+=(busybox-static)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
@@ -29,4 +32,10 @@ if [ ${#need[@]} -gt 0 ]; then
 	echo "install-deps: installing ${need[*]}"
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+
+# Debian's docker-registry package starts a system registry on :5000 where
+# systemd runs; the tests start their own on loopback, so that one is stopped.
+if [[ " ${need[*]} " == *" docker-registry "* ]] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+	systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi

@@ -74,7 +74,7 @@ func busyboxBundle(t *testing.T, dir, script string) {
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "mode=755"}},
 		},
 		Linux: &specs.Linux{
-			Namespaces:  []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}},
+			Namespaces: []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}},
 			// No parent of its own, so runc delete leaves no cgroup dir behind.
 			CgroupsPath: "/netshim-oci-test-" + filepath.Base(dir),
 		},

@@ -78,6 +78,9 @@ func (r *Runc) Available() error {
 }
 
 func (r *Runc) List(ctx context.Context) ([]string, error) {
+	if _, err := os.Stat(r.Root); errors.Is(err, os.ErrNotExist) {
+		return nil, nil // runc has run nothing here yet
+	}
 	out, err := r.command(ctx, "list", "--quiet").Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s list: %w", filepath.Base(r.Binary), err)

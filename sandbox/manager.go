@@ -126,11 +126,11 @@ func (m *Manager) Files(id string) Files {
 }
 
 // Resolve returns the full ID of the one sandbox whose ID starts with
-// prefix; none wraps ErrNotFound, several is an error saying it is ambiguous.
+// prefix; none wraps errdefs.ErrNotFound, several is an error saying it is ambiguous.
 func (m *Manager) Resolve(prefix string) (string, error) {
 	id, err := m.ids.Get(prefix)
 	if errors.Is(err, errdefs.ErrNotFound) {
-		return "", fmt.Errorf("sandbox %q: %w", prefix, ErrNotFound)
+		return "", fmt.Errorf("pod sandbox %q %w", prefix, errdefs.ErrNotFound)
 	}
 	return id, err
 }

@@ -19,7 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netshim/netshim/container"
 	"github.com/netshim/netshim/cri"
+	"github.com/netshim/netshim/image"
 	"github.com/netshim/netshim/network"
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
@@ -49,6 +51,9 @@ type options struct {
 	mtu               int
 	ociRuntime        string
 	pauseBinary       string
+	conmon            string
+	registryConfig    string
+	registryCertsDir  string
 	metricsAddress    string
 	socketGroup       string
 }
@@ -80,6 +85,9 @@ func parseFlags() options {
 	flag.IntVar(&o.mtu, "network-plugin-mtu", 0, "MTU for pod interfaces (kubenet); 0 picks the default")
 	flag.StringVar(&o.ociRuntime, "oci-runtime", "", "path of the OCI runtime binary (runc); default: runc beside netshim, else on PATH")
 	flag.StringVar(&o.pauseBinary, "pause-binary", "", "path of the static pause program; default: pause beside netshim")
+	flag.StringVar(&o.conmon, "conmon", "conmon", "path of conmon, the per-container monitor (found on PATH by default)")
+	flag.StringVar(&o.registryConfig, "registry-config", "", "registries.conf (v2) file: mirrors, plain-HTTP and blocked registries; empty pulls from each image's own registry")
+	flag.StringVar(&o.registryCertsDir, "registry-certs-dir", "/etc/containers/certs.d", "directory of per-registry CA files: <host[:port]>/*.crt")
 	flag.StringVar(&o.socketGroup, "socket-group", "", "group (name or GID) given access to the CRI socket, which is mode 0660; default: root's")
 	flag.StringVar(&o.metricsAddress, "metrics-address", "", "host:port to serve Prometheus metrics on (e.g. 127.0.0.1:9753); empty turns them off")
 	flag.Parse()
@@ -113,6 +121,10 @@ func run(o options) error {
 	}
 	if _, err := exec.LookPath(o.ociRuntime); err != nil {
 		return fmt.Errorf("OCI runtime %q not found (set --oci-runtime): %w", o.ociRuntime, err)
+	}
+	conmon, err := exec.LookPath(o.conmon)
+	if err != nil {
+		return fmt.Errorf("conmon %q not found (install Debian's conmon, or set --conmon): %w", o.conmon, err)
 	}
 	plugin, err := newPlugin(o)
 	if err != nil {
@@ -149,8 +161,23 @@ func run(o options) error {
 	plugins := network.NewPluginManager(plugin, reg)
 	defer plugins.Close()
 
-	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins}, cri.Dirs{
-		ImageFs:   o.rootDir,
+	images, err := image.NewStore(image.Config{Root: o.rootDir, RegistryConfig: o.registryConfig, CertsDir: o.registryCertsDir, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	containerRuntime := &oci.Runc{Binary: o.ociRuntime, Root: filepath.Join(o.stateDir, "containers-runc")}
+	containers, err := container.NewManager(container.Config{
+		RootDir: filepath.Join(o.rootDir, "containers"),
+		RunDir:  filepath.Join(o.stateDir, "containers"),
+		Runtime: containerRuntime,
+		Monitor: &oci.Conmon{Binary: conmon, Runtime: containerRuntime},
+		Rootfs:  images,
+		Reaper:  reap,
+	})
+	if err != nil {
+		return err
+	}
+	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins, Containers: containers, Images: images}, cri.Dirs{
 		Protected: []string{o.rootDir, o.stateDir, o.netnsDir, o.cniConfDir, o.cniCacheDir},
 	})
 	if err := server.Recover(context.Background()); err != nil {

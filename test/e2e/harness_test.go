@@ -42,6 +42,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	sweepTestLinks()
+	stopTestRegistry()
 	os.Exit(code)
 }
 
@@ -67,6 +68,11 @@ func cannotRun() string {
 	}
 	_, file, _, _ := runtime.Caller(0)
 	binDir = filepath.Join(filepath.Dir(file), "..", "..", "bin")
+	for _, b := range []string{"/usr/bin/conmon", "/usr/bin/docker-registry", "/bin/busybox"} {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Sprintf("%s missing: run hack/install-deps.sh (or make test)", b)
+		}
+	}
 	for _, b := range []string{"netshim", "pause", "runc", "bridge", "host-local", "loopback", "portmap"} {
 		if _, err := os.Stat(filepath.Join(binDir, b)); err != nil {
 			return fmt.Sprintf("%s missing from %s: run `make build tools` (or `make test`)", b, binDir)

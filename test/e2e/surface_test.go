@@ -54,8 +54,8 @@ func TestCRISurfaceClientsNeedOnConnect(t *testing.T) {
 		t.Errorf("RemoveImage of an unknown image: %v, want success", err)
 	}
 	_, err = s.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(status.Convert(err).Message(), "not implemented by netshim") {
-		t.Errorf("CreateContainer: %v, want Unimplemented with a sentence", err)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "config.metadata.name") {
+		t.Errorf("an empty CreateContainer: %v, want InvalidArgument naming the field", err)
 	}
 	if _, err := s.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: "nosuch"}); status.Code(err) != codes.NotFound ||
 		!strings.Contains(status.Convert(err).Message(), `"nosuch" not found`) {

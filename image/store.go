@@ -1,0 +1,665 @@
+// Package image is netshim's image service: it pulls images over the
+// registry protocol (go-containerregistry), through the mirrors of a
+// registries.conf, into a content-addressed store where each layer is
+// unpacked once per chain, and mounts an image's layers as an overlay rootfs
+// for a container, leased so that nothing in use is ever deleted.
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/netshim/netshim/pkg/atomicfile"
+	"github.com/netshim/netshim/pkg/errdefs"
+	"github.com/netshim/netshim/pkg/idindex"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
+	"k8s.io/klog/v2"
+)
+
+// Config places the store and says where to pull from.
+type Config struct {
+	Root string // --root-dir: the store lives in Root/images
+	// RegistryConfig is a registries.conf (v2) file; "" pulls from each
+	// image's own registry.
+	RegistryConfig string
+	// CertsDir holds CA files per registry host (<host[:port]>/*.crt).
+	CertsDir   string
+	Registerer prometheus.Registerer
+}
+
+// Auth is a registry credential as kubelet passes it from a pull secret.
+type Auth struct {
+	Username, Password, Auth, IdentityToken, RegistryToken string
+}
+
+// ImageConfig is what containers take from an image's config.
+type ImageConfig struct {
+	User       string            `json:"user,omitempty"`
+	Env        []string          `json:"env,omitempty"`
+	Entrypoint []string          `json:"entrypoint,omitempty"`
+	Cmd        []string          `json:"cmd,omitempty"`
+	WorkingDir string            `json:"workingDir,omitempty"`
+	StopSignal string            `json:"stopSignal,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	Volumes    []string          `json:"volumes,omitempty"`
+}
+
+// Image is one image in the store.
+type Image struct {
+	// ID is "sha256:<hex of the config digest>", as containerd names images.
+	ID          string      `json:"id"`
+	RepoTags    []string    `json:"repoTags,omitempty"`
+	RepoDigests []string    `json:"repoDigests,omitempty"`
+	Size        uint64      `json:"size"` // compressed layers plus config, as registries count it
+	Config      ImageConfig `json:"config"`
+	Pinned      bool        `json:"pinned,omitempty"`
+	// Chains are the layers' chain IDs, bottom first.
+	Chains []string `json:"chains"`
+	// RawConfig is the image's config file, for a verbose status.
+	RawConfig json.RawMessage `json:"rawConfig,omitempty"`
+}
+
+func (img *Image) clone() *Image {
+	c := *img
+	c.RepoTags = append([]string(nil), img.RepoTags...)
+	c.RepoDigests = append([]string(nil), img.RepoDigests...)
+	return &c
+}
+
+// FsUsage is what the store uses of its filesystem.
+type FsUsage struct {
+	Mountpoint string
+	UsedBytes  uint64
+	Inodes     uint64
+}
+
+// Store is the image store.
+type Store struct {
+	dir      string
+	certsDir string
+	regs     *registriesConf
+	metrics  *metrics
+
+	pulls  singleflight.Group // one download per reference
+	layers singleflight.Group // one unpack per chain
+
+	mu     sync.RWMutex
+	images map[string]*Image // by ID
+	ids    idindex.Index     // hex of every ID, for lookup by prefix
+	leases map[string]lease  // by container ID
+}
+
+// lease keeps an image's layers for a container; it names the chains so
+// they stay even when the image itself is removed.
+type lease struct {
+	ImageID string   `json:"imageID"`
+	Chains  []string `json:"chains"`
+}
+
+// NewStore opens (or makes) the store, dropping what an interrupted pull left.
+func NewStore(cfg Config) (*Store, error) {
+	regs, err := loadRegistriesConf(cfg.RegistryConfig)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: filepath.Join(cfg.Root, "images"), certsDir: cfg.CertsDir, regs: regs,
+		metrics: newMetrics(cfg.Registerer), images: map[string]*Image{}, leases: map[string]lease{}}
+	// A pull killed midway leaves only temp files: they go, and nothing
+	// half-made is ever in blobs/ or layers/ under its final name.
+	if err := os.RemoveAll(s.path("tmp")); err != nil {
+		return nil, fmt.Errorf("clear image temp dir: %w", err)
+	}
+	for _, d := range []string{"tmp", "blobs/sha256", "layers", "leases"} {
+		if err := os.MkdirAll(s.path(d), 0o700); err != nil {
+			return nil, fmt.Errorf("create image store: %w", err)
+		}
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) path(parts ...string) string {
+	return filepath.Join(append([]string{s.dir}, parts...)...)
+}
+
+func (s *Store) layerDir(chain string) string {
+	return s.path("layers", strings.TrimPrefix(chain, "sha256:"))
+}
+
+func (s *Store) load() error {
+	data, err := os.ReadFile(s.path("images.json"))
+	if err == nil {
+		var list []*Image
+		if err := json.Unmarshal(data, &list); err != nil {
+			aside := s.path("images.json.corrupt")
+			_ = os.Rename(s.path("images.json"), aside)
+			klog.ErrorS(err, "Image records are corrupt; set aside, images must be pulled again", "file", aside)
+		}
+		for _, img := range list {
+			s.images[img.ID] = img
+			s.ids.Add(strings.TrimPrefix(img.ID, "sha256:"))
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read image records: %w", err)
+	}
+	entries, err := os.ReadDir(s.path("leases"))
+	if err != nil {
+		return fmt.Errorf("read image leases: %w", err)
+	}
+	for _, e := range entries {
+		var l lease
+		data, err := os.ReadFile(s.path("leases", e.Name()))
+		if err == nil {
+			err = json.Unmarshal(data, &l)
+		}
+		if err != nil {
+			klog.ErrorS(err, "Unreadable image lease", "container", e.Name())
+			continue
+		}
+		s.leases[e.Name()] = l
+	}
+	return nil
+}
+
+// saveLocked writes every image record atomically; s.mu is held.
+func (s *Store) saveLocked() error {
+	list := make([]*Image, 0, len(s.images))
+	for _, img := range s.images {
+		list = append(list, img)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	data, err := json.Marshal(list)
+	if err != nil {
+		return fmt.Errorf("encode image records: %w", err)
+	}
+	if err := atomicfile.Write(s.path("images.json"), data, 0o600); err != nil {
+		return fmt.Errorf("write image records: %w", err)
+	}
+	return nil
+}
+
+// Pull fetches ref into the store. Concurrent pulls of one reference share
+// one download.
+func (s *Store) Pull(ctx context.Context, ref string, auth *Auth) (*Image, error) {
+	r, err := parseReference(ref)
+	if err != nil {
+		return nil, err
+	}
+	key := r.String()
+	if auth != nil {
+		key += "\x00" + auth.Username + "\x00" + auth.Password + "\x00" + auth.Auth + "\x00" + auth.IdentityToken + "\x00" + auth.RegistryToken
+	}
+	ch := s.pulls.DoChan(key, func() (any, error) {
+		// Detached from any one caller: others may be waiting on it.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Minute)
+		defer cancel()
+		return s.pull(pctx, r, auth)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*Image).clone(), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("pull %s: %w", r, ctx.Err())
+	}
+}
+
+func (s *Store) pull(ctx context.Context, r reference, auth *Auth) (*Image, error) {
+	start := time.Now()
+	endpoints, err := s.regs.endpoints(r)
+	if err != nil {
+		s.metrics.pulls.WithLabelValues("error").Inc()
+		return nil, fmt.Errorf("pull %s: %v: %w", r, err, errdefs.ErrFailedPrecondition)
+	}
+	var errs []error
+	for _, ep := range endpoints {
+		img, n, err := s.pullFrom(ctx, r, ep, auth)
+		if err == nil {
+			d := time.Since(start)
+			s.metrics.pulls.WithLabelValues("ok").Inc()
+			s.metrics.duration.Observe(d.Seconds())
+			s.metrics.bytes.Add(float64(n))
+			klog.InfoS("Pulled image", "image", r.String(), "from", ep.Host, "id", img.ID, "bytes", n,
+				"duration", d, "MBps", fmt.Sprintf("%.1f", float64(n)/1e6/max(d.Seconds(), 1e-3)))
+			return img, nil
+		}
+		klog.V(2).InfoS("Pull from endpoint failed", "image", r.String(), "endpoint", ep.Host, "err", err)
+		errs = append(errs, fmt.Errorf("from %s: %w", ep.Host, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	s.metrics.pulls.WithLabelValues("error").Inc()
+	return nil, fmt.Errorf("pull %s: %w", r, classify(errors.Join(errs...)))
+}
+
+// classify wraps a pull error in the kind the CRI answers with.
+func classify(err error) error {
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		switch terr.StatusCode {
+		case 404:
+			return fmt.Errorf("%w: %w", err, errdefs.ErrNotFound)
+		case 401, 403:
+			return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+		}
+	}
+	return err
+}
+
+func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Auth) (*Image, uint64, error) {
+	ref, err := r.onRegistry(ep.Host, ep.Insecure)
+	if err != nil {
+		return nil, 0, err
+	}
+	tr, err := httpTransport(s.certsDir, ep.Host, ep.Insecure)
+	if err != nil {
+		return nil, 0, err
+	}
+	opts := []remote.Option{
+		remote.WithContext(ctx), remote.WithTransport(tr),
+		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}),
+		remote.WithAuth(authenticator(auth)),
+	}
+	desc, err := remote.Get(ref, opts...)
+	if err != nil {
+		return nil, 0, err
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return nil, 0, fmt.Errorf("resolve image for linux/%s: %w", runtime.GOARCH, err)
+	}
+	cfgName, err := img.ConfigName()
+	if err != nil {
+		return nil, 0, err
+	}
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		return nil, 0, fmt.Errorf("fetch config: %w", err)
+	}
+	if sum := sha256.Sum256(rawCfg); "sha256:"+hex.EncodeToString(sum[:]) != cfgName.String() {
+		return nil, 0, fmt.Errorf("config blob does not match its digest %s", cfgName)
+	}
+	cfgFile, err := v1.ParseConfigFile(strings.NewReader(string(rawCfg)))
+	if err != nil {
+		return nil, 0, fmt.Errorf("parse config: %w", err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(layers) != len(cfgFile.RootFS.DiffIDs) {
+		return nil, 0, fmt.Errorf("manifest has %d layers, config %d diff IDs", len(layers), len(cfgFile.RootFS.DiffIDs))
+	}
+	var size, fetched uint64 = uint64(len(rawCfg)), 0
+	chains := make([]string, len(layers))
+	parent := ""
+	for i, l := range layers {
+		diffID := cfgFile.RootFS.DiffIDs[i].String()
+		chain := chainID(parent, diffID)
+		chains[i], parent = chain, chain
+		if n, err := l.Size(); err == nil {
+			size += uint64(n)
+		}
+		n, err := s.ensureLayer(ctx, l, diffID, chain)
+		if err != nil {
+			return nil, 0, fmt.Errorf("layer %d: %w", i, err)
+		}
+		fetched += n
+	}
+	// Blobs are kept for what a status shows; layers only unpacked.
+	if err := s.writeBlob(cfgName.String(), rawCfg); err != nil {
+		return nil, 0, err
+	}
+	if raw, err := desc.RawManifest(); err == nil {
+		_ = s.writeBlob(desc.Digest.String(), raw)
+	}
+	c := cfgFile.Config
+	record := &Image{
+		ID: cfgName.String(), Size: size, Chains: chains, RawConfig: rawCfg,
+		Config: ImageConfig{User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir, StopSignal: c.StopSignal, Labels: c.Labels},
+	}
+	for v := range c.Volumes {
+		record.Config.Volumes = append(record.Config.Volumes, v)
+	}
+	return s.commit(record, r, r.Name()+"@"+desc.Digest.String()), fetched, nil
+}
+
+// commit records img under ref's tag (taking the tag from any other image)
+// and its repo digest, merging with what the store already has.
+func (s *Store) commit(img *Image, r reference, repoDigest string) *Image {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.images[img.ID]; ok {
+		img.RepoTags, img.RepoDigests, img.Pinned = old.RepoTags, old.RepoDigests, old.Pinned
+	}
+	if r.Tag != "" {
+		tag := r.String()
+		for id, other := range s.images {
+			if id != img.ID {
+				other.RepoTags = without(other.RepoTags, tag)
+			}
+		}
+		img.RepoTags = appendUnique(img.RepoTags, tag)
+	}
+	img.RepoDigests = appendUnique(img.RepoDigests, repoDigest)
+	s.images[img.ID] = img
+	s.ids.Add(strings.TrimPrefix(img.ID, "sha256:"))
+	if err := s.saveLocked(); err != nil {
+		klog.ErrorS(err, "Could not save image records")
+	}
+	return img.clone()
+}
+
+func appendUnique(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}
+
+func without(list []string, v string) []string {
+	out := list[:0]
+	for _, x := range list {
+		if x != v {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// chainID is the OCI chain ID of a layer on top of parent.
+func chainID(parent, diffID string) string {
+	if parent == "" {
+		return diffID
+	}
+	sum := sha256.Sum256([]byte(parent + " " + diffID))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// ensureLayer unpacks layer as chain unless it is there already; concurrent
+// pulls that share the layer share the one unpack. It returns the bytes fetched.
+func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, diffID, chain string) (uint64, error) {
+	if _, err := os.Stat(s.layerDir(chain)); err == nil {
+		return 0, nil
+	}
+	v, err, _ := s.layers.Do(chain, func() (any, error) {
+		if _, err := os.Stat(s.layerDir(chain)); err == nil {
+			return uint64(0), nil
+		}
+		return s.unpackLayer(ctx, l, diffID, chain)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return v.(uint64), nil
+}
+
+// unpackLayer downloads and unpacks into a temp dir, checks the compressed
+// digest (go-containerregistry verifies it at the end of the stream) and the
+// diff ID, and only then renames the layer into place.
+func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID, chain string) (uint64, error) {
+	digest, _ := l.Digest()
+	tmp, err := os.MkdirTemp(s.path("tmp"), "layer-")
+	if err != nil {
+		return 0, fmt.Errorf("unpack layer %s: %w", digest, err)
+	}
+	defer os.RemoveAll(tmp)
+	rc, err := l.Compressed()
+	if err != nil {
+		return 0, fmt.Errorf("fetch layer %s: %w", digest, err)
+	}
+	defer rc.Close()
+	counted := &countingReader{r: rc, ctx: ctx}
+	un, err := decompress(counted)
+	if err != nil {
+		return 0, fmt.Errorf("layer %s: %w", digest, err)
+	}
+	h := sha256.New()
+	diff := filepath.Join(tmp, "diff")
+	if err := os.Mkdir(diff, 0o755); err != nil {
+		return 0, err
+	}
+	u, err := unpack(io.TeeReader(un, h), diff)
+	if err != nil {
+		return 0, fmt.Errorf("unpack layer %s: %w", digest, err)
+	}
+	// Read to the end: the tar may have padding, and the digest check of the
+	// compressed stream happens at EOF.
+	if _, err := io.Copy(h, un); err != nil {
+		return 0, fmt.Errorf("layer %s: %w", digest, err)
+	}
+	if _, err := io.Copy(io.Discard, counted); err != nil {
+		return 0, fmt.Errorf("layer %s: %w", digest, err)
+	}
+	if err := rc.Close(); err != nil {
+		return 0, fmt.Errorf("layer %s: %w", digest, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
+		return 0, fmt.Errorf("layer %s unpacks to %s, but the image config says %s", digest, got, diffID)
+	}
+	meta, _ := json.Marshal(struct {
+		DiffID string `json:"diffID"`
+		usage
+	}{diffID, u})
+	if err := os.WriteFile(filepath.Join(tmp, "layer.json"), meta, 0o600); err != nil {
+		return 0, err
+	}
+	if err := syncDir(tmp); err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp, s.layerDir(chain)); err != nil {
+		return 0, fmt.Errorf("commit layer %s: %w", digest, err)
+	}
+	return counted.n, nil
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
+type countingReader struct {
+	r   io.Reader
+	n   uint64
+	ctx context.Context
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.n += uint64(n)
+	return n, err
+}
+
+func (s *Store) writeBlob(digest string, data []byte) error {
+	hexd := strings.TrimPrefix(digest, "sha256:")
+	if err := atomicfile.Write(s.path("blobs", "sha256", hexd), data, 0o600); err != nil {
+		return fmt.Errorf("write blob %s: %w", digest, err)
+	}
+	return nil
+}
+
+func authenticator(a *Auth) authn.Authenticator {
+	if a == nil || *a == (Auth{}) {
+		return authn.Anonymous
+	}
+	return authn.FromConfig(authn.AuthConfig{
+		Username: a.Username, Password: a.Password, Auth: a.Auth,
+		IdentityToken: a.IdentityToken, RegistryToken: a.RegistryToken,
+	})
+}
+
+// Get finds an image by name (normalized: busybox is
+// docker.io/library/busybox:latest), by ID, by name@digest, or by a unique
+// prefix of its ID.
+func (s *Store) Get(ref string) (*Image, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	img, err := s.getLocked(ref)
+	if err != nil {
+		return nil, err
+	}
+	return img.clone(), nil
+}
+
+func (s *Store) getLocked(ref string) (*Image, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("empty image reference: %w", errdefs.ErrInvalidArgument)
+	}
+	if img, ok := s.images[ref]; ok {
+		return img, nil
+	}
+	if hexID, ok := strings.CutPrefix(ref, "sha256:"); ok || isHex(ref) {
+		if !ok {
+			hexID = ref
+		}
+		if id, err := s.ids.Get(hexID); err == nil {
+			return s.images["sha256:"+id], nil
+		} else if !errors.Is(err, errdefs.ErrNotFound) {
+			return nil, err
+		}
+	}
+	r, err := parseReference(ref)
+	if err != nil {
+		return nil, fmt.Errorf("image %q: %w", ref, errdefs.ErrNotFound)
+	}
+	want := r.String()
+	for _, img := range s.images {
+		for _, t := range append(append([]string(nil), img.RepoTags...), img.RepoDigests...) {
+			if t == want {
+				return img, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("image %q: %w", ref, errdefs.ErrNotFound)
+}
+
+func isHex(s string) bool {
+	if len(s) < 3 || len(s) > 64 {
+		return false
+	}
+	_, err := hex.DecodeString(s + strings.Repeat("0", len(s)%2))
+	return err == nil
+}
+
+// List returns every image, by ID.
+func (s *Store) List() []*Image {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*Image, 0, len(s.images))
+	for _, img := range s.images {
+		out = append(out, img.clone())
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Remove deletes the image that ref names, with all its tags, as
+// containerd does and critest checks; layers a container still uses stay
+// until its lease is gone. An unknown image is no error.
+func (s *Store) Remove(ref string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	img, err := s.getLocked(ref)
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	delete(s.images, img.ID)
+	s.ids.Delete(strings.TrimPrefix(img.ID, "sha256:"))
+	if err := s.saveLocked(); err != nil {
+		return err
+	}
+	_ = os.Remove(s.path("blobs", "sha256", strings.TrimPrefix(img.ID, "sha256:")))
+	s.gcLocked()
+	return nil
+}
+
+// gcLocked deletes layers that no image and no lease uses.
+func (s *Store) gcLocked() {
+	used := map[string]bool{}
+	for _, img := range s.images {
+		for _, c := range img.Chains {
+			used[strings.TrimPrefix(c, "sha256:")] = true
+		}
+	}
+	for _, l := range s.leases {
+		for _, c := range l.Chains {
+			used[strings.TrimPrefix(c, "sha256:")] = true
+		}
+	}
+	entries, _ := os.ReadDir(s.path("layers"))
+	for _, e := range entries {
+		if used[e.Name()] {
+			continue
+		}
+		// Renamed out of the way first, so a crash mid-delete never leaves a
+		// half-deleted layer under a name a pull would trust.
+		tmp := s.path("tmp", "gc-"+e.Name())
+		if err := os.Rename(s.path("layers", e.Name()), tmp); err != nil {
+			klog.ErrorS(err, "Could not remove unused layer", "chain", e.Name())
+			continue
+		}
+		if err := os.RemoveAll(tmp); err != nil {
+			klog.ErrorS(err, "Could not remove unused layer", "chain", e.Name())
+		}
+	}
+}
+
+// FsInfo sums the store's layers and blobs, as recorded when they were
+// written, so kubelet's frequent calls cost no walk.
+func (s *Store) FsInfo() (FsUsage, error) {
+	out := FsUsage{Mountpoint: s.dir}
+	entries, err := os.ReadDir(s.path("layers"))
+	if err != nil {
+		return out, err
+	}
+	for _, e := range entries {
+		var meta usage
+		if data, err := os.ReadFile(s.path("layers", e.Name(), "layer.json")); err == nil {
+			_ = json.Unmarshal(data, &meta)
+		}
+		out.UsedBytes += meta.Bytes
+		out.Inodes += meta.Inodes + 1
+	}
+	blobs, _ := os.ReadDir(s.path("blobs", "sha256"))
+	for _, b := range blobs {
+		if info, err := b.Info(); err == nil {
+			out.UsedBytes += uint64(info.Size())
+			out.Inodes++
+		}
+	}
+	return out, nil
+}
