@@ -80,7 +80,7 @@ func (i *Interceptors) observe(method string, start time.Time, err error) {
 
 func clarifyUnimplemented(method string, err error) error {
 	if status.Code(err) == codes.Unimplemented && status.Convert(err).Message() == fmt.Sprintf("method %s not implemented", method) {
-		return status.Errorf(codes.Unimplemented, "%s is not implemented by netshim: it runs pod sandboxes and their networks, not containers, images or streaming", method)
+		return status.Errorf(codes.Unimplemented, "%s is not implemented by netshim (see the README for the RPCs it serves)", method)
 	}
 	return err
 }

@@ -69,7 +69,9 @@ type Server struct {
 	// image.go and streaming.go, where they are used.
 	containers Containers
 	images     Images
-	streaming  streaming.Server
+	execer     Execer
+	// streaming is set by NewStreamingServer.
+	streaming streaming.Server
 	// ops serialises whole lifecycle operations (network plus sandbox
 	// steps) on one sandbox ID, so a stop and a remove never interleave.
 	ops  keylock.Locks
@@ -88,14 +90,14 @@ type Services struct {
 	Network    Network
 	Containers Containers
 	Images     Images
-	// Streaming serves exec, attach and port-forward; the server hands out its URLs.
-	Streaming streaming.Server
+	// Exec runs processes in containers, for ExecSync and exec streams.
+	Exec Execer
 }
 
 // NewServer returns a server over the given services.
 func NewServer(svc Services, dirs Dirs) *Server {
 	return &Server{sandboxes: svc.Sandboxes, network: svc.Network, containers: svc.Containers,
-		images: svc.Images, streaming: svc.Streaming, dirs: dirs}
+		images: svc.Images, execer: svc.Exec, dirs: dirs}
 }
 
 // Recover restores sandboxes after a restart and fully undoes those whose

@@ -72,11 +72,13 @@ func busyboxBundle(t *testing.T, dir, script string) {
 		Mounts: []specs.Mount{
 			{Destination: "/proc", Type: "proc", Source: "proc"},
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "mode=755"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}},
 		},
 		Linux: &specs.Linux{
 			Namespaces: []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace}},
-			// No parent of its own, so runc delete leaves no cgroup dir behind.
-			CgroupsPath: "/netshim-oci-test-" + filepath.Base(dir),
+			// Unique and without a parent of its own, so tests never share
+			// one and runc delete leaves no cgroup dir behind.
+			CgroupsPath: fmt.Sprintf("/netshim-oci-test-%d", time.Now().UnixNano()),
 		},
 	}
 	data, err := json.Marshal(spec)

@@ -54,6 +54,7 @@ type options struct {
 	conmon            string
 	registryConfig    string
 	registryCertsDir  string
+	streamingAddress  string
 	metricsAddress    string
 	socketGroup       string
 }
@@ -85,6 +86,7 @@ func parseFlags() options {
 	flag.IntVar(&o.mtu, "network-plugin-mtu", 0, "MTU for pod interfaces (kubenet); 0 picks the default")
 	flag.StringVar(&o.ociRuntime, "oci-runtime", "", "path of the OCI runtime binary (runc); default: runc beside netshim, else on PATH")
 	flag.StringVar(&o.pauseBinary, "pause-binary", "", "path of the static pause program; default: pause beside netshim")
+	flag.StringVar(&o.streamingAddress, "streaming-address", "127.0.0.1:0", "host:port the exec, attach and port-forward streams are served on (port 0 picks a free one); keep it on loopback unless the node's network is trusted")
 	flag.StringVar(&o.conmon, "conmon", "conmon", "path of conmon, the per-container monitor (found on PATH by default)")
 	flag.StringVar(&o.registryConfig, "registry-config", "", "registries.conf (v2) file: mirrors, plain-HTTP and blocked registries; empty pulls from each image's own registry")
 	flag.StringVar(&o.registryCertsDir, "registry-certs-dir", "/etc/containers/certs.d", "directory of per-registry CA files: <host[:port]>/*.crt")
@@ -177,12 +179,23 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins, Containers: containers, Images: images}, cri.Dirs{
+	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins, Containers: containers, Images: images, Exec: containerRuntime}, cri.Dirs{
 		Protected: []string{o.rootDir, o.stateDir, o.netnsDir, o.cniConfDir, o.cniCacheDir},
 	})
 	if err := server.Recover(context.Background()); err != nil {
 		return err
 	}
+	streamLis, err := net.Listen("tcp", o.streamingAddress)
+	if err != nil {
+		return fmt.Errorf("listen for streaming on %s: %w", o.streamingAddress, err)
+	}
+	streamServer, err := cri.NewStreamingServer(server, streamLis)
+	if err != nil {
+		return err
+	}
+	go func() { _ = streamServer.Serve(streamLis) }()
+	defer streamServer.Close()
+	klog.InfoS("Serving exec, attach and port-forward streams", "address", streamLis.Addr().String())
 	reg.MustRegister(cri.NewSandboxCollector(sandboxes))
 	interceptors := cri.NewInterceptors(reg)
 	grpcServer := grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors.Unary), grpc.ChainStreamInterceptor(interceptors.Stream))

@@ -244,7 +244,9 @@ func (s *shim) start() {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	conn, err := grpc.NewClient("unix://"+s.socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+s.socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// kubelet's limit: ExecSync answers may be up to 16 MiB.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20)))
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -1,0 +1,280 @@
+package cri
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/netshim/netshim/container"
+	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/errdefs"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming"
+	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
+	"k8s.io/klog/v2"
+	utilexec "k8s.io/utils/exec"
+)
+
+// Execer runs processes in running containers; *oci.Runc is one.
+type Execer interface {
+	Exec(ctx context.Context, id string, o oci.ExecOptions) (int, error)
+}
+
+// maxExecSyncOutput caps each of ExecSync's stdout and stderr so that the
+// whole answer fits kubelet's 16 MiB gRPC message limit.
+const maxExecSyncOutput = 8 << 20
+
+// NewStreamingServer serves exec, attach and port-forward for s on lis; the
+// URLs the CRI RPCs hand out point at lis's address.
+func NewStreamingServer(s *Server, lis net.Listener) (*http.Server, error) {
+	cfg := streaming.DefaultConfig
+	cfg.Addr = lis.Addr().String()
+	cfg.BaseURL = &url.URL{Scheme: "http", Host: lis.Addr().String()}
+	srv, err := streaming.NewServer(cfg, streamRuntime{s})
+	if err != nil {
+		return nil, fmt.Errorf("streaming server: %w", err)
+	}
+	s.streaming = srv
+	return &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}, nil
+}
+
+// runningContainer returns the container id names when it is running.
+func (s *Server) runningContainer(id string) (*container.Container, error) {
+	if id == "" {
+		return nil, fmt.Errorf("container_id is required: %w", errdefs.ErrInvalidArgument)
+	}
+	c, err := s.containers.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if c.State != container.StateRunning {
+		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
+	}
+	return c, nil
+}
+
+func (s *Server) Exec(_ context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
+	if len(req.GetCmd()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "cmd is required: name the command to run")
+	}
+	c, err := s.runningContainer(req.GetContainerId())
+	if err != nil {
+		return nil, toStatus(err, "exec")
+	}
+	req.ContainerId = c.ID
+	return s.streaming.GetExec(req)
+}
+
+func (s *Server) Attach(_ context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
+	c, err := s.runningContainer(req.GetContainerId())
+	if err != nil {
+		return nil, toStatus(err, "attach")
+	}
+	req.ContainerId = c.ID
+	return s.streaming.GetAttach(req)
+}
+
+func (s *Server) PortForward(_ context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
+	id, err := s.resolveSandbox(req.GetPodSandboxId())
+	if err != nil {
+		return nil, toStatus(err, "port forward")
+	}
+	req.PodSandboxId = id
+	return s.streaming.GetPortForward(req)
+}
+
+// ExecSync runs a command to completion, as kubelet's exec probes do. A
+// timeout kills the process and answers DeadlineExceeded, which kubelet
+// counts as a probe timeout; each output is capped at 8 MiB.
+func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
+	if len(req.GetCmd()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "cmd is required: name the command to run")
+	}
+	c, err := s.runningContainer(req.GetContainerId())
+	if err != nil {
+		return nil, toStatus(err, "exec sync")
+	}
+	if t := req.GetTimeout(); t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Duration(t)*time.Second)
+		defer cancel()
+	}
+	stdout, stderr := &cappedBuffer{max: maxExecSyncOutput}, &cappedBuffer{max: maxExecSyncOutput}
+	code, err := s.execer.Exec(ctx, c.ID, oci.ExecOptions{Cmd: req.GetCmd(), Stdout: stdout, Stderr: stderr, TempDir: os.TempDir()})
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, status.Errorf(codes.DeadlineExceeded, "command %q timed out after %ds", req.GetCmd(), req.GetTimeout())
+		}
+		return nil, toStatus(err, "exec sync in container %s", c.ID)
+	}
+	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
+}
+
+// cappedBuffer keeps the first max bytes and says where it cut.
+type cappedBuffer struct {
+	max int
+	buf bytes.Buffer
+	cut bool
+}
+
+const truncatedNote = "\n[output truncated: over 8 MiB]\n"
+
+func (b *cappedBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.buf.Len(); room > 0 {
+		b.buf.Write(p[:min(room, len(p))])
+	}
+	if b.buf.Len()+len(p) > b.max {
+		b.cut = true
+	}
+	return len(p), nil
+}
+
+func (b *cappedBuffer) Bytes() []byte {
+	if b.cut {
+		return append(b.buf.Bytes()[:b.max-len(truncatedNote)], truncatedNote...)
+	}
+	return b.buf.Bytes()
+}
+
+// streamRuntime is what the streaming server calls once a client connected.
+type streamRuntime struct{ s *Server }
+
+func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
+	c, err := r.s.runningContainer(id)
+	if err != nil {
+		return err
+	}
+	o := oci.ExecOptions{Cmd: cmd, Tty: tty, TempDir: os.TempDir(), Resize: terminalSizes(ctx, resize)}
+	if in != nil {
+		o.Stdin = in
+	}
+	if out != nil {
+		o.Stdout = out
+	}
+	if errw != nil {
+		o.Stderr = errw
+	}
+	code, err := r.s.execer.Exec(ctx, c.ID, o)
+	klog.V(4).InfoS("Exec stream ended", "container", c.ID, "cmd", cmd, "tty", tty, "exitCode", code, "err", err)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return utilexec.CodeExitError{Err: fmt.Errorf("command %q exited with %d", cmd, code), Code: code}
+	}
+	return nil
+}
+
+func (r streamRuntime) Attach(ctx context.Context, id string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommandserver.TerminalSize) error {
+	c, err := r.s.runningContainer(id)
+	if err != nil {
+		return err
+	}
+	o := oci.AttachOptions{Resize: terminalSizes(ctx, resize)}
+	if in != nil && c.Stdin {
+		o.Stdin = in
+	}
+	if out != nil {
+		o.Stdout = out
+	}
+	if errw != nil {
+		o.Stderr = errw
+	}
+	return oci.Attach(ctx, c.AttachSocketPath(), c.CtlPath(), o)
+}
+
+// terminalSizes passes the client's resizes on until ctx ends.
+func terminalSizes(ctx context.Context, in <-chan remotecommandserver.TerminalSize) <-chan oci.TerminalSize {
+	if in == nil {
+		return nil
+	}
+	out := make(chan oci.TerminalSize)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case size, ok := <-in:
+				if !ok {
+					return
+				}
+				select {
+				case out <- oci.TerminalSize{Width: size.Width, Height: size.Height}:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// PortForward connects stream to localhost:port in the pod's network
+// namespace, without entering any container: the socket is made inside the
+// netns and works from here once connected.
+func (r streamRuntime) PortForward(ctx context.Context, podSandboxID string, port int32, stream io.ReadWriteCloser) error {
+	defer stream.Close()
+	sb, err := r.s.sandboxes.Get(podSandboxID)
+	if err != nil {
+		return err
+	}
+	conn, err := dialInNetNS(ctx, sb.NetNSPath, port)
+	if err != nil {
+		return fmt.Errorf("port forward to port %d of pod sandbox %s: %w", port, podSandboxID, err)
+	}
+	defer conn.Close()
+	klog.V(4).InfoS("Port forward", "sandbox", podSandboxID, "port", port)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, _ = io.Copy(conn, stream)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+	}()
+	_, err = io.Copy(stream, conn)
+	stream.Close()
+	conn.Close()
+	wg.Wait()
+	return err
+}
+
+// dialInNetNS dials localhost:port (IPv4, then IPv6) from inside the netns
+// at path; "" is the node's own (a host network pod).
+func dialInNetNS(ctx context.Context, path string, port int32) (net.Conn, error) {
+	dial := func() (net.Conn, error) {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		var errs []error
+		for _, host := range []string{"127.0.0.1", "::1"} {
+			c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, fmt.Sprint(port)))
+			if err == nil {
+				return c, nil
+			}
+			errs = append(errs, err)
+		}
+		return nil, errors.Join(errs...)
+	}
+	if path == "" {
+		return dial()
+	}
+	var conn net.Conn
+	err := ns.WithNetNSPath(path, func(ns.NetNS) error {
+		var err error
+		conn, err = dial()
+		return err
+	})
+	return conn, err
+}
