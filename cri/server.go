@@ -5,6 +5,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -77,6 +78,10 @@ type Server struct {
 	ops  keylock.Locks
 	dirs Dirs
 }
+
+// sandboxImageNote is what `crictl info` says in place of containerd's
+// sandboxImage: no image is pulled for sandboxes.
+const sandboxImageNote = "none: sandboxes run netshim's built-in static pause program; kubelet's --pod-infra-container-image is not used"
 
 // Dirs are netshim's own directories as the server needs them.
 type Dirs struct {
@@ -169,7 +174,11 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 		netReady,
 	}}}
 	if req.GetVerbose() {
-		resp.Info = map[string]string{"config": fmt.Sprintf(`{"networkPlugin":%q}`, s.network.PluginName())}
+		cfg, _ := json.Marshal(struct {
+			NetworkPlugin string `json:"networkPlugin"`
+			SandboxImage  string `json:"sandboxImage"`
+		}{s.network.PluginName(), sandboxImageNote})
+		resp.Info = map[string]string{"config": string(cfg)}
 	}
 	return resp, nil
 }

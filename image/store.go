@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -584,9 +585,11 @@ func (s *Store) List() []*Image {
 	return out
 }
 
-// Remove deletes the image that ref names, with all its tags, as
-// containerd does and critest checks; layers a container still uses stay
-// until its lease is gone. An unknown image is no error.
+// Remove deletes the image that ref names. Named by one of several tags,
+// the image only loses that tag, as with `docker rmi`; named by its ID, a
+// digest or its last tag, it goes with all its names (kubelet's image GC
+// and critest remove by ID). Layers a container still uses stay until its
+// lease is gone. An unknown image is no error.
 func (s *Store) Remove(ref string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -597,6 +600,10 @@ func (s *Store) Remove(ref string) error {
 	if err != nil {
 		return err
 	}
+	if tag := s.tagNamed(img, ref); tag != "" && len(img.RepoTags) > 1 {
+		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return t == tag })
+		return s.saveLocked()
+	}
 	delete(s.images, img.ID)
 	s.ids.Delete(strings.TrimPrefix(img.ID, "sha256:"))
 	if err := s.saveLocked(); err != nil {
@@ -605,6 +612,22 @@ func (s *Store) Remove(ref string) error {
 	_ = os.Remove(s.path("blobs", "sha256", strings.TrimPrefix(img.ID, "sha256:")))
 	s.gcLocked()
 	return nil
+}
+
+// tagNamed returns the tag of img that ref names, or "" when ref names it
+// otherwise (by ID, ID prefix or digest).
+func (s *Store) tagNamed(img *Image, ref string) string {
+	if _, ok := s.images[ref]; ok {
+		return ""
+	}
+	r, err := parseReference(ref)
+	if err != nil {
+		return ""
+	}
+	if slices.Contains(img.RepoTags, r.String()) {
+		return r.String()
+	}
+	return ""
 }
 
 // gcLocked deletes layers that no image and no lease uses.

@@ -95,6 +95,11 @@ func unpack(r io.Reader, dir string) (usage, error) {
 		if err := writeEntry(tr, hdr, dir, target); err != nil {
 			return u, fmt.Errorf("layer entry %q: %w", hdr.Name, err)
 		}
+		if hdr.Typeflag == tar.TypeLink {
+			// A hard link is another name for an inode already written:
+			// its header's owner and mode must not overwrite the inode's.
+			continue
+		}
 		u.Inodes++
 		u.Bytes += uint64(max(hdr.Size, 0))
 		if hdr.Typeflag != tar.TypeSymlink {
@@ -111,7 +116,7 @@ func unpack(r io.Reader, dir string) (usage, error) {
 				}
 			}
 		}
-		if hdr.Typeflag != tar.TypeSymlink && hdr.Typeflag != tar.TypeLink {
+		if hdr.Typeflag != tar.TypeSymlink {
 			// chown clears set-id bits: the mode goes on after it.
 			if err := os.Chmod(target, hdr.FileInfo().Mode()); err != nil {
 				return u, fmt.Errorf("chmod %q: %w", hdr.Name, err)
@@ -119,7 +124,7 @@ func unpack(r io.Reader, dir string) (usage, error) {
 		}
 		if hdr.Typeflag == tar.TypeDir {
 			dirTimes = append(dirTimes, dirTime{target, hdr.ModTime})
-		} else if hdr.Typeflag != tar.TypeLink {
+		} else {
 			ts := []unix.Timespec{unix.NsecToTimespec(hdr.AccessTime.UnixNano()), unix.NsecToTimespec(hdr.ModTime.UnixNano())}
 			if hdr.AccessTime.IsZero() {
 				ts[0] = ts[1]
