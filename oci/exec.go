@@ -2,6 +2,7 @@ package oci
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -136,7 +138,25 @@ func (r *Runc) execTTY(ctx context.Context, id string, o ExecOptions, dir string
 		m, err := console.receive(ctx)
 		got <- received{m, err}
 	}()
-	args := append([]string{"--root", r.Root, "exec", "--detach", "--tty", "--console-socket", console.path, "--pid-file", pidFile, id}, o.Cmd...)
+	// Clients send the terminal's size as soon as they connect. Waiting a
+	// moment for it lets runc make the terminal with that size, before the
+	// command can read it: set afterwards, a command that asks at once
+	// (stty size, a shell's first prompt) may see 0x0.
+	var firstSize *TerminalSize
+	if o.Resize != nil {
+		select {
+		case size, ok := <-o.Resize:
+			if ok {
+				firstSize = &size
+			}
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	processFile, err := r.writeTTYProcess(ctx, id, o.Cmd, firstSize, dir)
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", id, err)
+	}
+	args := []string{"--root", r.Root, "exec", "--process", processFile, "--detach", "--console-socket", console.path, "--pid-file", pidFile, id}
 	out, runErr := exec.Command(r.Binary, args...).CombinedOutput()
 	pid, pidErr := readPIDFile(pidFile)
 	if runErr != nil || pidErr != nil {
@@ -166,6 +186,9 @@ func (r *Runc) execTTY(ctx context.Context, id string, o ExecOptions, dir string
 	}
 	master := rv.master
 	defer master.Close()
+	if firstSize != nil {
+		setSize(master, *firstSize)
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -175,7 +198,7 @@ func (r *Runc) execTTY(ctx context.Context, id string, o ExecOptions, dir string
 				if !ok {
 					return
 				}
-				_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Height, Col: size.Width})
+				setSize(master, size)
 			case <-done:
 				return
 			}
@@ -208,6 +231,39 @@ func (r *Runc) execTTY(ctx context.Context, id string, o ExecOptions, dir string
 		return -1, fmt.Errorf("exec in %s: %w", id, res.err)
 	}
 	return res.code, nil
+}
+
+// writeTTYProcess writes the process runc execs on a terminal: the
+// container's own process spec (user, env, cwd, capabilities) with cmd as
+// its args and, when the client sent one, its terminal size.
+func (r *Runc) writeTTYProcess(ctx context.Context, id string, cmd []string, size *TerminalSize, dir string) (string, error) {
+	bundle, err := r.bundle(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return "", fmt.Errorf("read spec of %s: %w", id, err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil || spec.Process == nil {
+		return "", fmt.Errorf("spec of %s has no process: %v", id, err)
+	}
+	p := *spec.Process
+	p.Args, p.Terminal = cmd, true
+	if size != nil {
+		p.ConsoleSize = &specs.Box{Height: uint(size.Height), Width: uint(size.Width)}
+	}
+	out, err := json.Marshal(&p)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "process.json")
+	return path, os.WriteFile(path, out, 0o600)
+}
+
+func setSize(master *os.File, size TerminalSize) {
+	_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: size.Height, Col: size.Width})
 }
 
 type exitResult struct {

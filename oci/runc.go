@@ -106,6 +106,25 @@ func (r *Runc) State(ctx context.Context, id string) (string, error) {
 	return st.Status, nil
 }
 
+// bundle returns the bundle directory of container id.
+func (r *Runc) bundle(ctx context.Context, id string) (string, error) {
+	out, err := r.command(ctx, "state", id).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return "", fmt.Errorf("%s state %s: %w: %s", filepath.Base(r.Binary), id, err, strings.TrimSpace(string(ee.Stderr)))
+		}
+		return "", fmt.Errorf("%s state %s: %w", filepath.Base(r.Binary), id, err)
+	}
+	var st struct {
+		Bundle string `json:"bundle"`
+	}
+	if err := json.Unmarshal(out, &st); err != nil || st.Bundle == "" {
+		return "", fmt.Errorf("decode state of %s: no bundle (%v)", id, err)
+	}
+	return st.Bundle, nil
+}
+
 func notExist(out []byte) bool {
 	s := string(out)
 	return strings.Contains(s, "does not exist") || strings.Contains(s, "not found")
