@@ -425,6 +425,7 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 		if err := m.cfg.Runtime.Kill(ctx, id, sig, false); err != nil {
 			return fmt.Errorf("signal container %s: %w", id, err)
 		}
+		crashpoint.Hit(crashpoint.DuringContainerStop) // signalled, exit not yet seen
 		if m.waitExit(ctx, id, timeout) {
 			m.refreshLocked(id)
 			return nil

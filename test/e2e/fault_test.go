@@ -136,3 +136,108 @@ func (s *shim) waitKilled() {
 		s.t.Fatal("netshim was not killed at its crash point")
 	}
 }
+
+// netshim is killed (SIGKILL) in the middle of each container step while
+// 20 pods of two containers each go through it at once. After a restart
+// every container is listed in a real state, and once the pods are removed
+// nothing is left: no overlay mounts, conmon or container processes,
+// bundles, writable layers, records or runc state.
+func TestKillDuringContainerStepsLeavesNothingBehind(t *testing.T) {
+	image := busyboxImage(t)
+	for _, point := range []string{
+		crashpoint.DuringContainerCreate, crashpoint.DuringContainerStart,
+		crashpoint.DuringContainerStop, crashpoint.DuringContainerRemove,
+	} {
+		t.Run(point, func(t *testing.T) {
+			s := startShim(t)
+			s.pull(image)
+			type pod struct {
+				id  string
+				cfg *runtimeapi.PodSandboxConfig
+			}
+			pods := make([]pod, 20)
+			for i := range pods {
+				cfg := podWithLogs(t, fmt.Sprintf("cfault-%d", i))
+				pods[i] = pod{s.runPod(cfg), cfg}
+			}
+			// Each pod's two containers, concurrently across pods; errors
+			// are expected once netshim dies.
+			eachPod := func(step func(p pod, name string)) {
+				var wg sync.WaitGroup
+				for _, p := range pods {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for _, name := range []string{"a", "b"} {
+							step(p, name)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			ids := sync.Map{} // pod id + name → container id
+			create := func(p pod, name string) {
+				resp, err := s.rt.CreateContainer(s.ctx(), &runtimeapi.CreateContainerRequest{
+					PodSandboxId: p.id, Config: ctrConfig(name, image, "exec sleep 3600"), SandboxConfig: p.cfg})
+				if err != nil {
+					return
+				}
+				ids.Store(p.id+name, resp.ContainerId)
+				_, _ = s.rt.StartContainer(s.ctx(), &runtimeapi.StartContainerRequest{ContainerId: resp.ContainerId})
+			}
+			call := func(f func(id string)) func(p pod, name string) {
+				return func(p pod, name string) {
+					if id, ok := ids.Load(p.id + name); ok {
+						f(id.(string))
+					}
+				}
+			}
+			stop := call(func(id string) {
+				_, _ = s.rt.StopContainer(s.ctx(), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 1})
+			})
+			remove := call(func(id string) {
+				_, _ = s.rt.RemoveContainer(s.ctx(), &runtimeapi.RemoveContainerRequest{ContainerId: id})
+			})
+			env := crashpoint.EnvVar + "=" + point
+			switch point {
+			case crashpoint.DuringContainerCreate, crashpoint.DuringContainerStart:
+				s.restartWithEnv(env)
+				eachPod(create)
+			case crashpoint.DuringContainerStop:
+				eachPod(create)
+				s.restartWithEnv(env)
+				eachPod(stop)
+			case crashpoint.DuringContainerRemove:
+				eachPod(create)
+				eachPod(stop)
+				s.restartWithEnv(env)
+				eachPod(remove)
+			}
+			s.waitKilled()
+			s.env = nil
+			s.start()
+
+			resp, err := s.rt.ListContainers(s.ctx(), &runtimeapi.ListContainersRequest{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			states := map[runtimeapi.ContainerState]int{}
+			for _, c := range resp.Containers {
+				states[c.State]++
+				st := s.containerStatus(c.Id)
+				if st.State == runtimeapi.ContainerState_CONTAINER_RUNNING && st.StartedAt == 0 {
+					t.Errorf("container %s is RUNNING without a start time", c.Id[:12])
+				}
+			}
+			t.Logf("killed during %s: %d containers listed after the restart, by state %v", point, len(resp.Containers), states)
+			for _, p := range pods {
+				s.stopPod(p.id)
+				s.removePod(p.id)
+			}
+			s.assertNoContainersLeft()
+			if e, _ := os.ReadDir(filepath.Join(s.dir, "run", "runtime")); len(e) != 0 {
+				t.Errorf("%d pause containers left in runc's state", len(e))
+			}
+		})
+	}
+}
