@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/netshim/netshim/test/bench"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -358,4 +361,73 @@ func TestContainerVerboseStatus(t *testing.T) {
 		t.Errorf("no memory working set for a running container: %v", stats.Stats)
 	}
 	s.removePod(pod)
+}
+
+// memoryLimit reads a container's memory limit from its cgroup (v1 or v2),
+// found by the cgroupsPath its verbose status gives.
+func (s *shim) memoryLimit(id string) string {
+	s.t.Helper()
+	resp, err := s.rt.ContainerStatus(s.ctx(), &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var info struct {
+		CgroupsPath string `json:"cgroupsPath"`
+	}
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil || info.CgroupsPath == "" {
+		s.t.Fatalf("no cgroupsPath in the verbose status: %v", err)
+	}
+	file := filepath.Join("/sys/fs/cgroup", info.CgroupsPath, "memory.max")
+	if _, err := os.Stat("/sys/fs/cgroup/memory"); err == nil {
+		file = filepath.Join("/sys/fs/cgroup/memory", info.CgroupsPath, "memory.limit_in_bytes")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return strings.TrimSpace(string(data))
+}
+
+// UpdateContainerResources reaches the cgroup and the status; a container
+// over its memory limit is reported OOMKilled with exit code 137.
+func TestResourcesAndOOM(t *testing.T) {
+	s := startShim(t)
+	image := busyboxImage(t)
+	s.pull(image)
+	podCfg := podWithLogs(t, "resources")
+	pod := s.runPod(podCfg)
+
+	cfg := ctrConfig("limited", image, "exec sleep 3600")
+	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}
+	id := s.runContainer(pod, podCfg, cfg)
+	if got := s.memoryLimit(id); got != fmt.Sprint(64<<20) {
+		t.Errorf("memory limit at start %s, want %d", got, 64<<20)
+	}
+	_, err := s.rt.UpdateContainerResources(s.ctx(), &runtimeapi.UpdateContainerResourcesRequest{ContainerId: id[:12],
+		Linux: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20, CpuPeriod: 100000, CpuQuota: 50000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.memoryLimit(id); got != fmt.Sprint(96<<20) {
+		t.Errorf("memory limit after the update %s, want %d", got, 96<<20)
+	}
+	if r := s.containerStatus(id).Resources.GetLinux(); r.GetMemoryLimitInBytes() != 96<<20 || r.GetCpuQuota() != 50000 {
+		t.Errorf("status resources after the update: %v", r)
+	}
+	_, err = s.rt.UpdateContainerResources(s.ctx(), &runtimeapi.UpdateContainerResourcesRequest{ContainerId: id,
+		Linux: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: -5}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a negative memory limit: %v, want InvalidArgument", err)
+	}
+
+	// 16 MiB of limit, 64 MB of shell variable: the kernel's OOM killer.
+	hog := ctrConfig("hog", image, `x=$(head -c 64000000 /dev/zero | tr '\0' a); echo survived`)
+	hog.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 16 << 20, MemorySwapLimitInBytes: 16 << 20}
+	hogID := s.runContainer(pod, podCfg, hog)
+	st := s.waitExited(hogID)
+	if st.Reason != "OOMKilled" || st.ExitCode != 137 {
+		t.Errorf("the memory hog exited %d, reason %q; want 137, OOMKilled", st.ExitCode, st.Reason)
+	}
+	s.removePod(pod)
+	s.assertNoContainersLeft()
 }
