@@ -27,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/netshim/netshim/pkg/atomicfile"
+	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/idindex"
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,6 +106,10 @@ type Store struct {
 	images map[string]*Image // by ID
 	ids    idindex.Index     // hex of every ID, for lookup by prefix
 	leases map[string]lease  // by container ID
+	// pulling counts the in-flight pulls that need each chain: a GC run
+	// by a concurrent removal must not take a layer a pull has just
+	// unpacked but not yet recorded.
+	pulling map[string]int
 }
 
 // lease keeps an image's layers for a container; it names the chains so
@@ -121,7 +126,7 @@ func NewStore(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: filepath.Join(cfg.Root, "images"), certsDir: cfg.CertsDir, regs: regs,
-		metrics: newMetrics(cfg.Registerer), images: map[string]*Image{}, leases: map[string]lease{}}
+		metrics: newMetrics(cfg.Registerer), images: map[string]*Image{}, leases: map[string]lease{}, pulling: map[string]int{}}
 	// A pull killed midway leaves only temp files: they go, and nothing
 	// half-made is ever in blobs/ or layers/ under its final name.
 	if err := os.RemoveAll(s.path("tmp")); err != nil {
@@ -135,6 +140,8 @@ func NewStore(cfg Config) (*Store, error) {
 	if err := s.load(); err != nil {
 		return nil, err
 	}
+	// Layers a killed pull committed before it could record its image.
+	s.gcLocked()
 	return s, nil
 }
 
@@ -316,10 +323,13 @@ func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Au
 	var size, fetched uint64 = uint64(len(rawCfg)), 0
 	chains := make([]string, len(layers))
 	parent := ""
+	for i := range layers {
+		chains[i] = chainID(parent, cfgFile.RootFS.DiffIDs[i].String())
+		parent = chains[i]
+	}
+	defer s.holdChains(chains)()
 	for i, l := range layers {
-		diffID := cfgFile.RootFS.DiffIDs[i].String()
-		chain := chainID(parent, diffID)
-		chains[i], parent = chain, chain
+		diffID, chain := cfgFile.RootFS.DiffIDs[i].String(), chains[i]
 		if n, err := l.Size(); err == nil {
 			size += uint64(n)
 		}
@@ -345,6 +355,25 @@ func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Au
 		record.Config.Volumes = append(record.Config.Volumes, v)
 	}
 	return s.commit(record, r, r.Name()+"@"+desc.Digest.String()), fetched, nil
+}
+
+// holdChains keeps the GC off chains until the returned func is called.
+func (s *Store) holdChains(chains []string) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range chains {
+		s.pulling[strings.TrimPrefix(c, "sha256:")]++
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range chains {
+			key := strings.TrimPrefix(c, "sha256:")
+			if s.pulling[key]--; s.pulling[key] <= 0 {
+				delete(s.pulling, key)
+			}
+		}
+	}
 }
 
 // commit records img under ref's tag (taking the tag from any other image)
@@ -472,6 +501,7 @@ func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID, chain strin
 	if err := syncDir(tmp); err != nil {
 		return 0, err
 	}
+	crashpoint.Hit(crashpoint.DuringImagePull)
 	if err := os.Rename(tmp, s.layerDir(chain)); err != nil {
 		return 0, fmt.Errorf("commit layer %s: %w", digest, err)
 	}
@@ -630,9 +660,12 @@ func (s *Store) tagNamed(img *Image, ref string) string {
 	return ""
 }
 
-// gcLocked deletes layers that no image and no lease uses.
+// gcLocked deletes layers that no image, lease or in-flight pull uses.
 func (s *Store) gcLocked() {
 	used := map[string]bool{}
+	for c := range s.pulling {
+		used[c] = true
+	}
 	for _, img := range s.images {
 		for _, c := range img.Chains {
 			used[strings.TrimPrefix(c, "sha256:")] = true

@@ -24,6 +24,9 @@ const (
 	DuringContainerStart  = "during-container-start"
 	DuringContainerStop   = "during-container-stop"
 	DuringContainerRemove = "during-container-remove"
+
+	// DuringImagePull is a layer unpacked, not yet committed.
+	DuringImagePull = "during-image-pull"
 )
 
 var armed = os.Getenv(EnvVar)

@@ -17,25 +17,33 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/test/registry"
 )
 
-// appImage is busybox plus a layer that deletes /etc/group (a whiteout),
-// adds a file of the app user and a hard link, with "app" as its user.
+// appImage is busybox (plus /opt/old/{a,b}) and a layer that deletes
+// /etc/group (a whiteout), makes /opt/old opaque with only c in it, adds a
+// file of the app user, a hard link and a symlink to it; "app" is its user.
 func appImage(t *testing.T) v1.Image {
 	t.Helper()
 	files, err := registry.BusyboxFiles()
 	if err != nil {
 		t.Fatal(err)
 	}
+	files = append(files, registry.File{Name: "opt/", Type: tar.TypeDir}, registry.File{Name: "opt/old/", Type: tar.TypeDir},
+		registry.File{Name: "opt/old/a", Body: []byte("a")}, registry.File{Name: "opt/old/b", Body: []byte("b")})
 	base, err := registry.Layer(files)
 	if err != nil {
 		t.Fatal(err)
 	}
 	top, err := registry.Layer([]registry.File{
 		{Name: "etc/.wh.group"},
+		{Name: "opt/old/", Type: tar.TypeDir},
+		{Name: "opt/old/.wh..wh..opq"},
+		{Name: "opt/old/c", Body: []byte("c")},
 		{Name: "home/app/data", Body: []byte("app data\n"), UID: 1000, GID: 1000, Mode: 0o640},
 		{Name: "home/app/link", Type: tar.TypeLink, Linkname: "home/app/data"},
+		{Name: "home/app/sym", Type: tar.TypeSymlink, Linkname: "data"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -132,8 +140,9 @@ func TestPullInspectRemove(t *testing.T) {
 }
 
 // The image's layers are unpacked as overlay expects: the whiteout hides
-// /etc/group, owners and modes stay, hard links are links; the container
-// runs as the image's user.
+// /etc/group, the opaque dir hides the lower layer's files, owners and
+// modes stay, hard links are links, symlinks resolve; the container runs as
+// the image's user.
 func TestImageContentInContainer(t *testing.T) {
 	reg := testRegistry(t)
 	if _, err := reg.Push("e2e/app", "content", appImage(t)); err != nil {
@@ -145,8 +154,8 @@ func TestImageContentInContainer(t *testing.T) {
 	podCfg := podWithLogs(t, "content")
 	pod := s.runPod(podCfg)
 	ctr := s.runContainer(pod, podCfg, ctrConfig("c", image, "exec sleep 3600"))
-	out := s.execSync(ctr, "sh", "-c", "id -u; test -e /etc/group && echo group-present; stat -c '%u:%g %a %h' /home/app/data; cat /home/app/link")
-	want := "1000\n1000:1000 640 2\napp data\n"
+	out := s.execSync(ctr, "sh", "-c", "id -u; test -e /etc/group && echo group-present; stat -c '%u:%g %a %h' /home/app/data; cat /home/app/link /home/app/sym; ls /opt/old")
+	want := "1000\n1000:1000 640 2\napp data\napp data\nc\n"
 	if out != want {
 		t.Errorf("in the container:\n%s\nwant:\n%s", out, want)
 	}
@@ -359,4 +368,82 @@ func TestStatusNamesSandboxImage(t *testing.T) {
 	if cfg := resp.Info["config"]; !strings.Contains(cfg, `"sandboxImage"`) || !strings.Contains(cfg, "pod-infra-container-image") {
 		t.Errorf("Status info config %q does not say how sandboxes get their image", cfg)
 	}
+}
+
+// A blob whose bytes do not match its digest is refused with a sentence
+// that says so, and nothing of the image is kept.
+func TestPullCorruptBlob(t *testing.T) {
+	dir := t.TempDir()
+	reg, err := registry.Start(dir, registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Stop()
+	img := appImage(t)
+	if _, err := reg.Push("e2e/corrupt", "1", img); err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, err := layers[len(layers)-1].Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := reg.BlobPath(top.String())
+	data, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(blob, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := startShim(t)
+	_, err = s.img.PullImage(s.ctx(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: reg.Addr + "/e2e/corrupt:1"}})
+	if err == nil {
+		t.Fatal("a corrupt layer was accepted")
+	}
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, top.Hex) {
+		t.Errorf("the error does not name the bad layer %s: %v", top, err)
+	}
+	if list, _ := s.img.ListImages(s.ctx(), &runtimeapi.ListImagesRequest{}); len(list.GetImages()) != 0 {
+		t.Errorf("a failed pull left images: %v", list.Images)
+	}
+	if n := s.storeEntries("tmp") + s.storeEntries("blobs/sha256"); n != 0 {
+		t.Errorf("a failed pull left %d temp files or blobs", n)
+	}
+}
+
+// netshim killed mid-pull (a layer unpacked, not yet committed) leaves
+// nothing a restart or the next pull trips over.
+func TestKillMidPull(t *testing.T) {
+	reg := testRegistry(t)
+	if _, err := reg.Push("e2e/app", "killed", appImage(t)); err != nil {
+		t.Fatal(err)
+	}
+	ref := reg.Addr + "/e2e/app:killed"
+	s := startShim(t)
+	s.restartWithEnv(crashpoint.EnvVar + "=" + crashpoint.DuringImagePull)
+	if _, err := s.img.PullImage(s.ctx(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}}); err == nil {
+		t.Fatal("the pull finished although netshim was to die in it")
+	}
+	s.waitKilled()
+	s.env = nil
+	s.start()
+	if n := s.storeEntries("tmp") + s.storeEntries("layers"); n != 0 {
+		t.Errorf("after the restart the store holds %d temp files or layers", n)
+	}
+	if st := s.imageStatus(ref); st != nil {
+		t.Errorf("a killed pull left an image: %v", st)
+	}
+	s.pull(ref)
+	podCfg := podWithLogs(t, "afterkill")
+	pod := s.runPod(podCfg)
+	ctr := s.runContainer(pod, podCfg, ctrConfig("c", ref, "exec sleep 3600"))
+	if out := s.execSync(ctr, "cat", "/home/app/data"); out != "app data\n" {
+		t.Errorf("the image pulled again: %q", out)
+	}
+	s.removePod(pod)
 }

@@ -148,6 +148,13 @@ func (r *Registry) PushIndex(repo, tag string, idx v1.ImageIndex) error {
 	return remote.WriteIndex(ref, idx, remote.WithAuth(r.auth))
 }
 
+// BlobPath is where the registry keeps the blob with digest (sha256:hex) on
+// disk, so a test can corrupt it.
+func (r *Registry) BlobPath(digest string) string {
+	hexDigest := strings.TrimPrefix(digest, "sha256:")
+	return filepath.Join(r.dir, "storage", "docker", "registry", "v2", "blobs", "sha256", hexDigest[:2], hexDigest, "data")
+}
+
 // File is one entry of a layer built by Layer.
 type File struct {
 	Name     string
