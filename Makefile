@@ -1,15 +1,14 @@
 # netshim — `make run` and `make test` are the two commands a fresh machine needs.
 GO      ?= go
 BIN     := $(CURDIR)/bin
-TOOLS   := github.com/opencontainers/runc \
-	github.com/containernetworking/plugins/plugins/main/bridge \
+TOOLS   := github.com/containernetworking/plugins/plugins/main/bridge \
 	github.com/containernetworking/plugins/plugins/ipam/host-local \
 	github.com/containernetworking/plugins/plugins/main/loopback \
 	github.com/containernetworking/plugins/plugins/meta/portmap \
 	github.com/containernetworking/plugins/plugins/meta/bandwidth
 GOFILES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all deps tools build run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare cluster-up cluster-down clean
+.PHONY: all deps tools build run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare critest cluster-up cluster-down clean
 
 # Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./sandbox:FuzzDecodeCheckpoint ./network/cni:FuzzLoadFile ./cri:FuzzValidateSandboxConfig
@@ -21,8 +20,10 @@ deps:
 	hack/install-deps.sh
 
 # runc and the CNI reference plugins, built from go.mod's tool dependencies.
+# runc with seccomp (cgo and libseccomp), as distributions build it.
 tools: deps
 	$(GO) build -o $(BIN)/ $(TOOLS)
+	CGO_ENABLED=1 $(GO) build -tags seccomp -o $(BIN)/runc github.com/opencontainers/runc
 
 build: $(BIN)/netshim $(BIN)/pause $(BIN)/cribench $(BIN)/netshim-cluster
 
@@ -69,6 +70,11 @@ fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 test: tools build vet unit fuzz-smoke e2e multinode
+
+# The CRI conformance suite, whole, against a netshim of its own; writes
+# docs/conformance.md. Needs root and critest on PATH (cri-tools v1.36).
+critest: tools build
+	$(GO) run ./test/critest $(CRITEST_ARGS)
 
 # netshim alone, through the CRI load generator; BENCH_ARGS go to cribench.
 bench: tools build

@@ -595,8 +595,25 @@ func (m *Manager) ReopenLog(idOrPrefix string) error {
 	if err := oci.ReopenLog(c.CtlPath()); err != nil {
 		return fmt.Errorf("reopen log of container %s: %w", c.ID, err)
 	}
-	return nil
+	if c.LogPath == "" {
+		return nil
+	}
+	// The monitor reopens asynchronously; kubelet (and critest) expect the
+	// new file to be there when the call returns, as CRI-O waits for it.
+	deadline := time.Now().Add(logReopenWait)
+	for {
+		if _, err := os.Stat(c.LogPath); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("reopen log of container %s: the monitor did not create %s within %s", c.ID, c.LogPath, logReopenWait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
+
+// logReopenWait bounds how long ReopenContainerLog waits for the new file.
+const logReopenWait = 10 * time.Second
 
 // Recover loads every checkpoint at start, undoes creates that were
 // interrupted, brings states up to date (containers that exited while

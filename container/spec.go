@@ -261,7 +261,7 @@ func mergeEnv(image []string, kvs []*runtimeapi.KeyValue) []string {
 func capabilities(sc *runtimeapi.LinuxContainerSecurityContext, privileged bool) (*specs.LinuxCapabilities, error) {
 	set := map[string]bool{}
 	if privileged {
-		for _, c := range allCapabilities() {
+		for _, c := range grantableCapabilities() {
 			set[c] = true
 		}
 	} else {
@@ -271,7 +271,7 @@ func capabilities(sc *runtimeapi.LinuxContainerSecurityContext, privileged bool)
 		add, drop := sc.GetCapabilities().GetAddCapabilities(), sc.GetCapabilities().GetDropCapabilities()
 		for _, c := range add {
 			if strings.EqualFold(c, "ALL") {
-				for _, a := range allCapabilities() {
+				for _, a := range grantableCapabilities() {
 					set[a] = true
 				}
 				continue
@@ -336,6 +336,36 @@ func allCapabilities() []string {
 		}
 	}
 	return out
+}
+
+// grantableCapabilities are what "ALL" and privileged mean: the known
+// capabilities netshim itself holds, as containerd takes its own. Where
+// netshim runs without some (a container, a hardened node), asking runc for
+// them would fail every such container.
+func grantableCapabilities() []string {
+	all := allCapabilities()
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return all
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		hexMask, ok := strings.CutPrefix(line, "CapEff:")
+		if !ok {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(hexMask), 16, 64)
+		if err != nil {
+			return all
+		}
+		var out []string
+		for i, name := range all {
+			if mask&(1<<uint(i)) != 0 {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+	return all
 }
 
 // capNames are the capabilities by number.

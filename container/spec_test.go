@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/netshim/netshim/pkg/errdefs"
@@ -242,7 +244,7 @@ func TestCapabilities(t *testing.T) {
 	}{
 		{nil, nil, "CAP_CHOWN", "CAP_SYS_ADMIN", len(defaultCapabilities)},
 		{[]string{"SYS_ADMIN"}, []string{"CAP_CHOWN"}, "CAP_SYS_ADMIN", "CAP_CHOWN", len(defaultCapabilities)},
-		{[]string{"ALL"}, nil, "CAP_SYS_ADMIN", "", len(allCapabilities())},
+		{[]string{"ALL"}, nil, "CAP_SYS_ADMIN", "", len(grantableCapabilities())},
 		{nil, []string{"ALL"}, "", "CAP_CHOWN", 0},
 		{[]string{"NET_ADMIN"}, []string{"ALL"}, "CAP_NET_ADMIN", "CAP_CHOWN", 1},
 	}
@@ -273,7 +275,7 @@ func TestPrivileged(t *testing.T) {
 	if s.Linux.MaskedPaths != nil || s.Linux.ReadonlyPaths != nil || s.Linux.Seccomp != nil {
 		t.Errorf("privileged keeps masks or seccomp: %v %v %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths, s.Linux.Seccomp != nil)
 	}
-	if len(s.Process.Capabilities.Bounding) != len(allCapabilities()) {
+	if len(s.Process.Capabilities.Bounding) != len(grantableCapabilities()) {
 		t.Errorf("privileged has %d capabilities", len(s.Process.Capabilities.Bounding))
 	}
 	if m := mountAt(s, "/sys"); m == nil || slices.Contains(m.Options, "ro") {
@@ -346,5 +348,25 @@ func TestResources(t *testing.T) {
 	in.Config.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: -1}
 	if _, err := BuildSpec(in); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("negative memory limit: %v", err)
+	}
+}
+
+// ALL and privileged give what netshim holds, never more: runc fails a
+// container asking for a capability its caller lacks.
+func TestGrantableCapabilitiesAreHeld(t *testing.T) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc/self/status")
+	}
+	var eff uint64
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			eff, _ = strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+		}
+	}
+	for _, c := range grantableCapabilities() {
+		if i := slices.Index(capNames, c); i < 0 || eff&(1<<uint(i)) == 0 {
+			t.Errorf("%s is granted but not held (CapEff %x)", c, eff)
+		}
 	}
 }

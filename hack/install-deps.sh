@@ -3,7 +3,10 @@
 # missing: iptables (the bridge plugin's ipMasq and portmap call it), gcc and
 # libc6-dev (the static pause program), iproute2 (`ip netns` for operators),
 # mount and util-linux (the multinode cluster's nodes mount their own
-# /run/netns; nsenter enters a pod from the host).
+# /run/netns; nsenter enters a pod from the host), conmon (the container
+# monitor), libseccomp-dev and pkg-config (runc's seccomp), and for the
+# tests docker-registry and busybox-static (the loopback registry and the
+# images built for it).
 # runc and the CNI plugins are not installed here: the Makefile builds them
 # from go.mod's tool dependencies into ./bin.
 set -euo pipefail
@@ -23,6 +26,10 @@ command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v conmon >/dev/null 2>&1 || need+=(conmon)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 [ -x /bin/busybox ] || need+=(busybox-static)
+# runc is built with seccomp (kubelet's RuntimeDefault profile needs it):
+# cgo links libseccomp, found through pkg-config.
+pkg-config --exists libseccomp 2>/dev/null || need+=(libseccomp-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then

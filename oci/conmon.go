@@ -97,6 +97,9 @@ func (c *Conmon) Create(ctx context.Context, o MonitorOptions) (pid, monitorPID 
 
 	// Not CommandContext: the monitor must outlive the request.
 	cmd := exec.Command(c.Binary, args...)
+	// conmon writes its "oom" marker into its working directory, as CRI-O
+	// runs it: the bundle, never wherever netshim was started.
+	cmd.Dir = o.Bundle
 	cmd.ExtraFiles = []*os.File{syncW} // fd 3
 	cmd.Env = append(os.Environ(), "_OCI_SYNCPIPE=3")
 	// A file, not a pipe: the daemonized monitor keeps its stderr, and a

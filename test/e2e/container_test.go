@@ -269,6 +269,10 @@ func TestContainersSurviveRestart(t *testing.T) {
 	if _, err := s.rt.ReopenContainerLog(s.ctx(), &runtimeapi.ReopenContainerLogRequest{ContainerId: long}); err != nil {
 		t.Fatal(err)
 	}
+	// kubelet's log rotation counts on the new file being there at once.
+	if _, err := os.Stat(logPath); err != nil {
+		t.Errorf("ReopenContainerLog returned before the new log file existed: %v", err)
+	}
 	waitLog(t, logPath, "tick-")
 	s.removePod(pod)
 	s.assertNoContainersLeft()
@@ -427,6 +431,12 @@ func TestResourcesAndOOM(t *testing.T) {
 	st := s.waitExited(hogID)
 	if st.Reason != "OOMKilled" || st.ExitCode != 137 {
 		t.Errorf("the memory hog exited %d, reason %q; want 137, OOMKilled", st.ExitCode, st.Reason)
+	}
+	// conmon marks an OOM kill in its working directory too: that must be
+	// the container's bundle, not wherever netshim was started (here).
+	if _, err := os.Stat("oom"); err == nil {
+		_ = os.Remove("oom")
+		t.Error(`an "oom" file appeared in netshim's working directory`)
 	}
 	s.removePod(pod)
 	s.assertNoContainersLeft()
