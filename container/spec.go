@@ -178,6 +178,7 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	spec.Linux.RootfsPropagation = rootfsPropagation(spec.Mounts)
 	if err := devices(spec, cfg, privileged); err != nil {
 		return nil, err
 	}
@@ -426,6 +427,25 @@ func namespaces(pod PodContext, sc *runtimeapi.LinuxContainerSecurityContext) ([
 
 // mounts are the defaults every container gets, the pod's shared files,
 // then the config's mounts; a config mount replaces a default at its path.
+// rootfsPropagation is what the container's root must be for its mounts'
+// propagation to work, as containerd sets it: runc makes the root rslave by
+// default, which would keep a BIDIRECTIONAL mount's submounts from ever
+// reaching the host. "" leaves runc's default.
+func rootfsPropagation(list []specs.Mount) string {
+	out := ""
+	for _, m := range list {
+		for _, o := range m.Options {
+			switch o {
+			case "rshared":
+				return "rshared"
+			case "rslave":
+				out = "rslave"
+			}
+		}
+	}
+	return out
+}
+
 func mounts(cfg *runtimeapi.ContainerConfig, pod PodContext, privileged bool) ([]specs.Mount, error) {
 	sysOpts := []string{"nosuid", "noexec", "nodev", "ro"}
 	cgroupOpts := []string{"nosuid", "noexec", "nodev", "relatime", "ro"}

@@ -370,3 +370,24 @@ func TestGrantableCapabilitiesAreHeld(t *testing.T) {
 		}
 	}
 }
+
+// The root is made shared for a BIDIRECTIONAL mount and slave for a
+// HOST_TO_CONTAINER one, or their propagation could not work.
+func TestRootfsPropagation(t *testing.T) {
+	for _, c := range []struct {
+		opts []string
+		want string
+	}{
+		{[]string{"rbind", "rprivate"}, ""},
+		{[]string{"rbind", "rslave"}, "rslave"},
+		{[]string{"rbind", "rshared"}, "rshared"},
+	} {
+		list := []specs.Mount{{Destination: "/x", Options: []string{"rbind", "rslave"}}, {Destination: "/y", Options: c.opts}}
+		if c.want == "" {
+			list = list[1:]
+		}
+		if got := rootfsPropagation(list); got != c.want {
+			t.Errorf("mount options %v: root %q, want %q", c.opts, got, c.want)
+		}
+	}
+}

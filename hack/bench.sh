@@ -48,7 +48,7 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname 
 run_netshim() {
 	echo "== netshim"
 	"$root/bin/cribench" --endpoint "unix://$work/netshim.sock" --runtime-pid "$pid" \
-		--per-pod-processes pause --ipam-dir "$work/ipam" "$@"
+		--per-pod-processes pause --per-container-processes conmon --registry --ipam-dir "$work/ipam" "$@"
 }
 
 if ! $compare; then
@@ -64,7 +64,7 @@ run_anchor() {
 	echo "== containerd $(containerd --version | awk '{print $3}') (anchor)"
 	# A runc shim per pod: the anchor's per-pod memory counts shims and pause.
 	"$root/bin/cribench" --endpoint "$anchor_sock" --runtime-pid "$anchor_pid" \
-		--per-pod-processes pause,containerd-shim --ipam-dir /var/lib/netshim-anchor/ipam "$@"
+		--per-pod-processes pause,containerd-shim --registry --ipam-dir /var/lib/netshim-anchor/ipam "$@"
 }
 run_netshim --json "$work/n1.json" "$@"
 run_anchor --json "$work/a1.json" "$@"

@@ -35,6 +35,12 @@ func main() {
 	jsonOut := flag.String("json", "", "also write the report as JSON to this file")
 	compareNetshim := flag.String("compare-netshim", "", "compare mode: comma-separated JSON reports of netshim")
 	compareAnchor := flag.String("compare-anchor", "", "compare mode: comma-separated JSON reports of the anchor")
+	withRegistry := flag.Bool("registry", false, "also time containers and pulls, from a loopback registry this run starts")
+	co := bench.ContainerOptions{}
+	flag.IntVar(&co.N, "containers", 20, "with --registry: create+start samples")
+	flag.IntVar(&co.Alive, "alive", 20, "with --registry: pods of one running container kept for the memory figure")
+	flag.IntVar(&co.Pulls, "pulls", 3, "with --registry: timed pulls of the 48 MiB image")
+	perCtr := flag.String("per-container-processes", "", "comma-separated command names of the processes the runtime keeps per container (conmon)")
 	floor := flag.Bool("floor", false, "time the raw steps alone instead (netns, veth, runc run, plugin execs)")
 	runc := flag.String("runc", "bin/runc", "floor: the runc binary")
 	pause := flag.String("pause-binary", "bin/pause", "floor: the static pause program")
@@ -85,8 +91,29 @@ func main() {
 	if err != nil {
 		fail("benchmark: %v", err)
 	}
+	if *withRegistry {
+		reg, err := bench.StartRegistry()
+		if err != nil {
+			fail("registry: %v", err)
+		}
+		co.Image, co.PullImage = reg.Busybox, reg.BigImage
+		if *perCtr != "" {
+			co.PerContainerProcesses = strings.Split(*perCtr, ",")
+		}
+		report.Containers, err = bench.RunContainers(ctx, rt, runtimeapi.NewImageServiceClient(conn), o.Namespace, co, o.PerPodProcesses)
+		if err == nil {
+			_, err = runtimeapi.NewImageServiceClient(conn).RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: co.Image}})
+		}
+		reg.Stop()
+		if err != nil {
+			fail("containers: %v", err)
+		}
+	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	report.Print(w)
+	if report.Containers != nil {
+		report.Containers.Print(w)
+	}
 	w.Flush()
 	if *jsonOut != "" {
 		if err := report.Save(*jsonOut); err != nil {

@@ -64,6 +64,7 @@ type Report struct {
 	List, Status        Stats
 	ScalePods           int
 	RuntimeKiB, PodsKiB int64 // PSS of the runtime, and of its per-pod processes with Scale pods alive
+	Containers          *ContainerReport `json:",omitempty"`
 }
 
 // Run executes the phases against rt. Every pod it makes it also removes.

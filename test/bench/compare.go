@@ -50,6 +50,14 @@ var figures = []figure{
 	{"per-pod processes PSS KiB per pod", func(r *Report) float64 { return float64(r.PodsKiB) / float64(max(1, r.ScalePods)) }, false},
 }
 
+// containerFigures compare the container and image phases, when both ran.
+var containerFigures = []figure{
+	{"CreateContainer+StartContainer median ms", func(r *Report) float64 { return msOf(r.Containers.CreateStart.Median) }, false},
+	{"pod with one container running, median ms", func(r *Report) float64 { return msOf(r.Containers.PodWithOne.Median) }, false},
+	{"PSS KiB per pod of one running container (pause + monitor/shim)", func(r *Report) float64 { return float64(r.Containers.PerAliveKiB) }, false},
+	{"PullImage 3 layers, 48 MiB, median ms", func(r *Report) float64 { return msOf(r.Containers.Pull.Median) }, false},
+}
+
 func roundFigures(r *Report) []figure {
 	var out []figure
 	for i, c := range r.Rounds {
@@ -75,7 +83,11 @@ func mean(rs []*Report, f func(*Report) float64) float64 {
 // runs) and the ratio that says how many times better netshim is.
 func Compare(w io.Writer, netshim, anchor []*Report) {
 	fmt.Fprintf(w, "figure\tnetshim\tanchor\tnetshim better by (×)\n")
-	for _, f := range append(figures, roundFigures(netshim[0])...) {
+	all := append(figures, roundFigures(netshim[0])...)
+	if netshim[0].Containers != nil && anchor[0].Containers != nil {
+		all = append(all, containerFigures...)
+	}
+	for _, f := range all {
 		n, a := mean(netshim, f.value), mean(anchor, f.value)
 		ratio := a / n // lower is better: anchor/netshim
 		if f.perSecond {
