@@ -63,7 +63,7 @@ type Report struct {
 	Rounds              []Round
 	List, Status        Stats
 	ScalePods           int
-	RuntimeKiB, PodsKiB int64 // PSS of the runtime, and of its per-pod processes with Scale pods alive
+	RuntimeKiB, PodsKiB int64            // PSS of the runtime, and of its per-pod processes with Scale pods alive
 	Containers          *ContainerReport `json:",omitempty"`
 }
 

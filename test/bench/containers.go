@@ -27,11 +27,11 @@ type ContainerOptions struct {
 
 // ContainerReport is what the container and image phases measured.
 type ContainerReport struct {
-	CreateStart  Stats // CreateContainer + StartContainer in a READY pod
-	PodWithOne   Stats // RunPodSandbox + CreateContainer + StartContainer
-	Alive        int
-	PerAliveKiB  int64 // PSS of per-pod and per-container processes with Alive running, per pod
-	Pull         Stats
+	CreateStart Stats // CreateContainer + StartContainer in a READY pod
+	PodWithOne  Stats // RunPodSandbox + CreateContainer + StartContainer
+	Alive       int
+	PerAliveKiB int64 // PSS of per-pod and per-container processes with Alive running, per pod
+	Pull        Stats
 }
 
 func (b *runner) containerConfig(image string) *runtimeapi.ContainerConfig {

@@ -37,7 +37,7 @@ type spec struct {
 // knownReasons explain failures that are not netshim's, by a piece of the
 // spec's name.
 var knownReasons = map[string]string{
-	"image with digest": "critest pulls gcr.io/k8s-staging-cri-tools/test-image-digest by an upstream digest; no image built here can have it",
+	"image with digest":   "critest pulls gcr.io/k8s-staging-cri-tools/test-image-digest by an upstream digest; no image built here can have it",
 	"support MaskedPaths": "the stand-in busybox (Debian's busybox-static) runs ls as a built-in applet of sh, so `sh -c ls` never executes the masked /bin/ls; `/bin/ls` itself is masked",
 }
 
