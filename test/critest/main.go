@@ -271,8 +271,8 @@ func killConmons(work string) {
 
 func critestVersion(bin string) string {
 	out, _ := exec.Command(bin, "--version").Output()
-	if v := strings.TrimSpace(string(out)); v != "" {
-		return v
+	if v, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n"); v != "" {
+		return v // ginkgo prints more lines after it
 	}
 	return "critest (no version)"
 }
