@@ -31,6 +31,7 @@ import (
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/idindex"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 	"k8s.io/klog/v2"
 )
@@ -328,15 +329,28 @@ func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Au
 		parent = chains[i]
 	}
 	defer s.holdChains(chains)()
+	// Layers download and unpack in parallel: each goes to its own chain
+	// directory, and the chain IDs are known from the config up front.
+	var fetchedEach = make([]uint64, len(layers))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(maxParallelLayers)
 	for i, l := range layers {
-		diffID, chain := cfgFile.RootFS.DiffIDs[i].String(), chains[i]
 		if n, err := l.Size(); err == nil {
 			size += uint64(n)
 		}
-		n, err := s.ensureLayer(ctx, l, diffID, chain)
-		if err != nil {
-			return nil, 0, fmt.Errorf("layer %d: %w", i, err)
-		}
+		g.Go(func() error {
+			n, err := s.ensureLayer(gctx, l, cfgFile.RootFS.DiffIDs[i].String(), chains[i])
+			if err != nil {
+				return fmt.Errorf("layer %d: %w", i, err)
+			}
+			fetchedEach[i] = n
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, 0, err
+	}
+	for _, n := range fetchedEach {
 		fetched += n
 	}
 	// Blobs are kept for what a status shows; layers only unpacked.
@@ -356,6 +370,9 @@ func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Au
 	}
 	return s.commit(record, r, r.Name()+"@"+desc.Digest.String()), fetched, nil
 }
+
+// maxParallelLayers bounds the layers one pull fetches and unpacks at once.
+const maxParallelLayers = 3
 
 // holdChains keeps the GC off chains until the returned func is called.
 func (s *Store) holdChains(chains []string) func() {
