@@ -662,8 +662,17 @@ func LinuxResources(r *runtimeapi.LinuxContainerResources) (*specs.LinuxResource
 			out.Memory.Swap = &swap
 		}
 	}
-	for _, h := range r.GetHugepageLimits() {
-		out.HugepageLimits = append(out.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+	if len(r.GetHugepageLimits()) > 0 {
+		if hugetlbController() {
+			for _, h := range r.GetHugepageLimits() {
+				out.HugepageLimits = append(out.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.GetPageSize(), Limit: h.GetLimit()})
+			}
+		} else {
+			// kubelet sends a limit for every page size the kernel has, even
+			// where no hugetlb cgroup exists to set it: runc would fail the
+			// container, so the limits go, as CRI-O drops them.
+			klog.V(2).InfoS("Ignoring hugepage limits: this node has no hugetlb cgroup controller")
+		}
 	}
 	if len(r.GetUnified()) > 0 {
 		if isCgroup2() {

@@ -391,3 +391,17 @@ func TestRootfsPropagation(t *testing.T) {
 		}
 	}
 }
+
+// kubelet sends hugepage limits for every page size; where the node has no
+// hugetlb controller they are dropped rather than failing the container.
+func TestHugepageLimitsFollowTheController(t *testing.T) {
+	res, err := LinuxResources(&runtimeapi.LinuxContainerResources{
+		HugepageLimits: []*runtimeapi.HugepageLimit{{PageSize: "2MB", Limit: 0}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(res.HugepageLimits), map[bool]int{true: 1, false: 0}[hugetlbController()]; got != want {
+		t.Errorf("hugepage limits %v with hugetlb controller %v", res.HugepageLimits, hugetlbController())
+	}
+}

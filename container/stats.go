@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -55,6 +56,16 @@ func (m *Manager) Stats(c *Container) (*Stats, error) {
 func isCgroup2() bool {
 	var sfs syscall.Statfs_t
 	return syscall.Statfs(cgroupRoot, &sfs) == nil && sfs.Type == 0x63677270 // CGROUP2_SUPER_MAGIC
+}
+
+// hugetlbController is true when the cgroup tree can limit huge pages.
+func hugetlbController() bool {
+	if isCgroup2() {
+		data, err := os.ReadFile(filepath.Join(cgroupRoot, "cgroup.controllers"))
+		return err == nil && slices.Contains(strings.Fields(string(data)), "hugetlb")
+	}
+	_, err := os.Stat(filepath.Join(cgroupRoot, "hugetlb"))
+	return err == nil
 }
 
 func readCgroup1(path string, st *Stats) error {

@@ -402,7 +402,10 @@ func TestResourcesAndOOM(t *testing.T) {
 	pod := s.runPod(podCfg)
 
 	cfg := ctrConfig("limited", image, "exec sleep 3600")
-	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}
+	// As kubelet sends them: a hugepage limit for each size the kernel has,
+	// whether or not the node has a hugetlb cgroup controller.
+	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 64 << 20,
+		HugepageLimits: []*runtimeapi.HugepageLimit{{PageSize: "2MB", Limit: 0}}}
 	id := s.runContainer(pod, podCfg, cfg)
 	if got := s.memoryLimit(id); got != fmt.Sprint(64<<20) {
 		t.Errorf("memory limit at start %s, want %d", got, 64<<20)
