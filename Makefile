@@ -8,7 +8,7 @@ TOOLS   := github.com/containernetworking/plugins/plugins/main/bridge \
 	github.com/containernetworking/plugins/plugins/meta/bandwidth
 GOFILES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all deps tools build run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare critest cluster-up cluster-down clean
+.PHONY: all deps tools build run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare critest kubelet-e2e cluster-up cluster-down clean
 
 # Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./sandbox:FuzzDecodeCheckpoint ./network/cni:FuzzLoadFile ./cri:FuzzValidateSandboxConfig
@@ -69,7 +69,16 @@ fuzz:
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
-test: tools build vet unit fuzz-smoke e2e multinode
+test: tools build vet unit fuzz-smoke e2e multinode kubelet-e2e
+
+# kubelet v1.34 from the Go module proxy, pinned by test/kubelet/build (a
+# module of its own, so kubelet's dependencies stay out of netshim's).
+$(BIN)/kubelet: test/kubelet/build/go.mod test/kubelet/build/go.sum
+	cd test/kubelet/build && $(GO) build -o $(BIN)/kubelet k8s.io/kubernetes/cmd/kubelet
+
+# A real kubelet, standalone, on a netshim of its own: a static pod's life. Needs root.
+kubelet-e2e: tools build $(BIN)/kubelet
+	$(GO) test -count=1 -v -timeout 10m ./test/kubelet/...
 
 # The CRI conformance suite, whole, against a netshim of its own; writes
 # docs/conformance.md. Needs root and critest on PATH (cri-tools v1.36).
