@@ -6,12 +6,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/netshim/netshim/pkg/proc"
+	"golang.org/x/sys/unix"
 )
 
 // Snapshot counts what a pod sandbox leaves on a node if it leaks.
@@ -164,4 +166,36 @@ func pausePIDsOf(rootDir, stateDir string) map[int]string {
 func isNamed(pid int, name string) bool {
 	comm, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "comm"))
 	return err == nil && strings.TrimSpace(string(comm)) == name
+}
+
+// UnmountAllUnder lazily unmounts everything mounted below dir, deepest
+// first, and returns what it unmounted: a clean-up's last resort, whose
+// findings a test reports as leaks.
+func UnmountAllUnder(dir string) []string {
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], strings.TrimSuffix(dir, "/")+"/") {
+			mounts = append(mounts, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
+	for _, m := range mounts {
+		_ = unix.Unmount(m, unix.MNT_DETACH)
+	}
+	return mounts
+}
+
+// StopProcess stops a process it started, by PID: SIGTERM, then SIGKILL
+// after grace, and waits for it.
+func StopProcess(cmd *exec.Cmd, grace time.Duration) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }

@@ -21,14 +21,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -82,7 +80,7 @@ func run(critest, binDir, out, focus string, keep bool) (err error) {
 		for i := len(undo) - 1; i >= 0; i-- {
 			undo[i]()
 		}
-		sweepMounts(work)
+		bench.UnmountAllUnder(work)
 		killConmons(work)
 		if keep {
 			fmt.Println("critest: kept", work)
@@ -233,30 +231,7 @@ func stopNetshim(cmd *exec.Cmd, sock string) {
 		cancel()
 		_ = conn.Close()
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-}
-
-// sweepMounts unmounts whatever is still mounted under dir, deepest first.
-func sweepMounts(dir string) {
-	data, _ := os.ReadFile("/proc/self/mountinfo")
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
-			mounts = append(mounts, f[4])
-		}
-	}
-	slices.Sort(mounts)
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
-	}
+	bench.StopProcess(cmd, 10*time.Second)
 }
 
 // killConmons stops, by PID, any conmon still running for this run.

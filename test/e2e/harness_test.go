@@ -323,13 +323,8 @@ func (s *shim) sweep() {
 // sweepMounts unmounts, and reports, anything still mounted under the
 // test's dir, so no netns pin outlives its test even if its dir was unreadable.
 func (s *shim) sweepMounts() {
-	data, _ := os.ReadFile("/proc/mounts")
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 1 && strings.HasPrefix(f[1], s.dir+"/") {
-			_ = unix.Unmount(f[1], unix.MNT_DETACH)
-			s.t.Errorf("cleanup: %s was still mounted", f[1])
-		}
+	for _, m := range bench.UnmountAllUnder(s.dir) {
+		s.t.Errorf("cleanup: %s was still mounted", m)
 	}
 }
 

@@ -23,16 +23,15 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/netshim/netshim/test/bench"
 	"github.com/netshim/netshim/test/registry"
 )
 
@@ -117,7 +116,7 @@ func start(t *testing.T) *node {
 		if link, err := netlink.LinkByName(n.bridge); err == nil {
 			_ = netlink.LinkDel(link)
 		}
-		sweepMounts(dir)
+		bench.UnmountAllUnder(dir) // kubelet bind-mounts its own root dir
 		_ = os.RemoveAll(dir)
 	})
 
@@ -199,15 +198,7 @@ func (n *node) run(name, bin string, args ...string) *exec.Cmd {
 			n.removeAllPods()
 			n.conn.Close()
 		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		bench.StopProcess(cmd, 15*time.Second)
 		log.Close()
 		if n.t.Failed() {
 			data, _ := os.ReadFile(log.Name())
@@ -289,19 +280,6 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(200 * time.Millisecond)
-	}
-}
-
-func sweepMounts(dir string) {
-	data, _ := os.ReadFile("/proc/self/mountinfo")
-	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir) {
-			mounts = append(mounts, f[4])
-		}
-	}
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = unix.Unmount(mounts[i], unix.MNT_DETACH)
 	}
 }
 
