@@ -325,6 +325,9 @@ func (m *Manager) removeResources(ctx context.Context, c *Container) error {
 	if err := m.cfg.Runtime.Delete(ctx, c.ID, true); err != nil {
 		return err
 	}
+	if err := oci.RemoveCgroup(ctx, c.CgroupsPath); err != nil {
+		klog.ErrorS(err, "Container's cgroup left behind", "container", c.ID)
+	}
 	m.waitMonitorGone(ctx, c)
 	if err := m.cfg.Rootfs.Unmount(c.ID, m.layerDir(c.ID)); err != nil {
 		return fmt.Errorf("unmount rootfs of container %s: %w", c.ID, err)

@@ -160,6 +160,16 @@ func resolvConf(dns *DNS) []byte {
 	return []byte(b.String())
 }
 
+// cgroupPath is the pause container's cgroup: the pod's cgroup parent (or
+// /netshim) and the sandbox ID.
+func cgroupPath(sb *Sandbox) string {
+	parent := sb.Spec.CgroupParent
+	if parent == "" {
+		parent = "/netshim"
+	}
+	return filepath.Join(parent, sb.ID)
+}
+
 func ociSpec(rootfs string, sb *Sandbox, extraMounts []specs.Mount) *specs.Spec {
 	s := sb.Spec
 	namespaces := []specs.LinuxNamespace{{Type: specs.MountNamespace}}
@@ -178,10 +188,6 @@ func ociSpec(rootfs string, sb *Sandbox, extraMounts []specs.Mount) *specs.Spec 
 	hostname := ""
 	if !s.HostNetwork {
 		hostname = s.Hostname
-	}
-	cgroupParent := s.CgroupParent
-	if cgroupParent == "" {
-		cgroupParent = "/netshim"
 	}
 	mounts := append([]specs.Mount{
 		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
@@ -204,7 +210,7 @@ func ociSpec(rootfs string, sb *Sandbox, extraMounts []specs.Mount) *specs.Spec 
 		Linux: &specs.Linux{
 			Namespaces:    namespaces,
 			Sysctl:        s.Sysctls,
-			CgroupsPath:   filepath.Join(cgroupParent, sb.ID),
+			CgroupsPath:   cgroupPath(sb),
 			MaskedPaths:   []string{"/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"},
 			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/netshim/netshim/oci"
 	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/idindex"
@@ -322,6 +323,9 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		// checkpoint) the container may still run: only a forced delete ends it.
 		if err := m.cfg.Runtime.Delete(ctx, id, sb.PausePID == 0); err != nil {
 			return fmt.Errorf("delete pause container of sandbox %s: %w", id, err)
+		}
+		if err := oci.RemoveCgroup(ctx, cgroupPath(sb)); err != nil {
+			klog.ErrorS(err, "Pause container's cgroup left behind", "sandbox", id)
 		}
 	}
 	if err := unmountShm(m.bundleDir(id)); err != nil {
