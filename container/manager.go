@@ -59,12 +59,12 @@ type Monitor interface {
 
 // Config places what the manager keeps on disk and what it drives.
 type Config struct {
-	RootDir string // persistent: checkpoints and writable layers
-	RunDir  string // runtime: bundles and exit files (tmpfs)
-	Runtime Runtime
-	Monitor Monitor
-	Rootfs  Rootfs
-	Reaper  *reaper.Reaper
+	RootDir  string // persistent: checkpoints and writable layers
+	StateDir string // --state-dir/containers: runtime: bundles and exit files (tmpfs)
+	Runtime  Runtime
+	Monitor  Monitor
+	Rootfs   Rootfs
+	Reaper   *reaper.Reaper
 }
 
 // Manager owns the container records and the system resources of each.
@@ -101,11 +101,11 @@ func NewManager(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-func (m *Manager) exitDir() string           { return filepath.Join(m.cfg.RunDir, "exits") }
+func (m *Manager) exitDir() string           { return filepath.Join(m.cfg.StateDir, "exits") }
 func (m *Manager) layersDir() string         { return filepath.Join(m.cfg.RootDir, "layers") }
 func (m *Manager) layerDir(id string) string { return filepath.Join(m.layersDir(), id) }
 func (m *Manager) bundleDir(id string) string {
-	return filepath.Join(m.cfg.RunDir, "bundles", id)
+	return filepath.Join(m.cfg.StateDir, "bundles", id)
 }
 
 func isID(id string) bool {
@@ -668,7 +668,7 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 		}
 	}
 	orphans := map[string]bool{}
-	for _, dir := range []string{filepath.Join(m.cfg.RunDir, "bundles"), m.layersDir()} {
+	for _, dir := range []string{filepath.Join(m.cfg.StateDir, "bundles"), m.layersDir()} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
 			if !known[e.Name()] {

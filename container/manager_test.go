@@ -141,8 +141,8 @@ func (w *world) Leases() []string {
 func newTestManager(t *testing.T) (*Manager, *world, Config) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := Config{RootDir: filepath.Join(dir, "root"), RunDir: filepath.Join(dir, "run")}
-	w := newWorld(t, filepath.Join(cfg.RunDir, "exits"))
+	cfg := Config{RootDir: filepath.Join(dir, "root"), StateDir: filepath.Join(dir, "run")}
+	w := newWorld(t, filepath.Join(cfg.StateDir, "exits"))
 	cfg.Runtime, cfg.Monitor, cfg.Rootfs = w, w, w
 	m, err := NewManager(cfg)
 	if err != nil {
@@ -188,7 +188,7 @@ func nothingLeft(t *testing.T, m *Manager, w *world, cfg Config, id, name string
 	}
 	for _, p := range []string{
 		filepath.Join(cfg.RootDir, "checkpoints", id+".json"), m.bundleDir(id), m.layerDir(id),
-		filepath.Join(cfg.RunDir, "exits", id),
+		filepath.Join(cfg.StateDir, "exits", id),
 	} {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s left behind", p)

@@ -26,8 +26,8 @@ import (
 
 // Config places everything the manager keeps on disk; every path is a flag.
 type Config struct {
-	StateDir    string // checkpoints (persistent)
-	RunDir      string // bundles, runtime state, the pause rootfs (tmpfs)
+	RootDir     string // --root-dir: checkpoints (persistent)
+	StateDir    string // --state-dir: bundles, runtime state, the pause rootfs (tmpfs)
 	NetNSDir    string // netns pins
 	PauseBinary string
 	Runtime     Runtime
@@ -55,14 +55,14 @@ const pauseStopTimeout = 10 * time.Second
 
 // NewManager prepares the directories and the shared pause rootfs.
 func NewManager(cfg Config) (*Manager, error) {
-	cpDir := filepath.Join(cfg.StateDir, "sandboxes")
-	for _, d := range []string{cpDir, filepath.Join(cfg.RunDir, "sandboxes")} {
+	cpDir := filepath.Join(cfg.RootDir, "sandboxes")
+	for _, d := range []string{cpDir, filepath.Join(cfg.StateDir, "sandboxes")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create state dir: %w", err)
 		}
 	}
 	// Pod configs and runtime state are root's alone, also in dirs that existed before.
-	for _, d := range []string{cfg.StateDir, cfg.RunDir} {
+	for _, d := range []string{cfg.RootDir, cfg.StateDir} {
 		if err := os.Chmod(d, 0o700); err != nil {
 			return nil, fmt.Errorf("restrict state dir: %w", err)
 		}
@@ -70,7 +70,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(cfg.NetNSDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create netns dir: %w", err)
 	}
-	rootfs := filepath.Join(cfg.RunDir, "pause-rootfs")
+	rootfs := filepath.Join(cfg.StateDir, "pause-rootfs")
 	if err := prepareRootfs(rootfs, cfg.PauseBinary); err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func (m *Manager) RuntimeStatus() error { return m.cfg.Runtime.Available() }
 func (m *Manager) Close() {}
 
 func (m *Manager) bundleDir(id string) string {
-	return filepath.Join(m.cfg.RunDir, "sandboxes", id)
+	return filepath.Join(m.cfg.StateDir, "sandboxes", id)
 }
 
 // netnsPinPath names the pin after the sandbox, so `ip netns list` shows
@@ -478,15 +478,15 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 			}
 		}
 	}
-	bundles, _ := os.ReadDir(filepath.Join(m.cfg.RunDir, "sandboxes"))
+	bundles, _ := os.ReadDir(filepath.Join(m.cfg.StateDir, "sandboxes"))
 	for _, b := range bundles {
 		if !known[b.Name()] {
 			klog.InfoS("Removing orphan bundle", "id", b.Name())
-			if err := unmountShm(filepath.Join(m.cfg.RunDir, "sandboxes", b.Name())); err != nil {
+			if err := unmountShm(filepath.Join(m.cfg.StateDir, "sandboxes", b.Name())); err != nil {
 				klog.ErrorS(err, "Failed to unmount the /dev/shm of an orphan bundle", "id", b.Name())
 				continue
 			}
-			_ = os.RemoveAll(filepath.Join(m.cfg.RunDir, "sandboxes", b.Name()))
+			_ = os.RemoveAll(filepath.Join(m.cfg.StateDir, "sandboxes", b.Name()))
 		}
 	}
 	entries, _ := os.ReadDir(m.cfg.NetNSDir)

@@ -141,8 +141,8 @@ func run(o options) error {
 	defer reap.Stop()
 	sandboxes, err := sandbox.NewManager(sandbox.Config{
 		Reaper:      reap,
-		StateDir:    o.rootDir,
-		RunDir:      o.stateDir,
+		RootDir:     o.rootDir,
+		StateDir:    o.stateDir,
 		NetNSDir:    o.netnsDir,
 		PauseBinary: o.pauseBinary,
 		Runtime:     &oci.Runc{Binary: o.ociRuntime, Root: filepath.Join(o.stateDir, "runtime")},
@@ -169,12 +169,12 @@ func run(o options) error {
 	}
 	containerRuntime := &oci.Runc{Binary: o.ociRuntime, Root: filepath.Join(o.stateDir, "containers-runc")}
 	containers, err := container.NewManager(container.Config{
-		RootDir: filepath.Join(o.rootDir, "containers"),
-		RunDir:  filepath.Join(o.stateDir, "containers"),
-		Runtime: containerRuntime,
-		Monitor: &oci.Conmon{Binary: conmon, Runtime: containerRuntime},
-		Rootfs:  images,
-		Reaper:  reap,
+		RootDir:  filepath.Join(o.rootDir, "containers"),
+		StateDir: filepath.Join(o.stateDir, "containers"),
+		Runtime:  containerRuntime,
+		Monitor:  &oci.Conmon{Binary: conmon, Runtime: containerRuntime},
+		Rootfs:   images,
+		Reaper:   reap,
 	})
 	if err != nil {
 		return err
