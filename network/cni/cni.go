@@ -61,10 +61,14 @@ type Plugin struct {
 
 	pending pendingAdds
 
-	statusMu  sync.Mutex // guards the cached STATUS answer below
-	statusFor *Network
-	statusAt  time.Time
-	statusErr error
+	// The last STATUS answer, and the refresh in flight if any. A caller is
+	// never held by a slow STATUS once the network has an answer: it gets
+	// the last one while a refresh runs.
+	statusMu      sync.Mutex
+	statusFor     *Network
+	statusAt      time.Time
+	statusErr     error
+	statusRefresh chan struct{} // closed when the refresh in flight ends; nil if none
 
 	watcher *confWatcher
 	closeMu sync.Once
@@ -143,34 +147,65 @@ func (p *Plugin) Close() error {
 const statusTTL = 2 * time.Second
 
 // Status is nil once a default network is loaded, loopback is installed and,
-// for a CNI 1.1 network, its plugins answer STATUS with success.
+// for a CNI 1.1 network, its plugins answer STATUS with success. The network
+// is read once: a reload meanwhile cannot change it under the call.
 func (p *Plugin) Status() error {
-	if err := p.configStatus(); err != nil {
+	def := p.defaultNet.Load()
+	if err := p.configStatus(def); err != nil {
 		return err
 	}
-	return p.pluginStatus()
+	return p.pluginStatus(def)
 }
 
-func (p *Plugin) pluginStatus() error {
-	def := p.defaultNet.Load()
+// statusTimeout bounds one STATUS of the whole network.
+const statusTimeout = 10 * time.Second
+
+// pluginStatus answers from the last STATUS of def. A fresh answer is
+// returned as is; a stale one is returned while a refresh runs in the
+// background; only a network never asked yet waits for its first answer.
+func (p *Plugin) pluginStatus(def *Network) error {
 	p.statusMu.Lock()
 	defer p.statusMu.Unlock()
-	if p.statusFor == def && time.Since(p.statusAt) < statusTTL {
-		return p.statusErr
+	for {
+		if p.statusFor == def && time.Since(p.statusAt) < statusTTL {
+			return p.statusErr
+		}
+		wait := p.statusRefresh
+		if wait == nil {
+			wait = make(chan struct{})
+			p.statusRefresh = wait
+			go p.refreshStatus(def, wait)
+		}
+		if p.statusFor == def {
+			return p.statusErr // stale, but the refresh is under way
+		}
+		// No answer for this network yet. The refresh in flight may be of a
+		// network a reload replaced: then go round and start one for def.
+		p.statusMu.Unlock()
+		<-wait
+		p.statusMu.Lock()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+}
+
+// refreshStatus runs STATUS on def's plugins without holding statusMu, then
+// publishes the answer and ends the refresh.
+func (p *Plugin) refreshStatus(def *Network, done chan struct{}) {
+	ctx, cancel := context.WithTimeout(context.Background(), statusTimeout)
 	defer cancel()
-	p.statusErr = nil
-	if err := p.cni.GetStatusNetworkList(ctx, def.List); err != nil {
-		p.statusErr = fmt.Errorf("network %q is not ready (CNI STATUS): %w", def.List.Name, err)
+	var err error
+	if serr := p.cni.GetStatusNetworkList(ctx, def.List); serr != nil {
+		err = fmt.Errorf("network %q is not ready (CNI STATUS): %w", def.List.Name, serr)
 	}
-	p.statusFor, p.statusAt = def, time.Now()
-	return p.statusErr
+	p.statusMu.Lock()
+	p.statusFor, p.statusAt, p.statusErr = def, time.Now(), err
+	p.statusRefresh = nil
+	p.statusMu.Unlock()
+	close(done)
 }
 
 // configStatus is the cheap part of Status: a network is loaded and loopback exists.
-func (p *Plugin) configStatus() error {
-	if p.defaultNet.Load() == nil {
+func (p *Plugin) configStatus(def *Network) error {
+	if def == nil {
 		if e := p.loadErr.Load(); e != nil && *e != nil {
 			return fmt.Errorf("cni config uninitialized: %w", *e)
 		}
@@ -205,7 +240,7 @@ func (p *Plugin) SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNet
 	}
 	def := p.defaultNet.Load()
 	if def == nil {
-		return nil, p.configStatus()
+		return nil, p.configStatus(nil)
 	}
 	if _, err := p.cni.AddNetworkList(ctx, p.loopback, p.runtimeConf(pod, netNS, nil)); err != nil {
 		return nil, fmt.Errorf("add loopback network to pod %s/%s: %w", pod.Namespace, pod.Name, err)

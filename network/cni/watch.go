@@ -56,8 +56,11 @@ func (cw *confWatcher) loop(watching bool) {
 			if !ok {
 				return
 			}
-			if ev.Name == cw.dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+			if ev.Name == cw.dir && ev.Has(fsnotify.Remove|fsnotify.Rename) && watching {
+				// Poll for the dir's return from now on, not after the
+				// slow resync already pending.
 				watching = false
+				timer.Reset(resyncMissing)
 			}
 			cw.reload()
 		case err, ok := <-cw.w.Errors:
