@@ -350,8 +350,13 @@ func verboseInfo(sb *sandbox.Sandbox, cfg *runtimeapi.PodSandboxConfig, plugin s
 	return string(out), err
 }
 
+// specFromConfig types what the sandbox uses of cfg and keeps the rest as
+// Spec.Config. Labels and annotations, which may be large, are stored once,
+// in the Spec, and left out of Config; decodeConfig puts them back.
 func specFromConfig(cfg *runtimeapi.PodSandboxConfig) (sandbox.Spec, error) {
-	raw, err := proto.Marshal(cfg)
+	rest := proto.Clone(cfg).(*runtimeapi.PodSandboxConfig)
+	rest.Labels, rest.Annotations = nil, nil
+	raw, err := proto.Marshal(rest)
 	if err != nil {
 		return sandbox.Spec{}, fmt.Errorf("encode config: %w", err)
 	}
@@ -383,6 +388,9 @@ func decodeConfig(sb *sandbox.Sandbox) (*runtimeapi.PodSandboxConfig, error) {
 	if err := proto.Unmarshal(sb.Spec.Config, cfg); err != nil {
 		return nil, fmt.Errorf("decode stored config of sandbox %s: %w", sb.ID, err)
 	}
+	// Checkpoints written before labels and annotations moved out of
+	// Config hold them in both places, with the same values.
+	cfg.Labels, cfg.Annotations = sb.Spec.Labels, sb.Spec.Annotations
 	return cfg, nil
 }
 

@@ -45,6 +45,7 @@ type Sandboxes interface {
 	RefreshState(id string)
 	RuntimeStatus() error
 	Recover() ([]*sandbox.Sandbox, error)
+	SweepOrphans(ctx context.Context)
 }
 
 // Network is what the server needs of the network PluginManager.
@@ -105,8 +106,13 @@ func NewServer(svc Services, dirs Dirs) *Server {
 		images: svc.Images, execer: svc.Exec, dirs: dirs}
 }
 
-// Recover restores sandboxes after a restart and fully undoes those whose
-// set-up was interrupted: network DEL, pause stopped, netns unpinned, record gone.
+// Recover restores sandboxes after a restart and undoes those whose set-up
+// was interrupted: network DEL, pause stopped, netns unpinned, record gone.
+// A sandbox that cannot be undone (its DEL fails) never stops the node: it
+// is logged and kept NOTREADY with its DEL owed, for a later stop or remove
+// to retry, and every other sandbox is served. The order matters: the
+// network GC sends the DEL of every attachment no sandbox holds while its
+// netns is still pinned, and only then are orphan pins and pauses swept.
 func (s *Server) Recover(ctx context.Context) error {
 	// Containers first: undoing an interrupted sandbox removes its containers.
 	if err := s.containers.Recover(ctx); err != nil {
@@ -130,7 +136,8 @@ func (s *Server) Recover(ctx context.Context) error {
 	for _, sb := range interrupted {
 		klog.InfoS("Undoing sandbox whose set-up was interrupted", "sandbox", sb.ID, "pod", klog.KRef(sb.Spec.Namespace, sb.Spec.Name))
 		if err := s.removeSandbox(ctx, sb.ID); err != nil {
-			return fmt.Errorf("undo interrupted sandbox %s: %w", sb.ID, err)
+			klog.ErrorS(err, "Could not undo a sandbox whose set-up was interrupted; it stays NOTREADY and a stop or remove retries",
+				"sandbox", sb.ID, "pod", klog.KRef(sb.Spec.Namespace, sb.Spec.Name))
 		}
 	}
 	// Reclaim what a crash leaked: every attachment not held by a known
@@ -144,6 +151,7 @@ func (s *Server) Recover(ctx context.Context) error {
 	if err := s.network.GC(ctx, valid); err != nil {
 		klog.ErrorS(err, "Network garbage collection at start failed")
 	}
+	s.sandboxes.SweepOrphans(ctx)
 	return nil
 }
 

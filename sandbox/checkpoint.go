@@ -15,6 +15,9 @@ import (
 // checkpointVersion is bumped whenever the record's meaning changes.
 const checkpointVersion = 1
 
+// corruptSuffix marks an entry of the checkpoint dir set aside as unreadable.
+const corruptSuffix = ".corrupt"
+
 // checkpointFile is the on-disk envelope: the record plus what proves it whole.
 type checkpointFile struct {
 	Version  int             `json:"version"`
@@ -28,11 +31,21 @@ type checkpoints struct{ dir string }
 func (c checkpoints) path(id string) string { return filepath.Join(c.dir, id+".json") }
 
 func (c checkpoints) save(sb *Sandbox) error {
+	return c.saveWith(atomicfile.Write, sb)
+}
+
+// saveMakingRoom is save that, on a full disk, gives up the old checkpoint's
+// blocks to the new one (see atomicfile.WriteMakingRoom).
+func (c checkpoints) saveMakingRoom(sb *Sandbox) error {
+	return c.saveWith(atomicfile.WriteMakingRoom, sb)
+}
+
+func (c checkpoints) saveWith(write func(string, []byte, os.FileMode) error, sb *Sandbox) error {
 	data, err := encodeCheckpoint(sb)
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(c.path(sb.ID), data, 0o600); err != nil {
+	if err := write(c.path(sb.ID), data, 0o600); err != nil {
 		return fmt.Errorf("write checkpoint of sandbox %s: %w", sb.ID, err)
 	}
 	return nil
@@ -45,8 +58,10 @@ func (c checkpoints) remove(id string) error {
 	return nil
 }
 
-// loadAll reads every checkpoint. A file that cannot be decoded is renamed
-// to *.corrupt and reported in bad, never fatal and never silently dropped.
+// loadAll reads every checkpoint. Anything in the dir that is not a valid
+// checkpoint file (one that cannot be decoded, a directory, a link, a
+// foreign name) is renamed to *.corrupt and reported in bad, never fatal
+// and never silently dropped.
 func (c checkpoints) loadAll() (good []*Sandbox, bad []error) {
 	if err := atomicfile.RemoveTemps(c.dir); err != nil {
 		bad = append(bad, fmt.Errorf("remove interrupted checkpoint writes: %w", err))
@@ -57,20 +72,30 @@ func (c checkpoints) loadAll() (good []*Sandbox, bad []error) {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, ".") {
-			continue
+		if strings.HasSuffix(name, corruptSuffix) {
+			continue // set aside earlier, and reported then
 		}
 		path := filepath.Join(c.dir, name)
-		data, err := os.ReadFile(path)
-		var sb *Sandbox
-		if err == nil {
-			sb, err = decodeCheckpoint(data)
+		var (
+			sb  *Sandbox
+			err error
+		)
+		switch {
+		case !e.Type().IsRegular():
+			err = fmt.Errorf("not a regular file (%s)", e.Type())
+		case !strings.HasSuffix(name, ".json") || strings.HasPrefix(name, "."):
+			err = fmt.Errorf("not a checkpoint's name")
+		default:
+			var data []byte
+			if data, err = os.ReadFile(path); err == nil {
+				sb, err = decodeCheckpoint(data)
+			}
 		}
 		if err == nil && sb.ID+".json" != name {
 			err = fmt.Errorf("holds sandbox %s", sb.ID)
 		}
 		if err != nil {
-			aside := path + ".corrupt"
+			aside := path + corruptSuffix
 			_ = os.Rename(path, aside)
 			bad = append(bad, fmt.Errorf("checkpoint %s (moved to %s): %w", path, aside, err))
 			continue

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,4 +114,36 @@ func FuzzDecodeCheckpoint(f *testing.F) {
 			t.Fatalf("accepted sandbox id %q", sb.ID)
 		}
 	})
+}
+
+// A checkpoint replaced by a directory (or anything else that is not a
+// checkpoint file) is reported and set aside, never skipped in silence.
+func TestNonFileInCheckpointDirIsReported(t *testing.T) {
+	dir := t.TempDir()
+	c := checkpoints{dir: dir}
+	if err := c.save(testSandbox(idA)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(c.path(idB), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good, bad := c.loadAll()
+	if len(good) != 1 || good[0].ID != idA {
+		t.Fatalf("loaded %d good records, want only %s", len(good), idA)
+	}
+	if len(bad) != 2 || !strings.Contains(errors.Join(bad...).Error(), "not a regular file") {
+		t.Fatalf("bad = %v, want the directory and the foreign file reported", bad)
+	}
+	for _, aside := range []string{c.path(idB) + ".corrupt", filepath.Join(dir, "notes.txt.corrupt")} {
+		if _, err := os.Stat(aside); err != nil {
+			t.Errorf("%s not set aside: %v", aside, err)
+		}
+	}
+	// Set aside once: the next start reports nothing new.
+	if _, bad := c.loadAll(); len(bad) != 0 {
+		t.Fatalf("second load reported %v again", bad)
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -56,7 +55,7 @@ const pauseStopTimeout = 10 * time.Second
 // NewManager prepares the directories and the shared pause rootfs.
 func NewManager(cfg Config) (*Manager, error) {
 	cpDir := filepath.Join(cfg.RootDir, "sandboxes")
-	for _, d := range []string{cpDir, filepath.Join(cfg.StateDir, "sandboxes")} {
+	for _, d := range []string{cpDir, filepath.Join(cfg.StateDir, "sandboxes"), filepath.Join(cfg.StateDir, pinMarkerDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create state dir: %w", err)
 		}
@@ -174,12 +173,31 @@ func (m *Manager) GetNetNS(id string) (string, error) {
 
 // update applies fn to a copy of the record, checkpoints it, then publishes it.
 func (m *Manager) update(id string, fn func(*Sandbox)) (*Sandbox, error) {
+	return m.updateWith(m.checkpoints.save, id, fn)
+}
+
+// updateTeardown is update for the steps that stop and remove a sandbox:
+// they must succeed on a full disk, or a pod could never be removed to
+// free space. When the checkpoint cannot be written even after its old
+// copy was removed to make room, the record lives on in memory only; if
+// netshim restarts before the sandbox is removed, it is forgotten, and what
+// is left of it is reclaimed like any orphan (GC's DEL, then the sweep).
+func (m *Manager) updateTeardown(id string, fn func(*Sandbox)) (*Sandbox, error) {
+	return m.updateWith(func(sb *Sandbox) error {
+		if err := m.checkpoints.saveMakingRoom(sb); err != nil {
+			klog.ErrorS(err, "Sandbox checkpoint dropped; the sandbox is kept in memory until it is removed", "sandbox", sb.ID)
+		}
+		return nil
+	}, id, fn)
+}
+
+func (m *Manager) updateWith(save func(*Sandbox) error, id string, fn func(*Sandbox)) (*Sandbox, error) {
 	sb, err := m.Get(id)
 	if err != nil {
 		return nil, err
 	}
 	fn(sb)
-	if err := m.checkpoints.save(sb); err != nil {
+	if err := save(sb); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -224,7 +242,7 @@ func (m *Manager) Create(spec Spec) (*Sandbox, error) {
 	m.mu.Unlock()
 	if sb.NetNSPath != "" {
 		crashpoint.Hit(crashpoint.BeforeNetNSPin)
-		if err := CreatePinnedNetNS(sb.NetNSPath); err != nil {
+		if err := m.pin(sb.NetNSPath); err != nil {
 			m.forget(sb)
 			return nil, fmt.Errorf("create netns of sandbox %s: %w", id, err)
 		}
@@ -275,15 +293,20 @@ func (m *Manager) watchExit(id string, pid int, exited <-chan struct{}) {
 	}
 	klog.InfoS("Pause process exited", "sandbox", id, "pid", pid)
 	if sb.State == StateReady {
-		_, _ = m.update(id, func(sb *Sandbox) { sb.State = StateNotReady })
+		_, _ = m.updateTeardown(id, func(sb *Sandbox) { sb.State = StateNotReady })
 	}
 }
 
 // SetNetworkAttached records that a network ADD is about to run (true) or
-// that its DEL succeeded (false).
+// that its DEL succeeded (false). Only the first must reach the disk: a
+// DEL run again is harmless, an ADD without its record would leak.
 func (m *Manager) SetNetworkAttached(id string, attached bool) error {
 	defer m.locks.Lock(id)()
-	_, err := m.update(id, func(sb *Sandbox) { sb.NetworkAttached = attached })
+	update := m.update
+	if !attached {
+		update = m.updateTeardown
+	}
+	_, err := update(id, func(sb *Sandbox) { sb.NetworkAttached = attached })
 	return err
 }
 
@@ -292,7 +315,7 @@ func (m *Manager) SetNetworkAttached(id string, attached bool) error {
 // without a network.
 func (m *Manager) MarkNotReady(id string) error {
 	defer m.locks.Lock(id)()
-	_, err := m.update(id, func(sb *Sandbox) {
+	_, err := m.updateTeardown(id, func(sb *Sandbox) {
 		if sb.State == StateReady {
 			sb.State = StateNotReady
 		}
@@ -308,7 +331,10 @@ func (m *Manager) SetReady(id string, ips []string) error {
 }
 
 // Stop kills the pause process, deletes its runtime container and unpins the
-// netns: state NOTREADY. Stopping a stopped sandbox does nothing.
+// netns: state NOTREADY. Stopping a stopped sandbox does nothing. The pin is
+// kept while a network DEL is still owed: a DEL without the netns cannot
+// find the pod's addresses, and the bridge plugin then leaves its
+// masquerade rule behind. The stop that finally runs the DEL unpins it.
 func (m *Manager) Stop(ctx context.Context, id string) error {
 	defer m.locks.Lock(id)()
 	sb, err := m.Get(id)
@@ -331,14 +357,18 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	if err := unmountShm(m.bundleDir(id)); err != nil {
 		return fmt.Errorf("stop sandbox %s: %w", id, err)
 	}
-	if err := UnpinNetNS(sb.NetNSPath); err != nil {
-		return err
+	pinned := sb.NetNSPath
+	if !sb.NetworkAttached {
+		if err := m.unpin(sb.NetNSPath); err != nil {
+			return err
+		}
+		pinned = ""
 	}
 	m.mu.Lock()
 	delete(m.children, id)
 	m.mu.Unlock()
-	_, err = m.update(id, func(sb *Sandbox) {
-		sb.PausePID, sb.PauseStartTime, sb.NetNSPath = 0, 0, ""
+	_, err = m.updateTeardown(id, func(sb *Sandbox) {
+		sb.PausePID, sb.PauseStartTime, sb.NetNSPath = 0, 0, pinned
 		sb.State = StateNotReady // also from creating: a stopped sandbox is no longer interrupted
 	})
 	return err
@@ -386,6 +416,10 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		return err
 	}
 	defer m.locks.Lock(id)()
+	if now, err := m.Get(id); err == nil && now.NetworkAttached {
+		// Forgetting it now would leave the DEL unsent, and its pin for good.
+		return fmt.Errorf("remove sandbox %s: its network DEL has not succeeded yet", id)
+	}
 	if err := os.RemoveAll(m.bundleDir(id)); err != nil {
 		return fmt.Errorf("remove bundle of sandbox %s: %w", id, err)
 	}
@@ -424,7 +458,8 @@ func (m *Manager) release(sb *Sandbox) {
 // Recover loads every checkpoint at start and reconciles it with the system:
 // a ready sandbox whose pause process died while netshim was down becomes
 // NOTREADY. Sandboxes still in StateCreating are returned for the caller to
-// undo, since only it can tear down their network.
+// undo, since only it can tear down their network. It removes nothing: the
+// caller sweeps orphans (SweepOrphans) once every DEL owed has been sent.
 func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
 	good, bad := m.checkpoints.loadAll()
 	for _, e := range bad {
@@ -441,22 +476,24 @@ func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
 			interrupted = append(interrupted, sb.clone())
 		case sb.State == StateReady && !sameProcessAlive(sb.PausePID, sb.PauseStartTime):
 			klog.InfoS("Pause process of sandbox died while netshim was down", "sandbox", sb.ID, "pid", sb.PausePID)
-			if _, err := m.update(sb.ID, func(sb *Sandbox) { sb.State = StateNotReady }); err != nil {
+			if _, err := m.updateTeardown(sb.ID, func(sb *Sandbox) { sb.State = StateNotReady }); err != nil {
 				return nil, err
 			}
 		}
 	}
-	m.sweepOrphans(context.Background())
 	if len(bad) > 0 {
 		err = fmt.Errorf("%d corrupt checkpoints set aside: %w", len(bad), errors.Join(bad...))
 	}
 	return interrupted, err
 }
 
-// sweepOrphans removes what netshim made but no checkpoint knows: runtime
-// containers and bundles in its own dirs, and netns pins named as netshim
-// names them (…_ID12) in the netns dir, which it may share with `ip netns`.
-func (m *Manager) sweepOrphans(ctx context.Context) {
+// SweepOrphans removes what this netshim made but no checkpoint knows:
+// runtime containers and bundles in its own dirs, and the netns pins it
+// recorded making (a marker in its state dir). A pin in the netns dir
+// without a marker is never touched: the dir may be shared with `ip netns`
+// or with another netshim. Call it after the network GC, so that every
+// forgotten attachment got its DEL while its netns was still there.
+func (m *Manager) SweepOrphans(ctx context.Context) {
 	m.mu.RLock()
 	known := map[string]bool{}
 	pins := map[string]bool{}
@@ -489,21 +526,53 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 			_ = os.RemoveAll(filepath.Join(m.cfg.StateDir, "sandboxes", b.Name()))
 		}
 	}
-	entries, _ := os.ReadDir(m.cfg.NetNSDir)
-	for _, e := range entries {
+	markers, _ := os.ReadDir(filepath.Join(m.cfg.StateDir, pinMarkerDir))
+	for _, e := range markers {
 		path := filepath.Join(m.cfg.NetNSDir, e.Name())
-		if pins[path] || !orphanPinName.MatchString(e.Name()) {
+		if pins[path] {
 			continue
 		}
 		klog.InfoS("Removing orphan netns pin", "path", path)
-		if err := UnpinNetNS(path); err != nil {
+		if err := m.unpin(path); err != nil {
 			klog.ErrorS(err, "Failed to remove orphan netns pin", "path", path)
 		}
 	}
 }
 
-// orphanPinName matches the pins netshim makes: NAME_NAMESPACE_ID12.
-var orphanPinName = regexp.MustCompile(`^.+_.+_[0-9a-f]{12}$`)
+// pinMarkerDir, under the state dir, holds an empty file named after each
+// netns pin this netshim made and has not yet removed: its own record of
+// which pins in a shared netns dir are its to sweep.
+const pinMarkerDir = "netns-pins"
+
+func (m *Manager) pinMarker(path string) string {
+	return filepath.Join(m.cfg.StateDir, pinMarkerDir, filepath.Base(path))
+}
+
+// pin marks path as this netshim's, then creates and pins a netns there.
+func (m *Manager) pin(path string) error {
+	if err := os.WriteFile(m.pinMarker(path), nil, 0o600); err != nil {
+		return fmt.Errorf("record netns pin %s: %w", path, err)
+	}
+	if err := CreatePinnedNetNS(path); err != nil {
+		_ = os.Remove(m.pinMarker(path))
+		return err
+	}
+	return nil
+}
+
+// unpin removes the pin at path, then its marker.
+func (m *Manager) unpin(path string) error {
+	if path == "" {
+		return nil
+	}
+	if err := UnpinNetNS(path); err != nil {
+		return err
+	}
+	if err := os.Remove(m.pinMarker(path)); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("remove record of netns pin %s: %w", path, err)
+	}
+	return nil
+}
 
 // RefreshState marks a READY sandbox whose pause process is no longer alive
 // NOTREADY; it covers pause processes adopted across a restart, which are not
@@ -520,7 +589,7 @@ func (m *Manager) RefreshState(id string) {
 		return
 	}
 	defer m.locks.Lock(id)()
-	_, _ = m.update(id, func(sb *Sandbox) {
+	_, _ = m.updateTeardown(id, func(sb *Sandbox) {
 		if sb.State == StateReady {
 			sb.State = StateNotReady
 		}

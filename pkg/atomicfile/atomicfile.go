@@ -3,10 +3,12 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // tempMarker is in the name of every temp file Write makes.
@@ -73,6 +75,25 @@ func syncDir(dir string) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// WriteMakingRoom is Write for a file that may be dropped rather than left
+// stale: when the disk is full it removes the old path to free its blocks
+// and writes again. If that fails too, path is gone and the error says so;
+// the caller must be able to live without the file (a record kept in
+// memory, whose absence after a restart is handled).
+func WriteMakingRoom(path string, data []byte, perm os.FileMode) error {
+	err := Write(path, data, perm)
+	if !errors.Is(err, syscall.ENOSPC) {
+		return err
+	}
+	if rerr := os.Remove(path); rerr != nil && !os.IsNotExist(rerr) {
+		return errors.Join(err, rerr)
+	}
+	if err := Write(path, data, perm); err != nil {
+		return fmt.Errorf("%w (the old %s was removed to make room)", err, filepath.Base(path))
 	}
 	return nil
 }

@@ -117,6 +117,8 @@ type shim struct {
 	extra    string   // a plugin appended to the test conflist at start
 	cniVer   string   // cniVersion of the test conflist
 	v6Subnet string   // a ULA /64 listed before the IPv4 range, when set
+	ipMasq   bool     // the bridge masquerades pod traffic (iptables rules per pod)
+	binDir   string   // the CNI bin dir netshim is given: binDir, or the test's own copy
 	env      []string // extra environment for the next start
 	dir      string
 	net      testNet
@@ -157,6 +159,14 @@ func withIPv6() shimOption {
 	}
 }
 
+// withIPMasq makes the bridge masquerade, as the usual node config does:
+// each pod then has iptables rules that only a DEL with its netns removes.
+func withIPMasq() shimOption { return func(s *shim) { s.ipMasq = true } }
+
+// withOwnPluginDir gives netshim a CNI bin dir of its own (links to the
+// built plugins), so a test can take a plugin away and put it back.
+func withOwnPluginDir() shimOption { return func(s *shim) { s.binDir = filepath.Join(s.dir, "cni-bin") } }
+
 // withArgs adds flags to netshim's command line.
 func withArgs(args ...string) shimOption { return func(s *shim) { s.args = append(s.args, args...) } }
 
@@ -168,9 +178,19 @@ func startShim(t *testing.T, opts ...shimOption) *shim {
 	}
 	s := &shim{t: t, dir: dir, net: newTestNet(t), socket: filepath.Join(dir, "netshim.sock"),
 		confDir: filepath.Join(dir, "net.d"), ipamDir: filepath.Join(dir, "ipam"), netnsDir: filepath.Join(dir, "netns"),
-		logPath: filepath.Join(dir, "netshim.log"), cniVer: "1.0.0"}
+		logPath: filepath.Join(dir, "netshim.log"), cniVer: "1.0.0", binDir: binDir}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.binDir != binDir {
+		if err := os.MkdirAll(s.binDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"bridge", "host-local", "loopback", "portmap", "bandwidth"} {
+			if err := os.Symlink(filepath.Join(binDir, p), filepath.Join(s.binDir, p)); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if err := os.MkdirAll(s.confDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -192,9 +212,9 @@ func (s *shim) writeBridgeConf(file, bridge, extra string) {
 		ranges = fmt.Sprintf(`[[{"subnet":%q}],[{"subnet":%q}]]`, s.v6Subnet, s.net.Subnet.String())
 	}
 	plugins := []string{
-		fmt.Sprintf(`{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":false,
+		fmt.Sprintf(`{"type":"bridge","bridge":%q,"isGateway":true,"ipMasq":%t,
 		  "ipam":{"type":"host-local","dataDir":%q,"ranges":%s,"routes":[{"dst":"198.18.0.0/15"}]}}`,
-			bridge, s.ipamDir, ranges),
+			bridge, s.ipMasq, s.ipamDir, ranges),
 		`{"type":"portmap","capabilities":{"portMappings":true}}`,
 	}
 	if extra != "" {
@@ -214,7 +234,7 @@ func (s *shim) start() {
 		"--state-dir", filepath.Join(s.dir, "run"),
 		"--netns-dir", s.netnsDir,
 		"--cni-conf-dir", s.confDir,
-		"--cni-bin-dir", binDir,
+		"--cni-bin-dir", s.binDir,
 		"--cni-cache-dir", filepath.Join(s.dir, "cni-cache"),
 		"-v", "4",
 	}, s.args...)
@@ -299,6 +319,9 @@ func (s *shim) cleanup() {
 		s.t.Logf("netshim log:\n%s", s.log())
 	}
 	s.sweep()
+	for _, r := range sweepNATRules(strings.TrimSuffix(s.net.Subnet.IP.String(), "0")) {
+		s.t.Errorf("cleanup: iptables %s was left behind", r)
+	}
 	_ = os.RemoveAll(s.dir)
 }
 
