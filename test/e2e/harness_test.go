@@ -165,7 +165,9 @@ func withIPMasq() shimOption { return func(s *shim) { s.ipMasq = true } }
 
 // withOwnPluginDir gives netshim a CNI bin dir of its own (links to the
 // built plugins), so a test can take a plugin away and put it back.
-func withOwnPluginDir() shimOption { return func(s *shim) { s.binDir = filepath.Join(s.dir, "cni-bin") } }
+func withOwnPluginDir() shimOption {
+	return func(s *shim) { s.binDir = filepath.Join(s.dir, "cni-bin") }
+}
 
 // withArgs adds flags to netshim's command line.
 func withArgs(args ...string) shimOption { return func(s *shim) { s.args = append(s.args, args...) } }
