@@ -3,9 +3,6 @@ package network
 import (
 	"context"
 	"fmt"
-
-	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/vishvananda/netlink"
 )
 
 // NoopPluginName is the name of the plugin that gives pods loopback only;
@@ -34,15 +31,8 @@ func (p *NoopPlugin) SetUpPod(_ context.Context, pod Pod) (*PodNetworkStatus, er
 	if path == "" {
 		return nil, fmt.Errorf("netns of sandbox %s is gone", pod.SandboxID)
 	}
-	err = ns.WithNetNSPath(path, func(ns.NetNS) error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetUp(lo)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bring up lo in %s: %w", path, err)
+	if err := BringUpLoopback(path); err != nil {
+		return nil, err
 	}
 	return &PodNetworkStatus{}, nil
 }

@@ -42,6 +42,10 @@ type Config struct {
 	ConfDir  string
 	BinDirs  []string
 	CacheDir string
+	// LoopbackPlugin execs the loopback CNI plugin for each pod's lo, as
+	// kubelet did. By default lo is set up in-process: the same result
+	// without a plugin process on every pod's start and stop.
+	LoopbackPlugin bool
 }
 
 // Plugin is the cni network plugin.
@@ -59,7 +63,8 @@ type Plugin struct {
 
 	podCIDRs atomic.Pointer[[]string]
 
-	pending pendingAdds
+	pending   pendingAdds
+	cacheLock *os.File // held while this plugin uses the cache dir
 
 	// The last STATUS answer, and the refresh in flight if any. A caller is
 	// never held by a slow STATUS once the network has an answer: it gets
@@ -93,6 +98,11 @@ func (p *Plugin) Name() string { return PluginName }
 func (p *Plugin) Init(host network.Host, hairpinMode network.HairpinMode, _ string, _ int) error {
 	p.host = host
 	p.hairpinMode = hairpinMode
+	lock, err := lockCacheDir(p.cfg.CacheDir)
+	if err != nil {
+		return err
+	}
+	p.cacheLock = lock
 	pending, err := newPendingAdds(p.cfg.CacheDir)
 	if err != nil {
 		return err
@@ -137,6 +147,9 @@ func (p *Plugin) Close() error {
 	p.closeMu.Do(func() {
 		if p.watcher != nil {
 			p.watcher.close()
+		}
+		if p.cacheLock != nil {
+			_ = p.cacheLock.Close()
 		}
 	})
 	return nil
@@ -211,6 +224,9 @@ func (p *Plugin) configStatus(def *Network) error {
 		}
 		return fmt.Errorf("cni config uninitialized: no network config in %s", p.cfg.ConfDir)
 	}
+	if !p.cfg.LoopbackPlugin {
+		return nil
+	}
 	if _, err := invoke.FindInPath("loopback", p.cfg.BinDirs); err != nil {
 		return fmt.Errorf("cni loopback plugin missing: %w", err)
 	}
@@ -229,7 +245,8 @@ func (p *Plugin) SetPodCIDR(cidrs []string) error {
 	return nil
 }
 
-// SetUpPod adds the loopback network, then the default network.
+// SetUpPod brings up lo (in-process, or by the loopback plugin), then adds
+// the default network.
 func (p *Plugin) SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNetworkStatus, error) {
 	netNS, err := p.host.GetNetNS(pod.SandboxID)
 	if err != nil {
@@ -242,8 +259,12 @@ func (p *Plugin) SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNet
 	if def == nil {
 		return nil, p.configStatus(nil)
 	}
-	if _, err := p.cni.AddNetworkList(ctx, p.loopback, p.runtimeConf(pod, netNS, nil)); err != nil {
-		return nil, fmt.Errorf("add loopback network to pod %s/%s: %w", pod.Namespace, pod.Name, err)
+	if p.cfg.LoopbackPlugin {
+		if _, err := p.cni.AddNetworkList(ctx, p.loopback, p.runtimeConf(pod, netNS, nil)); err != nil {
+			return nil, fmt.Errorf("add loopback network to pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+	} else if err := network.BringUpLoopback(netNS); err != nil {
+		return nil, fmt.Errorf("pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	crashpoint.Hit(crashpoint.AfterCNILoopback)
 	rt := p.runtimeConf(pod, netNS, p.capabilityArgs(pod))
@@ -293,6 +314,7 @@ func (p *Plugin) TearDownPod(ctx context.Context, pod network.Pod) error {
 	}
 	var errs []error
 	deleted := map[string]bool{}
+	loopbackCached := false
 	del := func(list *libcni.NetworkConfigList, caps map[string]any) error {
 		deleted[list.Name] = true
 		if err := p.cni.DelNetworkList(ctx, list, p.runtimeConf(pod, netNS, caps)); err != nil {
@@ -302,6 +324,7 @@ func (p *Plugin) TearDownPod(ctx context.Context, pod network.Pod) error {
 	}
 	for _, att := range cached {
 		if att.Network == loopbackNetName {
+			loopbackCached = true
 			continue
 		}
 		list, err := libcni.NetworkConfFromBytes(att.Config)
@@ -336,8 +359,12 @@ func (p *Plugin) TearDownPod(ctx context.Context, pod network.Pod) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := p.cni.DelNetworkList(ctx, p.loopback, p.runtimeConf(pod, netNS, nil)); err != nil {
-		errs = append(errs, fmt.Errorf("delete loopback network from pod %s/%s: %w", pod.Namespace, pod.Name, err))
+	// An in-process lo needs no DEL; a plugin's ADD (this mode, or a pod
+	// set up before it changed) gets its DEL, which also clears its cache.
+	if p.cfg.LoopbackPlugin || loopbackCached {
+		if err := p.cni.DelNetworkList(ctx, p.loopback, p.runtimeConf(pod, netNS, nil)); err != nil {
+			errs = append(errs, fmt.Errorf("delete loopback network from pod %s/%s: %w", pod.Namespace, pod.Name, err))
+		}
 	}
 	if len(errs) == 0 && rec != nil {
 		if err := p.pending.forget(pod.SandboxID); err != nil {
