@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/netshim/netshim/container"
 	"github.com/netshim/netshim/network"
@@ -77,6 +78,11 @@ func (f *fakeSandboxes) MarkNotReady(id string) error {
 
 func (f *fakeSandboxes) SetNetworkAttached(id string, attached bool) error {
 	f.byID[id].NetworkAttached = attached
+	return nil
+}
+
+func (f *fakeSandboxes) StopPause(_ context.Context, id string) error {
+	f.log.add("stop pause %s", id)
 	return nil
 }
 
@@ -210,5 +216,57 @@ func podCfg(name string) *runtimeapi.PodSandboxConfig {
 	return &runtimeapi.PodSandboxConfig{
 		Metadata: &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "default", Uid: "uid-" + name},
 		Labels:   map[string]string{"app": name},
+	}
+}
+
+// gatedNetwork's DEL waits until the pause is being stopped: it proves the
+// two run side by side (it would wait forever if they ran in turn).
+type gatedNetwork struct {
+	fakeNetwork
+	pauseStopping chan struct{}
+}
+
+func (g *gatedNetwork) TearDownPod(ctx context.Context, pod network.Pod) error {
+	select {
+	case <-g.pauseStopping:
+	case <-ctx.Done():
+		return errors.New("the DEL waited for the pause stop, which never started")
+	}
+	return g.fakeNetwork.TearDownPod(ctx, pod)
+}
+
+type signallingSandboxes struct {
+	*fakeSandboxes
+	pauseStopping chan struct{}
+}
+
+func (s signallingSandboxes) StopPause(ctx context.Context, id string) error {
+	close(s.pauseStopping)
+	return s.fakeSandboxes.StopPause(ctx, id)
+}
+
+// StopPodSandbox stops the pause while the DEL runs, then finishes the stop;
+// a failed DEL still stops the pause and is returned, for a retry.
+func TestStopOverlapsPauseStopAndDel(t *testing.T) {
+	for _, failDel := range []bool{false, true} {
+		log := &callLog{}
+		sb := interruptedSandbox(t, "p")
+		sb.State = sandbox.StateReady
+		fs := &fakeSandboxes{log: log, byID: map[string]*sandbox.Sandbox{"p": sb}}
+		gate := make(chan struct{})
+		net := &gatedNetwork{fakeNetwork: fakeNetwork{log: log, failDel: map[string]bool{"p": failDel}}, pauseStopping: gate}
+		s := NewServer(Services{Sandboxes: signallingSandboxes{fs, gate}, Network: net, Containers: noContainers{}}, Dirs{})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.stopSandbox(ctx, "p")
+		cancel()
+		if failDel != (err != nil) {
+			t.Fatalf("DEL fails %v: stopSandbox = %v", failDel, err)
+		}
+		if log.index("del p") < 0 || log.index("stop pause p") < 0 || log.index("stop p") < log.index("del p") {
+			t.Fatalf("DEL fails %v: calls %v, want the DEL and the pause stop, then the stop", failDel, log.calls)
+		}
+		if got := fs.byID["p"].NetworkAttached; got != failDel {
+			t.Fatalf("DEL fails %v: still attached = %v", failDel, got)
+		}
 	}
 }

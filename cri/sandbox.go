@@ -120,11 +120,12 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	return &runtimeapi.StopPodSandboxResponse{}, nil
 }
 
-// stopSandbox tears down the network (default network, then loopback), then
-// stops the pause process and unpins the netns. A failed DEL does not keep
-// the pause running: the sandbox still stops, stays marked attached, and the
-// error is returned so that the next stop or remove retries the DEL (CNI
-// allows it with the netns gone). The caller holds ops for id.
+// stopSandbox tears down the network while the pause process is stopped
+// (the DEL needs only the pinned netns, so the two run side by side), then
+// unpins the netns. A failed DEL does not keep the pause running: the
+// sandbox still stops, stays marked attached with its netns pinned, and the
+// error is returned so that the next stop or remove retries the DEL. The
+// caller holds ops for id.
 func (s *Server) stopSandbox(ctx context.Context, id string) error {
 	sb, err := s.sandboxes.Get(id)
 	if err != nil {
@@ -141,13 +142,19 @@ func (s *Server) stopSandbox(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	var netErr error
+	var netErr, pauseErr error
 	if sb.NetworkAttached {
+		pauseDone := make(chan struct{})
+		go func() {
+			defer close(pauseDone)
+			pauseErr = s.sandboxes.StopPause(ctx, id)
+		}()
 		netErr = s.tearDownNetwork(ctx, sb)
+		<-pauseDone
 		crashpoint.Hit(crashpoint.DuringStop)
 	}
 	if err := s.sandboxes.Stop(ctx, id); err != nil {
-		return errors.Join(netErr, err)
+		return errors.Join(netErr, pauseErr, err)
 	}
 	if netErr == nil {
 		klog.V(2).InfoS("Pod sandbox stopped", "pod", klog.KRef(sb.Spec.Namespace, sb.Spec.Name), "sandbox", id,

@@ -36,6 +36,7 @@ type Sandboxes interface {
 	SetNetworkAttached(id string, attached bool) error
 	SetReady(id string, ips []string) error
 	MarkNotReady(id string) error
+	StopPause(ctx context.Context, id string) error
 	Stop(ctx context.Context, id string) error
 	Remove(ctx context.Context, id string) error
 	Get(id string) (*sandbox.Sandbox, error)

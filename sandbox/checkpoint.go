@@ -34,6 +34,12 @@ func (c checkpoints) save(sb *Sandbox) error {
 	return c.saveWith(atomicfile.Write, sb)
 }
 
+// saveUnsynced is save without fsync: for a record whose loss on a power
+// cut recovery handles (see atomicfile.WriteUnsynced).
+func (c checkpoints) saveUnsynced(sb *Sandbox) error {
+	return c.saveWith(atomicfile.WriteUnsynced, sb)
+}
+
 // saveMakingRoom is save that, on a full disk, gives up the old checkpoint's
 // blocks to the new one (see atomicfile.WriteMakingRoom).
 func (c checkpoints) saveMakingRoom(sb *Sandbox) error {

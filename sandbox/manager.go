@@ -176,9 +176,11 @@ func (m *Manager) update(id string, fn func(*Sandbox)) (*Sandbox, error) {
 	return m.updateWith(m.checkpoints.save, id, fn)
 }
 
-// updateTeardown is update for the steps that stop and remove a sandbox:
-// they must succeed on a full disk, or a pod could never be removed to
-// free space. When the checkpoint cannot be written even after its old
+// updateTeardown is update for the steps that stop and remove a sandbox.
+// Its writes are unsynced: each step can be redone, and recovery handles
+// every older state a power cut could leave (a READY record whose pause is
+// dead becomes NOTREADY; an owed DEL is sent again). They must also succeed
+// on a full disk, or a pod could never be removed to free space. When the checkpoint cannot be written even after its old
 // copy was removed to make room, the record lives on in memory only; if
 // netshim restarts before the sandbox is removed, it is forgotten, and what
 // is left of it is reclaimed like any orphan (GC's DEL, then the sweep).
@@ -189,6 +191,12 @@ func (m *Manager) updateTeardown(id string, fn func(*Sandbox)) (*Sandbox, error)
 		}
 		return nil
 	}, id, fn)
+}
+
+// publish applies fn to the record in memory only; the next checkpoint
+// write carries it to disk.
+func (m *Manager) publish(id string, fn func(*Sandbox)) (*Sandbox, error) {
+	return m.updateWith(func(*Sandbox) error { return nil }, id, fn)
 }
 
 func (m *Manager) updateWith(save func(*Sandbox) error, id string, fn func(*Sandbox)) (*Sandbox, error) {
@@ -232,7 +240,11 @@ func (m *Manager) Create(spec Spec) (*Sandbox, error) {
 	m.mu.Unlock()
 	defer m.locks.Lock(id)()
 
-	if err := m.checkpoints.save(sb); err != nil {
+	// Unsynced: a process crash keeps it, which is what recovery needs to
+	// find the pin and send the DEL. A power cut may lose it, but takes the
+	// pin (tmpfs) and the pause with it, and the network GC at start
+	// reclaims the attachment. SetReady's write is the durable one.
+	if err := m.checkpoints.saveUnsynced(sb); err != nil {
 		m.release(sb)
 		return nil, err
 	}
@@ -276,7 +288,10 @@ func (m *Manager) StartPause(ctx context.Context, id string) error {
 	m.children[id] = exited
 	m.mu.Unlock()
 	start, _ := proc.StartTime(pid)
-	if _, err := m.update(id, func(sb *Sandbox) { sb.PausePID, sb.PauseStartTime = pid, start }); err != nil {
+	// Published, not checkpointed: SetReady's write records it. A crash
+	// before that leaves a creating sandbox without a PID, which recovery
+	// undoes with a forced delete of its runtime container.
+	if _, err := m.publish(id, func(sb *Sandbox) { sb.PausePID, sb.PauseStartTime = pid, start }); err != nil {
 		return err
 	}
 	go m.watchExit(id, pid, exited)
@@ -299,12 +314,13 @@ func (m *Manager) watchExit(id string, pid int, exited <-chan struct{}) {
 
 // SetNetworkAttached records that a network ADD is about to run (true) or
 // that its DEL succeeded (false). Only the first must reach the disk: a
-// DEL run again is harmless, an ADD without its record would leak.
+// DEL run again is harmless, an ADD without its record would leak. The
+// second is published, and Stop's write records it.
 func (m *Manager) SetNetworkAttached(id string, attached bool) error {
 	defer m.locks.Lock(id)()
 	update := m.update
 	if !attached {
-		update = m.updateTeardown
+		update = m.publish
 	}
 	_, err := update(id, func(sb *Sandbox) { sb.NetworkAttached = attached })
 	return err
@@ -337,6 +353,36 @@ func (m *Manager) SetReady(id string, ips []string) error {
 // masquerade rule behind. The stop that finally runs the DEL unpins it.
 func (m *Manager) Stop(ctx context.Context, id string) error {
 	defer m.locks.Lock(id)()
+	if err := m.stopPause(ctx, id); err != nil {
+		return err
+	}
+	sb, err := m.Get(id)
+	if err != nil {
+		return err
+	}
+	pinned := sb.NetNSPath
+	if !sb.NetworkAttached {
+		if err := m.unpin(sb.NetNSPath); err != nil {
+			return err
+		}
+		pinned = ""
+	}
+	_, err = m.updateTeardown(id, func(sb *Sandbox) {
+		sb.PausePID, sb.PauseStartTime, sb.NetNSPath = 0, 0, pinned
+		sb.State = StateNotReady // also from creating: a stopped sandbox is no longer interrupted
+	})
+	return err
+}
+
+// StopPause kills the pause process and deletes its runtime container, the
+// part of Stop that needs neither the network nor the netns, so that it can
+// run alongside the network DEL. Stop finishes the job.
+func (m *Manager) StopPause(ctx context.Context, id string) error {
+	defer m.locks.Lock(id)()
+	return m.stopPause(ctx, id)
+}
+
+func (m *Manager) stopPause(ctx context.Context, id string) error {
 	sb, err := m.Get(id)
 	if err != nil {
 		return err
@@ -357,20 +403,13 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	if err := unmountShm(m.bundleDir(id)); err != nil {
 		return fmt.Errorf("stop sandbox %s: %w", id, err)
 	}
-	pinned := sb.NetNSPath
-	if !sb.NetworkAttached {
-		if err := m.unpin(sb.NetNSPath); err != nil {
-			return err
-		}
-		pinned = ""
-	}
 	m.mu.Lock()
 	delete(m.children, id)
 	m.mu.Unlock()
-	_, err = m.updateTeardown(id, func(sb *Sandbox) {
-		sb.PausePID, sb.PauseStartTime, sb.NetNSPath = 0, 0, pinned
-		sb.State = StateNotReady // also from creating: a stopped sandbox is no longer interrupted
-	})
+	if sb.PausePID != 0 {
+		// Stop's write records it; until then a restart sees a dead PID.
+		_, err = m.publish(id, func(sb *Sandbox) { sb.PausePID, sb.PauseStartTime = 0, 0 })
+	}
 	return err
 }
 

@@ -48,12 +48,14 @@ func newPendingAdds(cacheDir string) (pendingAdds, error) {
 func (s pendingAdds) path(sandboxID string) string { return filepath.Join(s.dir, sandboxID+".json") }
 
 // record writes the record of an ADD about to run; a failure fails the ADD.
+// Unsynced: it must survive a crash of netshim, which it does; a power cut
+// that loses it leaves the DEL to the conf dir's config.
 func (s pendingAdds) record(sandboxID string, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
 	data, err := json.Marshal(pendingAdd{Network: list.Name, Config: list.Bytes, Args: rt.Args, CapabilityArgs: rt.CapabilityArgs})
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(s.path(sandboxID), data, 0o600); err != nil {
+	if err := atomicfile.WriteUnsynced(s.path(sandboxID), data, 0o600); err != nil {
 		return fmt.Errorf("record the ADD of network %q: %w", list.Name, err)
 	}
 	return nil
