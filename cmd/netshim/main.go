@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -36,33 +35,24 @@ import (
 	"k8s.io/klog/v2"
 )
 
-type options struct {
-	endpoint          string
-	rootDir           string
-	stateDir          string
-	netnsDir          string
-	networkPlugin     string
-	cniConfDir        string
-	cniBinDir         string
-	cniCacheDir       string
-	kubenetBridge     string
-	hairpinMode       string
-	nonMasqueradeCIDR string
-	mtu               int
-	ociRuntime        string
-	pauseBinary       string
-	conmon            string
-	registryConfig    string
-	registryCertsDir  string
-	streamingAddress  string
-	metricsAddress    string
-	socketGroup       string
-}
-
 func main() {
+	// Before anything can start a child: see takeNotifySocket.
+	notifySocket := takeNotifySocket()
 	klog.InitFlags(nil)
-	opts := parseFlags()
-	if err := run(opts); err != nil {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	var o options
+	fs := newFlagSet("netshim", &o)
+	setUsage(fs, os.Stderr)
+	if code := parseFlags(fs, os.Args[1:]); code >= 0 {
+		os.Exit(code)
+	}
+	if o.version {
+		fmt.Println(versionString())
+		return
+	}
+	if err := run(o, notifySocket); err != nil {
 		klog.ErrorS(err, "netshim failed")
 		klog.Flush()
 		os.Exit(1)
@@ -70,57 +60,12 @@ func main() {
 	klog.Flush()
 }
 
-func parseFlags() options {
-	var o options
-	flag.StringVar(&o.endpoint, "container-runtime-endpoint", "unix:///run/netshim/netshim.sock", "CRI endpoint to serve (a unix socket), as kubelet's --container-runtime-endpoint names it")
-	flag.StringVar(&o.rootDir, "root-dir", "/var/lib/netshim", "directory for persistent state: sandbox checkpoints")
-	flag.StringVar(&o.stateDir, "state-dir", "/run/netshim", "directory for runtime state: OCI bundles, the OCI runtime's state, the pause rootfs")
-	flag.StringVar(&o.netnsDir, "netns-dir", "/run/netns", "directory where sandbox network namespaces are pinned (so `ip netns` sees them)")
-	flag.StringVar(&o.networkPlugin, "network-plugin", cni.PluginName, "network plugin: cni, kubenet, or none (\"\" also means none)")
-	flag.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "directory of CNI network configs; the first valid file in lexical order is the default network")
-	flag.StringVar(&o.cniBinDir, "cni-bin-dir", "/opt/cni/bin", "comma-separated directories holding CNI plugin binaries")
-	flag.StringVar(&o.cniCacheDir, "cni-cache-dir", "/var/lib/cni", "directory where libcni caches results and configs for teardown")
-	flag.StringVar(&o.kubenetBridge, "kubenet-bridge", kubenet.DefaultBridge, "the bridge kubenet creates and attaches pods to")
-	flag.StringVar(&o.hairpinMode, "hairpin-mode", string(network.HairpinPromiscuousBridge), "how pods reach themselves through a service: promiscuous-bridge, hairpin-veth or none")
-	flag.StringVar(&o.nonMasqueradeCIDR, "non-masquerade-cidr", "10.0.0.0/8", "traffic to IPs outside this range is masqueraded (kubenet)")
-	flag.IntVar(&o.mtu, "network-plugin-mtu", 0, "MTU for pod interfaces (kubenet); 0 picks the default")
-	flag.StringVar(&o.ociRuntime, "oci-runtime", "", "path of the OCI runtime binary (runc); default: runc beside netshim, else on PATH")
-	flag.StringVar(&o.pauseBinary, "pause-binary", "", "path of the static pause program; default: pause beside netshim")
-	flag.StringVar(&o.streamingAddress, "streaming-address", "127.0.0.1:0", "host:port the exec, attach and port-forward streams are served on (port 0 picks a free one); keep it on loopback unless the node's network is trusted")
-	flag.StringVar(&o.conmon, "conmon", "conmon", "path of conmon, the per-container monitor (found on PATH by default)")
-	flag.StringVar(&o.registryConfig, "registry-config", "", "registries.conf (v2) file: mirrors, plain-HTTP and blocked registries; empty pulls from each image's own registry")
-	flag.StringVar(&o.registryCertsDir, "registry-certs-dir", "/etc/containers/certs.d", "directory of per-registry CA files: <host[:port]>/*.crt")
-	flag.StringVar(&o.socketGroup, "socket-group", "", "group (name or GID) given access to the CRI socket, which is mode 0660; default: root's")
-	flag.StringVar(&o.metricsAddress, "metrics-address", "", "host:port to serve Prometheus metrics on (e.g. 127.0.0.1:9753); empty turns them off")
-	flag.Parse()
-	return o
-}
-
-// besideExecutable finds name next to netshim's own binary, else on PATH.
-func besideExecutable(name string) string {
-	if self, err := os.Executable(); err == nil {
-		p := filepath.Join(filepath.Dir(self), name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	return name
-}
-
-func run(o options) error {
+func run(o options, notifySocket string) error {
 	hairpin, err := network.ParseHairpinMode(o.hairpinMode)
 	if err != nil {
 		return err
 	}
-	if o.ociRuntime == "" {
-		o.ociRuntime = besideExecutable("runc")
-	}
-	if o.pauseBinary == "" {
-		o.pauseBinary = besideExecutable("pause")
-	}
+	o.resolveHelpers()
 	if _, err := exec.LookPath(o.ociRuntime); err != nil {
 		return fmt.Errorf("OCI runtime %q not found (set --oci-runtime): %w", o.ociRuntime, err)
 	}
@@ -223,9 +168,13 @@ func run(o options) error {
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	// The socket accepts connections from here on (the kernel queues them
+	// until Serve takes them), and every earlier pod is recovered: this is
+	// when kubelet may start.
+	notifyReady(notifySocket)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- grpcServer.Serve(lis) }()
-	klog.InfoS("netshim serving CRI", "endpoint", o.endpoint, "networkPlugin", plugin.Name(), "runtime", o.ociRuntime)
+	klog.InfoS("netshim serving CRI", "endpoint", o.endpoint, "networkPlugin", plugin.Name(), "runtime", o.ociRuntime, "version", versionString())
 
 	select {
 	case sig := <-sigs:
