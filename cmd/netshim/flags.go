@@ -105,9 +105,16 @@ const libexecDir = "../libexec/netshim"
 // binary (a build tree's bin/), then in the installed libexec dir, then on
 // PATH. It returns name unchanged when none has it, so the error names it.
 func findHelper(name string) string {
-	if self, err := os.Executable(); err == nil {
-		dir := filepath.Dir(self)
-		for _, p := range []string{filepath.Join(dir, name), filepath.Join(dir, libexecDir, name)} {
+	self, err := os.Executable()
+	if err != nil {
+		return findHelperFrom("", name)
+	}
+	return findHelperFrom(filepath.Dir(self), name)
+}
+
+func findHelperFrom(selfDir, name string) string {
+	if selfDir != "" {
+		for _, p := range []string{filepath.Join(selfDir, name), filepath.Join(selfDir, libexecDir, name)} {
 			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
 				return filepath.Clean(p)
 			}
