@@ -40,7 +40,16 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "e2e: skipped: %s\n", reason)
 		os.Exit(0)
 	}
+	cgroupsBefore := podCgroups()
 	code := m.Run()
+	// Any pod cgroup the suite made and no test accounted for.
+	for dir := range podCgroups() {
+		if !cgroupsBefore[dir] {
+			fmt.Fprintf(os.Stderr, "e2e: cgroup %s was left behind\n", dir)
+			_ = os.Remove(dir)
+			code = 1
+		}
+	}
 	sweepTestLinks()
 	stopTestRegistry()
 	os.Exit(code)
@@ -113,13 +122,14 @@ func newTestNet(t *testing.T) testNet {
 // shim is one running netshim with its own dirs, and a CRI client to it.
 type shim struct {
 	t        *testing.T
-	noConf   bool     // start with an empty CNI conf dir
-	extra    string   // a plugin appended to the test conflist at start
-	cniVer   string   // cniVersion of the test conflist
-	v6Subnet string   // a ULA /64 listed before the IPv4 range, when set
-	ipMasq   bool     // the bridge masquerades pod traffic (iptables rules per pod)
-	binDir   string   // the CNI bin dir netshim is given: binDir, or the test's own copy
-	env      []string // extra environment for the next start
+	noConf   bool            // start with an empty CNI conf dir
+	extra    string          // a plugin appended to the test conflist at start
+	cniVer   string          // cniVersion of the test conflist
+	v6Subnet string          // a ULA /64 listed before the IPv4 range, when set
+	ipMasq   bool            // the bridge masquerades pod traffic (iptables rules per pod)
+	cgroups  map[string]bool // pod cgroups that existed before this shim started
+	binDir   string          // the CNI bin dir netshim is given: binDir, or the test's own copy
+	env      []string        // extra environment for the next start
 	dir      string
 	net      testNet
 	socket   string
@@ -200,6 +210,7 @@ func startShim(t *testing.T, opts ...shimOption) *shim {
 	if !s.noConf {
 		s.writeBridgeConf("10-e2e.conflist", s.net.Bridge, s.extra)
 	}
+	s.cgroups = podCgroups()
 	t.Cleanup(s.cleanup)
 	s.start()
 	return s
@@ -323,6 +334,9 @@ func (s *shim) cleanup() {
 	s.sweep()
 	for _, r := range sweepNATRules(strings.TrimSuffix(s.net.Subnet.IP.String(), "0")) {
 		s.t.Errorf("cleanup: iptables %s was left behind", r)
+	}
+	for _, c := range sweepNewCgroups(s.cgroups, s.log()) {
+		s.t.Errorf("cleanup: cgroup %s was left behind", c)
 	}
 	_ = os.RemoveAll(s.dir)
 }
