@@ -7,8 +7,21 @@ TOOLS   := github.com/containernetworking/plugins/plugins/main/bridge \
 	github.com/containernetworking/plugins/plugins/meta/portmap \
 	github.com/containernetworking/plugins/plugins/meta/bandwidth
 GOFILES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
+# netshim --version; GOFLAGS may turn off Go's own VCS stamp.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all deps tools build run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare critest kubelet-e2e cluster-up cluster-down clean
+# make install: the layout of containerd and CRI-O (see hack/install.sh).
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+SYSCONFDIR   ?= /etc
+CNI_BIN_DIR  ?= /opt/cni/bin
+CNI_CONF_DIR ?= $(SYSCONFDIR)/cni/net.d
+UNITDIR      ?= $(PREFIX)/lib/systemd/system
+INSTALL_ENV   = PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BIN='$(BIN)' SYSCONFDIR='$(SYSCONFDIR)' \
+	CNI_BIN_DIR='$(CNI_BIN_DIR)' CNI_CONF_DIR='$(CNI_CONF_DIR)' UNITDIR='$(UNITDIR)' \
+	CNI_PLUGINS='$(notdir $(filter github.com/containernetworking/%,$(TOOLS)))'
+
+.PHONY: all deps tools build install uninstall install-test run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare critest kubelet-e2e cluster-up cluster-down clean
 
 # Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./sandbox:FuzzDecodeCheckpoint ./network/cni:FuzzLoadFile ./cri:FuzzValidateSandboxConfig
@@ -28,7 +41,7 @@ tools: deps
 build: $(BIN)/netshim $(BIN)/pause $(BIN)/cribench $(BIN)/netshim-cluster
 
 $(BIN)/netshim: $(GOFILES)
-	$(GO) build -o $@ ./cmd/netshim
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $@ ./cmd/netshim
 
 $(BIN)/cribench: $(GOFILES)
 	$(GO) build -o $@ ./cmd/cribench
@@ -44,11 +57,26 @@ $(BIN)/pause: sandbox/pause/pause.c
 run: tools build
 	hack/run.sh
 
+# netshim, pause, runc, the CNI plugins, an example network, /etc/crictl.yaml
+# and the systemd unit onto this node (DESTDIR for a staging root); what it
+# wrote goes in $(PREFIX)/share/netshim/install-manifest.
+install: tools build
+	$(INSTALL_ENV) hack/install.sh install
+
+# Removes what install wrote (and nothing else), puts back what it replaced.
+uninstall:
+	$(INSTALL_ENV) hack/install.sh uninstall
+
 vet:
 	$(GO) vet ./...
 
 unit:
-	$(GO) test ./pkg/... ./network/... ./sandbox/... ./oci/... ./container/... ./image/... ./cri/... ./cmd/...
+	$(GO) test ./pkg/... ./network/... ./sandbox/... ./oci/... ./container/... ./image/... ./cri/... ./cmd/... ./preflight/...
+
+# make install/uninstall into a temp DESTDIR, the unit through
+# systemd-analyze verify, READY=1 on a fake NOTIFY_SOCKET, netshim check.
+install-test: tools build
+	$(GO) test -count=1 -v -timeout 10m ./test/install/...
 
 # End-to-end: the real binary, runc, CNI plugins and namespaces. Needs root.
 e2e: tools build
@@ -69,7 +97,7 @@ fuzz:
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
-test: tools build vet unit fuzz-smoke e2e multinode kubelet-e2e
+test: tools build vet unit fuzz-smoke install-test e2e multinode kubelet-e2e
 
 # kubelet v1.34 from the Go module proxy, pinned by test/kubelet/build (a
 # module of its own, so kubelet's dependencies stay out of netshim's).

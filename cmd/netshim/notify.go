@@ -12,8 +12,9 @@ const notifySocketEnv = "NOTIFY_SOCKET"
 
 // takeNotifySocket removes NOTIFY_SOCKET from netshim's environment before
 // any child starts and returns it. The children must not see it: runc, given
-// a NOTIFY_SOCKET, proxies it into the container and waits for the
-// container's own READY=1, which a pause process never sends.
+// a NOTIFY_SOCKET, binds a notify socket in its state dir for the container
+// and waits for the container's own READY=1, which a pause process never
+// sends (or fails outright where that socket's path is too long).
 func takeNotifySocket() string {
 	addr := os.Getenv(notifySocketEnv)
 	os.Unsetenv(notifySocketEnv)
