@@ -4,9 +4,11 @@
 # libc6-dev (the static pause program), iproute2 (`ip netns` for operators),
 # mount and util-linux (the multinode cluster's nodes mount their own
 # /run/netns; nsenter enters a pod from the host), conmon (the container
-# monitor), libseccomp-dev and pkg-config (runc's seccomp), and for the
-# tests docker-registry and busybox-static (the loopback registry and the
-# images built for it).
+# monitor), libseccomp-dev and pkg-config (runc's seccomp), iputils-ping
+# (the README pings between pods), and for the tests docker-registry and
+# busybox-static (the loopback registry and the images built for it) and
+# systemd for systemd-analyze (test/install verifies the unit with it; it
+# needs no running systemd).
 # runc and the CNI plugins are not installed here: the Makefile builds them
 # from go.mod's tool dependencies into ./bin.
 set -euo pipefail
@@ -24,6 +26,8 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v mount >/dev/null 2>&1 || need+=(mount)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)
 command -v conmon >/dev/null 2>&1 || need+=(conmon)
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 [ -x /bin/busybox ] || need+=(busybox-static)
 # runc is built with seccomp (kubelet's RuntimeDefault profile needs it):

@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 sock=${NETSHIM_SOCKET:-/run/netshim/netshim.sock}
+flags=(--container-runtime-endpoint "unix://$sock" --cni-conf-dir "$root/examples/cni" --cni-bin-dir "$root/bin" "$@")
+# The preflight first, with the same flags: what it reports explains a pod
+# that will not start. netshim starts either way (it sets the bridge sysctls
+# itself).
+"$root/bin/netshim" check "${flags[@]}" || echo "netshim: netshim check found the problems above; starting anyway"
 echo "netshim: CRI on unix://$sock; try: crictl --runtime-endpoint unix://$sock pods"
-exec "$root/bin/netshim" \
-	--container-runtime-endpoint "unix://$sock" \
-	--cni-conf-dir "$root/examples/cni" \
-	--cni-bin-dir "$root/bin" \
-	"$@"
+exec "$root/bin/netshim" "${flags[@]}"
