@@ -65,6 +65,13 @@ forget() {
 	printf '%s\n' "$rest" | sed '/^$/d' >"$new_manifest"
 }
 
+# forget_old PATH: this install found PATH is no longer netshim's; the
+# earlier manifest's line for it is not carried over.
+forget_old() {
+	echo "$1" >>"$disowned"
+	rm -f "$DESTDIR$backups$1"
+}
+
 # recorded PATH: whether the new manifest has a line for PATH.
 recorded() {
 	awk -v p="$1" '$3 == p { found = 1 } END { exit !found }' "$new_manifest"
@@ -92,23 +99,33 @@ own() {
 	say "installed $2"
 }
 
-# plugin NAME: a CNI plugin, unless a newer one not installed by netshim is there.
+# plugin NAME: a CNI plugin, unless a newer one that is not netshim's is
+# there. One an earlier install wrote is netshim's while its content is what
+# that install recorded; changed since (someone upgraded it), it is not.
 plugin() {
-	local src=$BIN/$1 dst=$CNI_BIN_DIR/$1 old
+	local src=$BIN/$1 dst=$CNI_BIN_DIR/$1 old kind sum
 	old=$(old_entry "$dst")
-	if [ ! -e "$DESTDIR$dst" ] || [ "${old%% *}" = file ]; then
-		own "$src" "$dst" 0755
-	elif [ "${old%% *}" = replaced ]; then
+	kind=${old%% *}
+	sum=$(echo "$old" | cut -d' ' -f2)
+	if [ ! -e "$DESTDIR$dst" ] && [ -L "$DESTDIR$dst" ]; then
+		say "kept $dst: a dangling symlink, not netshim's" # someone's; leave it
+	elif [ ! -e "$DESTDIR$dst" ]; then
 		put "$src" "$dst" 0755
-		record replaced "$(hash_of "$DESTDIR$dst")" "$dst"
-		say "installed $dst (the one it replaced stays in $backups)"
+		record "${kind:-file}" "$(hash_of "$DESTDIR$dst")" "$dst"
+		say "installed $dst"
+	elif [ -n "$old" ] && [ "$(hash_of "$DESTDIR$dst")" = "$sum" ]; then
+		put "$src" "$dst" 0755
+		record "$kind" "$(hash_of "$DESTDIR$dst")" "$dst"
+		say "installed $dst"
 	elif [ "$src" -nt "$DESTDIR$dst" ]; then
 		mkdirs "$(dirname "$backups$dst")"
+		rm -f "$DESTDIR$backups$dst"
 		cp -a "$DESTDIR$dst" "$DESTDIR$backups$dst"
 		put "$src" "$dst" 0755
 		record replaced "$(hash_of "$DESTDIR$dst")" "$dst"
 		say "installed $dst over an older one, kept in $backups$dst for uninstall"
 	else
+		forget_old "$dst"
 		say "kept $dst: it is not older than netshim's"
 	fi
 }
@@ -147,7 +164,8 @@ do_install() {
 	done
 	[ -z "$DESTDIR" ] || mkdir -p "$DESTDIR"
 	new_manifest=$(mktemp)
-	trap 'rm -f "$new_manifest"' EXIT
+	disowned=$(mktemp)
+	trap 'rm -f "$new_manifest" "$disowned"' EXIT
 	# The manifest's own dir first, so uninstall removes it last.
 	mkdirs "$share"
 
@@ -185,7 +203,7 @@ do_install() {
 	# recorded, so uninstall still removes it.
 	if [ -f "$DESTDIR$manifest" ]; then
 		while read -r kind sum path; do
-			recorded "$path" || echo "$kind $sum $path" >>"$new_manifest"
+			recorded "$path" || grep -qxF "$path" "$disowned" || echo "$kind $sum $path" >>"$new_manifest"
 		done <"$DESTDIR$manifest"
 	fi
 	install -m 0644 "$new_manifest" "$DESTDIR$manifest"

@@ -162,8 +162,8 @@ func TestInstallKeepsWhatIsThere(t *testing.T) {
 }
 
 // Installing again (an upgrade) keeps one record per file, keeps a config the
-// operator edited, and uninstall still restores the tree; an edited config
-// outlives uninstall too.
+// operator edited and a plugin someone upgraded, and uninstall keeps those
+// two and otherwise restores the tree.
 func TestReinstallThenUninstall(t *testing.T) {
 	dest := t.TempDir()
 	before := snapshot(t, dest)
@@ -186,6 +186,22 @@ func TestReinstallThenUninstall(t *testing.T) {
 		t.Errorf("reinstall changed the manifest:\n%s\nthen\n%s", first, second)
 	}
 
+	// Someone upgrades a plugin netshim installed: it is theirs now; the
+	// next install and the uninstall keep it.
+	upgraded := filepath.Join(dest, "/opt/cni/bin/host-local")
+	writeFile(t, upgraded, "host-local from a newer plugins release\n", 0o755)
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(upgraded, future, future); err != nil {
+		t.Fatal(err)
+	}
+	makeTarget(t, "install", "DESTDIR="+dest)
+	if got := readFile(t, upgraded); got != "host-local from a newer plugins release\n" {
+		t.Errorf("reinstall overwrote a host-local upgraded since")
+	}
+	if strings.Contains(readFile(t, manifestPath), " /opt/cni/bin/host-local\n") {
+		t.Errorf("the manifest still claims the upgraded host-local")
+	}
+
 	out := makeTarget(t, "uninstall", "DESTDIR="+dest)
 	if !strings.Contains(out, "kept /etc/crictl.yaml") {
 		t.Errorf("uninstall did not say it kept the edited crictl.yaml:\n%s", out)
@@ -193,13 +209,15 @@ func TestReinstallThenUninstall(t *testing.T) {
 	if got := readFile(t, crictl); got != edited {
 		t.Errorf("uninstall removed or changed the edited crictl.yaml")
 	}
-	if err := os.Remove(crictl); err != nil {
-		t.Fatal(err)
+	if got := readFile(t, upgraded); got != "host-local from a newer plugins release\n" {
+		t.Errorf("uninstall removed or changed the upgraded host-local")
 	}
-	if err := os.Remove(filepath.Dir(crictl)); err != nil {
-		t.Fatal(err)
+	for _, kept := range []string{crictl, filepath.Dir(crictl), upgraded, filepath.Dir(upgraded), filepath.Dir(filepath.Dir(upgraded)), filepath.Join(dest, "opt")} {
+		if err := os.Remove(kept); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if d := diff(before, snapshot(t, dest)); d != "" {
-		t.Fatalf("the tree differs beyond the kept crictl.yaml:\n%s", d)
+		t.Fatalf("the tree differs beyond the kept crictl.yaml and host-local:\n%s", d)
 	}
 }
