@@ -25,6 +25,7 @@ type options struct {
 	cniConfDir        string
 	cniBinDir         string
 	cniCacheDir       string
+	cniLoopbackPlugin bool
 	kubenetBridge     string
 	hairpinMode       string
 	nonMasqueradeCIDR string
@@ -59,6 +60,7 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "directory of CNI network configs; the first valid file in lexical order is the default network")
 	fs.StringVar(&o.cniBinDir, "cni-bin-dir", "/opt/cni/bin", "comma-separated directories holding CNI plugin binaries")
 	fs.StringVar(&o.cniCacheDir, "cni-cache-dir", "/var/lib/cni", "directory where libcni caches results and configs for teardown")
+	fs.BoolVar(&o.cniLoopbackPlugin, "cni-loopback-plugin", false, "bring up each pod's lo with the loopback CNI plugin, as kubelet did, instead of in-process (same result, one plugin process less per pod start and stop)")
 	fs.StringVar(&o.kubenetBridge, "kubenet-bridge", kubenet.DefaultBridge, "the bridge kubenet creates and attaches pods to")
 	fs.StringVar(&o.hairpinMode, "hairpin-mode", string(network.HairpinPromiscuousBridge), "how pods reach themselves through a service: promiscuous-bridge, hairpin-veth or none")
 	fs.StringVar(&o.nonMasqueradeCIDR, "non-masquerade-cidr", "10.0.0.0/8", "traffic to IPs outside this range is masqueraded (kubenet)")

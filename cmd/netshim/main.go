@@ -196,9 +196,11 @@ func run(o options, notifySocket string) error {
 func newPlugin(o options) (network.NetworkPlugin, error) {
 	switch o.networkPlugin {
 	case cni.PluginName:
-		return cni.New(cni.Config{ConfDir: o.cniConfDir, BinDirs: strings.Split(o.cniBinDir, ","), CacheDir: o.cniCacheDir})
+		return cni.New(cni.Config{ConfDir: o.cniConfDir, BinDirs: strings.Split(o.cniBinDir, ","), CacheDir: o.cniCacheDir,
+			LoopbackPlugin: o.cniLoopbackPlugin})
 	case kubenet.PluginName:
-		return kubenet.New(kubenet.Config{BinDirs: strings.Split(o.cniBinDir, ","), CacheDir: o.cniCacheDir, Bridge: o.kubenetBridge})
+		return kubenet.New(kubenet.Config{BinDirs: strings.Split(o.cniBinDir, ","), CacheDir: o.cniCacheDir, Bridge: o.kubenetBridge,
+			LoopbackPlugin: o.cniLoopbackPlugin})
 	case "", network.NoopPluginName:
 		return &network.NoopPlugin{}, nil
 	}

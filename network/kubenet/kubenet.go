@@ -34,6 +34,8 @@ type Config struct {
 	BinDirs  []string
 	CacheDir string // libcni's cache; host-local keeps its leases in CacheDir/networks
 	Bridge   string
+	// LoopbackPlugin: see cni.Config.
+	LoopbackPlugin bool
 }
 
 // Plugin is kubenet: the cni engine with a generated network.
@@ -54,7 +56,7 @@ func New(cfg Config) (*Plugin, error) {
 	if cfg.Bridge == "" {
 		cfg.Bridge = DefaultBridge
 	}
-	engine, err := cni.New(cni.Config{BinDirs: cfg.BinDirs, CacheDir: cfg.CacheDir})
+	engine, err := cni.New(cni.Config{BinDirs: cfg.BinDirs, CacheDir: cfg.CacheDir, LoopbackPlugin: cfg.LoopbackPlugin})
 	if err != nil {
 		return nil, err
 	}

@@ -220,3 +220,39 @@ func TestDualStackReportsIPv4First(t *testing.T) {
 		t.Fatalf("additional_ips %v, want one IPv6 address from %s", st.Network.AdditionalIps, s.v6Subnet)
 	}
 }
+
+// lo is up in every pod, whether netshim sets it up in-process (the
+// default) or through the loopback plugin (--cni-loopback-plugin), and the
+// plugin's cached attachment goes with the pod.
+func TestLoopbackIsUpEitherWay(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		args []string
+	}{{"in-process", nil}, {"plugin", []string{"--cni-loopback-plugin"}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			s := startShim(t, withArgs(mode.args...))
+			id := s.runPod(podConfig("lo-" + mode.name))
+			_, info := s.status(id)
+			loUp := false
+			err := ns.WithNetNSPath(info.NetNSPath, func(ns.NetNS) error {
+				lo, err := netlink.LinkByName("lo")
+				if err == nil {
+					loUp = lo.Attrs().Flags&net.FlagUp != 0
+				}
+				return err
+			})
+			if err != nil || !loUp {
+				t.Fatalf("lo in the pod: up %v, err %v", loUp, err)
+			}
+			cached, _ := filepath.Glob(filepath.Join(s.dir, "cni-cache", "results", "cni-loopback-*"))
+			if (len(cached) == 1) != (mode.args != nil) {
+				t.Errorf("cached loopback attachments: %v; want one only with the plugin", cached)
+			}
+			s.stopPod(id)
+			s.removePod(id)
+			if cached, _ := filepath.Glob(filepath.Join(s.dir, "cni-cache", "results", "*")); len(cached) != 0 {
+				t.Errorf("cached attachments left after the remove: %v", cached)
+			}
+		})
+	}
+}
