@@ -65,6 +65,9 @@ func ValidateConfig(cfg *runtimeapi.ContainerConfig) error {
 	if cfg.GetImage().GetImage() == "" {
 		return invalid("config.image.image is required")
 	}
+	if p := cfg.GetLogPath(); strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return invalid("config.log_path %q holds a control character", p)
+	}
 	if p := cfg.GetLogPath(); p != "" && (filepath.IsAbs(p) || hasDotDot(p)) {
 		return invalid("config.log_path %q: must be relative to the pod's log directory, without '..'", p)
 	}
@@ -96,8 +99,23 @@ func ValidateConfig(cfg *runtimeapi.ContainerConfig) error {
 	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
 		return invalid("linux.security_context.run_as_group needs run_as_user or run_as_username")
 	}
-	if ns := sc.GetNamespaceOptions(); ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
+	if v := sc.GetRunAsUser(); v != nil && v.GetValue() < 0 {
+		return invalid("linux.security_context.run_as_user %d is negative", v.GetValue())
+	}
+	if v := sc.GetRunAsGroup(); v != nil && v.GetValue() < 0 {
+		return invalid("linux.security_context.run_as_group %d is negative", v.GetValue())
+	}
+	ns := sc.GetNamespaceOptions()
+	for name, mode := range map[string]runtimeapi.NamespaceMode{"network": ns.GetNetwork(), "pid": ns.GetPid(), "ipc": ns.GetIpc()} {
+		if _, ok := runtimeapi.NamespaceMode_name[int32(mode)]; !ok {
+			return invalid("linux.security_context.namespace_options.%s %d is not a namespace mode (POD, CONTAINER, NODE, TARGET)", name, mode)
+		}
+	}
+	if ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
 		return invalid("linux.security_context.namespace_options.pid TARGET is not supported by netshim")
+	}
+	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() != runtimeapi.NamespaceMode_NODE {
+		return invalid("linux.security_context.namespace_options.userns_options.mode %s: netshim does not run containers in user namespaces; use NODE", u.GetMode())
 	}
 	if _, err := LinuxResources(cfg.GetLinux().GetResources()); err != nil {
 		return err

@@ -43,6 +43,11 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		if err := s.network.Status(); err != nil {
 			return nil, toStatus(fmt.Errorf("%w: %v", errNetworkNotReady, err), "run pod sandbox %s", podRef(cfg))
 		}
+		if v4, v6, known := s.network.IPFamilies(); known {
+			if err := validateHostIPFamilies(cfg.GetPortMappings(), v4, v6); err != nil {
+				return nil, toStatus(err, "")
+			}
+		}
 	}
 	spec, err := specFromConfig(cfg)
 	if err != nil {

@@ -53,6 +53,7 @@ type Sandboxes interface {
 type Network interface {
 	PluginName() string
 	Status() error
+	IPFamilies() (v4, v6, known bool)
 	SetPodCIDR(cidrs []string) error
 	SetUpPod(ctx context.Context, pod network.Pod) (*network.PodNetworkStatus, error)
 	TearDownPod(ctx context.Context, pod network.Pod) error

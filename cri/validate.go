@@ -16,6 +16,14 @@ const (
 	maxNamespaceLen = 63
 	maxUIDLen       = 128
 	maxHostnameLen  = 64
+
+	// kubelet's resolv.conf limits (pkg/apis/core/validation): what it
+	// would never pass, and what libc would not read past.
+	maxDNSServers        = 3
+	maxDNSSearches       = 32
+	maxDNSSearchListLen  = 2048
+	maxCgroupParentLen   = 4096
+	cgroupfsDriverAdvice = "netshim uses the cgroupfs driver (kubelet's cgroupDriver: cgroupfs): give an absolute, clean path such as /kubepods/besteffort/pod<uid>"
 )
 
 // validationError is an InvalidArgument: its text names the field at fault.
@@ -51,32 +59,17 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig, protectedDirs []str
 	if h := cfg.GetHostname(); h != "" && !isDNSLabelish(h, maxHostnameLen) {
 		return invalid("config.hostname %q is not a valid hostname: want at most %d letters, digits, '-' and '.', starting and ending with a letter or digit", h, maxHostnameLen)
 	}
-	for i, pm := range cfg.GetPortMappings() {
-		field := fmt.Sprintf("config.port_mappings[%d]", i)
-		if pm.GetContainerPort() < 1 || pm.GetContainerPort() > 65535 {
-			return invalid("%s.container_port %d is out of range 1-65535", field, pm.GetContainerPort())
-		}
-		if pm.GetHostPort() < 0 || pm.GetHostPort() > 65535 {
-			return invalid("%s.host_port %d is out of range 0-65535", field, pm.GetHostPort())
-		}
-		if _, ok := runtimeapi.Protocol_name[int32(pm.GetProtocol())]; !ok {
-			return invalid("%s.protocol %d is not TCP, UDP or SCTP", field, pm.GetProtocol())
-		}
-		if ip := pm.GetHostIp(); ip != "" && net.ParseIP(ip) == nil {
-			return invalid("%s.host_ip %q is not an IP address", field, ip)
-		}
+	if err := validatePortMappings(cfg.GetPortMappings()); err != nil {
+		return err
 	}
-	if dns := cfg.GetDnsConfig(); dns != nil {
-		for i, s := range dns.GetServers() {
-			if net.ParseIP(s) == nil {
-				return invalid("config.dns_config.servers[%d] %q is not an IP address", i, s)
-			}
-		}
-		for i, s := range append(dns.GetSearches(), dns.GetOptions()...) {
-			if s == "" || strings.ContainsAny(s, " \t\r\n") {
-				return invalid("config.dns_config search or option %d %q is empty or holds white space", i, s)
-			}
-		}
+	if err := validateDNS(cfg.GetDnsConfig()); err != nil {
+		return err
+	}
+	if err := validateIsolation(cfg.GetLinux().GetSecurityContext()); err != nil {
+		return err
+	}
+	if err := validateCgroupParent(cfg.GetLinux().GetCgroupParent()); err != nil {
+		return err
 	}
 	if _, err := bandwidthFromAnnotations(cfg.GetAnnotations()); err != nil {
 		return err
@@ -85,6 +78,9 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig, protectedDirs []str
 		return err
 	}
 	if d := cfg.GetLogDirectory(); d != "" {
+		if hasControl(d) {
+			return invalid("config.log_directory %q holds a control character", d)
+		}
 		if !filepath.IsAbs(d) || filepath.Clean(d) != d {
 			return invalid("config.log_directory %q must be an absolute, clean path", d)
 		}
@@ -95,6 +91,165 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig, protectedDirs []str
 		}
 	}
 	return nil
+}
+
+// validatePortMappings checks each mapping, and that no host port is
+// published twice for one protocol on overlapping host IPs (the second
+// would silently lose to the first in portmap's rules).
+func validatePortMappings(mappings []*runtimeapi.PortMapping) error {
+	type key struct {
+		port  int32
+		proto runtimeapi.Protocol
+	}
+	seen := map[key][]string{} // host IPs, "" for all
+	for i, pm := range mappings {
+		field := fmt.Sprintf("config.port_mappings[%d]", i)
+		if pm.GetContainerPort() < 1 || pm.GetContainerPort() > 65535 {
+			return invalid("%s.container_port %d is out of range 1-65535", field, pm.GetContainerPort())
+		}
+		if pm.GetHostPort() < 0 || pm.GetHostPort() > 65535 {
+			return invalid("%s.host_port %d is out of range 0-65535", field, pm.GetHostPort())
+		}
+		if _, ok := runtimeapi.Protocol_name[int32(pm.GetProtocol())]; !ok {
+			return invalid("%s.protocol %d is not TCP, UDP or SCTP", field, pm.GetProtocol())
+		}
+		ip := pm.GetHostIp()
+		if ip != "" && net.ParseIP(ip) == nil {
+			return invalid("%s.host_ip %q is not an IP address", field, ip)
+		}
+		if pm.GetHostPort() == 0 {
+			continue // publishes nothing
+		}
+		k := key{pm.GetHostPort(), pm.GetProtocol()}
+		for _, other := range seen[k] {
+			if hostIPsOverlap(ip, other) {
+				return invalid("%s: host port %d/%s on host IP %q is already mapped by an earlier port mapping of this pod", field, pm.GetHostPort(), pm.GetProtocol(), ip)
+			}
+		}
+		seen[k] = append(seen[k], ip)
+	}
+	return nil
+}
+
+// validateHostIPFamilies refuses a port mapping on a host IP of a family
+// the pod network does not give the pod: it could never be reached.
+func validateHostIPFamilies(mappings []*runtimeapi.PortMapping, v4, v6 bool) error {
+	for i, pm := range mappings {
+		ip := net.ParseIP(pm.GetHostIp())
+		if ip == nil || pm.GetHostPort() == 0 {
+			continue
+		}
+		if is4 := ip.To4() != nil; (is4 && !v4) || (!is4 && !v6) {
+			family := map[bool]string{true: "IPv4", false: "IPv6"}[is4]
+			return invalid("config.port_mappings[%d].host_ip %s is %s, which the pod network does not give pods", i, ip, family)
+		}
+	}
+	return nil
+}
+
+// hostIPsOverlap: "" is every address of both families, 0.0.0.0 and ::
+// every address of theirs.
+func hostIPsOverlap(a, b string) bool {
+	if a == "" || b == "" {
+		return true
+	}
+	ia, ib := net.ParseIP(a), net.ParseIP(b)
+	if (ia.To4() != nil) != (ib.To4() != nil) {
+		return false
+	}
+	return ia.Equal(ib) || ia.IsUnspecified() || ib.IsUnspecified()
+}
+
+// validateDNS keeps resolv.conf well formed and within kubelet's limits:
+// every line netshim writes comes from these fields.
+func validateDNS(dns *runtimeapi.DNSConfig) error {
+	if dns == nil {
+		return nil
+	}
+	if n := len(dns.GetServers()); n > maxDNSServers {
+		return invalid("config.dns_config.servers: %d servers, the limit is %d", n, maxDNSServers)
+	}
+	for i, s := range dns.GetServers() {
+		if net.ParseIP(s) == nil {
+			return invalid("config.dns_config.servers[%d] %q is not an IP address", i, s)
+		}
+	}
+	if n := len(dns.GetSearches()); n > maxDNSSearches {
+		return invalid("config.dns_config.searches: %d search domains, the limit is %d", n, maxDNSSearches)
+	}
+	if n := len(strings.Join(dns.GetSearches(), " ")); n > maxDNSSearchListLen {
+		return invalid("config.dns_config.searches: the search line is %d characters, the limit is %d", n, maxDNSSearchListLen)
+	}
+	for i, s := range dns.GetSearches() {
+		if s == "" || strings.ContainsAny(s, " \t") || hasControl(s) {
+			return invalid("config.dns_config.searches[%d] %q is empty or holds white space or a control character", i, s)
+		}
+	}
+	for i, s := range dns.GetOptions() {
+		if s == "" || strings.ContainsAny(s, " \t") || hasControl(s) {
+			return invalid("config.dns_config.options[%d] %q is empty or holds white space or a control character", i, s)
+		}
+	}
+	return nil
+}
+
+// validateIsolation refuses what netshim cannot give: it never runs a pod
+// with less isolation than asked for.
+func validateIsolation(sc *runtimeapi.LinuxSandboxSecurityContext) error {
+	const field = "config.linux.security_context"
+	ns := sc.GetNamespaceOptions()
+	for name, mode := range map[string]runtimeapi.NamespaceMode{"network": ns.GetNetwork(), "pid": ns.GetPid(), "ipc": ns.GetIpc()} {
+		if _, ok := runtimeapi.NamespaceMode_name[int32(mode)]; !ok {
+			return invalid("%s.namespace_options.%s %d is not a namespace mode (POD, CONTAINER, NODE, TARGET)", field, name, mode)
+		}
+	}
+	if ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
+		return invalid("%s.namespace_options.pid TARGET is for containers; a sandbox takes POD, CONTAINER or NODE", field)
+	}
+	if ns.GetNetwork() == runtimeapi.NamespaceMode_TARGET || ns.GetIpc() == runtimeapi.NamespaceMode_TARGET {
+		return invalid("%s.namespace_options: TARGET is only a pid namespace mode", field)
+	}
+	if u := ns.GetUsernsOptions(); u != nil {
+		switch u.GetMode() {
+		case runtimeapi.NamespaceMode_NODE:
+		case runtimeapi.NamespaceMode_POD:
+			return invalid("%s.namespace_options.userns_options.mode POD: netshim does not run pods in user namespaces (its Status advertises no user_namespaces support); use NODE", field)
+		default:
+			return invalid("%s.namespace_options.userns_options.mode %s is not NODE or POD", field, u.GetMode())
+		}
+	}
+	if v := sc.GetRunAsUser(); v != nil && v.GetValue() < 0 {
+		return invalid("%s.run_as_user %d is negative", field, v.GetValue())
+	}
+	if v := sc.GetRunAsGroup(); v != nil && v.GetValue() < 0 {
+		return invalid("%s.run_as_group %d is negative", field, v.GetValue())
+	}
+	return nil
+}
+
+// validateCgroupParent accepts what the cgroupfs driver can place safely:
+// a clean absolute path, which cannot climb out of the hierarchy.
+func validateCgroupParent(p string) error {
+	const field = "config.linux.cgroup_parent"
+	switch {
+	case p == "":
+		return nil
+	case len(p) > maxCgroupParentLen:
+		return invalid("%s is %d characters long, the limit is %d", field, len(p), maxCgroupParentLen)
+	case hasControl(p):
+		return invalid("%s %q holds a control character", field, p)
+	case strings.Contains(p, ":") || strings.HasSuffix(p, ".slice"):
+		return invalid("%s %q is a systemd slice: %s", field, p, cgroupfsDriverAdvice)
+	case !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/":
+		return invalid("%s %q: %s", field, p, cgroupfsDriverAdvice)
+	}
+	return nil
+}
+
+// hasControl reports a NUL, newline or other control character: none may
+// reach a file netshim writes or a path it builds.
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
 }
 
 func validatePathSafe(field, value string, maxLen int) error {

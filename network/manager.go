@@ -57,6 +57,15 @@ func (pm *PluginManager) PluginName() string { return pm.plugin.Name() }
 // Status reports whether the plugin can set up pods.
 func (pm *PluginManager) Status() error { return pm.plugin.Status() }
 
+// IPFamilies says which address families the plugin's network gives pods;
+// known is false when the plugin cannot tell.
+func (pm *PluginManager) IPFamilies() (v4, v6, known bool) {
+	if f, ok := pm.plugin.(interface{ IPFamilies() (bool, bool, bool) }); ok {
+		return f.IPFamilies()
+	}
+	return false, false, false
+}
+
 // SetPodCIDR forwards a PodCIDR change to the plugin.
 func (pm *PluginManager) SetPodCIDR(cidrs []string) error { return pm.plugin.SetPodCIDR(cidrs) }
 
