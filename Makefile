@@ -21,7 +21,7 @@ INSTALL_ENV   = PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BIN='$(BIN)' SYSCONFDIR=
 	CNI_BIN_DIR='$(CNI_BIN_DIR)' CNI_CONF_DIR='$(CNI_CONF_DIR)' UNITDIR='$(UNITDIR)' \
 	CNI_PLUGINS='$(notdir $(filter github.com/containernetworking/%,$(TOOLS)))'
 
-.PHONY: all deps tools build install uninstall install-test run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare critest kubelet-e2e cluster-up cluster-down clean
+.PHONY: all deps tools build install uninstall install-test run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare bench-kubelet critest kubelet-e2e cluster-up cluster-down clean
 
 # Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./sandbox:FuzzDecodeCheckpoint ./network/cni:FuzzLoadFile ./cri:FuzzValidateSandboxConfig
@@ -116,6 +116,11 @@ critest: tools build
 # netshim alone, through the CRI load generator; BENCH_ARGS go to cribench.
 bench: tools build
 	hack/bench.sh $(BENCH_ARGS)
+
+# kubelet's view: manifest written -> pod Ready, on netshim and on the
+# containerd anchor, alternated in one run. Needs root.
+bench-kubelet: tools build $(BIN)/kubelet
+	hack/bench-kubelet.sh
 
 # netshim and Debian's containerd 1.6 (installed if missing), alternated in one run.
 bench-compare: tools build

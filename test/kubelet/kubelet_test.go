@@ -47,7 +47,7 @@ var sysctls = []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_
 var hostDirs = []string{"/var/lib/kubelet", "/var/log/containers", "/var/log/pods"}
 
 type node struct {
-	t                  *testing.T
+	t                  testing.TB
 	dir, sock, bridge  string
 	gateway            string
 	conn               *grpc.ClientConn
@@ -56,7 +56,7 @@ type node struct {
 	manifests, podLogs string
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,7 +67,12 @@ func freePort(t *testing.T) int {
 }
 
 // start runs netshim and kubelet; everything goes at the test's end.
-func start(t *testing.T) *node {
+func start(t testing.TB) *node { return startOn(t, "") }
+
+// startOn runs kubelet on the CRI endpoint given, or on a netshim of its own
+// when it is "". A given runtime must be one no one else uses: kubelet stops
+// every pod on it that it did not create.
+func startOn(t testing.TB, endpoint string) *node {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -132,11 +137,23 @@ func start(t *testing.T) *node {
 	if err := os.WriteFile(filepath.Join(dir, "net.d", "10-kubelet-e2e.conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.run("netshim", filepath.Join(binDir, "netshim"), "--container-runtime-endpoint", "unix://"+n.sock,
-		"--root-dir", filepath.Join(dir, "root"), "--state-dir", filepath.Join(dir, "run"),
-		"--netns-dir", filepath.Join(dir, "netns"), "--cni-conf-dir", filepath.Join(dir, "net.d"),
-		"--cni-bin-dir", binDir, "--cni-cache-dir", filepath.Join(dir, "cni-cache"), "-v", "2")
-	waitFor(t, 10*time.Second, "netshim's socket", func() bool { _, err := os.Stat(n.sock); return err == nil })
+	if endpoint == "" {
+		n.run("netshim", filepath.Join(binDir, "netshim"), "--container-runtime-endpoint", "unix://"+n.sock,
+			"--root-dir", filepath.Join(dir, "root"), "--state-dir", filepath.Join(dir, "run"),
+			"--netns-dir", filepath.Join(dir, "netns"), "--cni-conf-dir", filepath.Join(dir, "net.d"),
+			"--cni-bin-dir", binDir, "--cni-cache-dir", filepath.Join(dir, "cni-cache"), "-v", "2")
+		waitFor(t, 10*time.Second, "netshim's socket", func() bool { _, err := os.Stat(n.sock); return err == nil })
+	} else {
+		n.sock = strings.TrimPrefix(endpoint, "unix://")
+		// Its pods go before the dirs do, whatever happens (registered
+		// first, so it runs after kubelet is stopped).
+		t.Cleanup(func() {
+			if n.conn != nil {
+				n.removeAllPods()
+				n.conn.Close()
+			}
+		})
+	}
 	conn, err := grpc.NewClient("unix://"+n.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +289,7 @@ func (p *podStatus) container(name string) (ready bool, restarts int) {
 	return false, -1
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
