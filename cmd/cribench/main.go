@@ -1,7 +1,9 @@
 // Command cribench measures a CRI runtime's pod sandbox path: sequential
 // run/stop/remove, concurrent rounds, list and status latency with many pods
-// alive, the memory the runtime keeps per pod, and what it leaves behind.
-// It speaks CRI to any endpoint, so it measures netshim and containerd alike.
+// alive, the memory the runtime keeps per pod, and what it leaves behind;
+// then the same steps made by one client process per call, as crictl makes
+// them (cribench runs itself with --call for each). It speaks CRI to any
+// endpoint, so it measures netshim and containerd alike.
 package main
 
 import (
@@ -41,35 +43,57 @@ func main() {
 	flag.IntVar(&co.Alive, "alive", 20, "with --registry: pods of one running container kept for the memory figure")
 	flag.IntVar(&co.Pulls, "pulls", 3, "with --registry: timed pulls of the 48 MiB image")
 	perCtr := flag.String("per-container-processes", "", "comma-separated command names of the processes the runtime keeps per container (conmon)")
-	floor := flag.Bool("floor", false, "time the raw steps alone instead (netns, veth, runc run, plugin execs)")
+	hostsDir := flag.String("containerd-hosts-dir", "", "with --registry against containerd: its CRI registry config_path, where the loopback registry is declared plain HTTP")
+	perProcess := flag.Int("per-process", 20, "pods run, stopped and removed by one client process per call (as crictl); 0 skips")
+	perProcessConc := flag.String("per-process-concurrency", "20,50", "comma-separated sizes of the rounds of runp processes started at once; empty for none")
+	call := flag.String("call", "", "one-shot client: connect, Version, then this call (version, runp NAME, stopp ID, rmp ID), print the result, exit")
+	floor := flag.Bool("floor", false, "time the raw steps alone instead (netns, veth, runc run, plugin execs, and the --cni-conf's ADD and DEL)")
 	runc := flag.String("runc", "bin/runc", "floor: the runc binary")
 	pause := flag.String("pause-binary", "bin/pause", "floor: the static pause program")
 	cniBin := flag.String("cni-bin-dir", "bin", "floor: the CNI plugin dir")
+	cniConf := flag.String("cni-conf", "", "floor: the network config list the runtime runs with, for the floor of a whole RunPodSandbox and StopPodSandbox")
+	compareFloor := flag.String("compare-floor", "", "compare mode: comma-separated JSON reports of the floor (--floor --json), for netshim's time beyond it")
 	flag.Parse()
+	if *call != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		defer cancel()
+		out, err := bench.OneShot(ctx, *endpoint, o.Namespace, *call, flag.Arg(0))
+		if err != nil {
+			fail("%v", err)
+		}
+		if out != "" {
+			fmt.Println(out)
+		}
+		return
+	}
 	if *floor {
-		steps, err := bench.Floor(context.Background(), bench.FloorOptions{N: max(o.Sequential, 1), Runc: *runc, PauseBinary: *pause,
-			CNIBinDir: *cniBin, Plugins: []string{"loopback", "bridge", "host-local", "portmap"}})
+		fo := bench.FloorOptions{N: max(o.Sequential, 1), Runc: *runc, PauseBinary: *pause,
+			CNIBinDir: *cniBin, Plugins: []string{"loopback", "bridge", "host-local", "portmap"}}
+		if *cniConf != "" {
+			var err error
+			if fo.ConfList, err = os.ReadFile(*cniConf); err != nil {
+				fail("floor: %v", err)
+			}
+		}
+		rep, err := bench.Floor(context.Background(), fo)
 		if err != nil {
 			fail("floor: %v", err)
 		}
 		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		bench.PrintFloor(w, steps)
+		rep.Print(w)
 		w.Flush()
+		if *jsonOut != "" {
+			if err := rep.Save(*jsonOut); err != nil {
+				fail("write %s: %v", *jsonOut, err)
+			}
+		}
 		return
 	}
 	if *compareNetshim != "" || *compareAnchor != "" {
-		compare(*compareNetshim, *compareAnchor)
+		compare(*compareNetshim, *compareAnchor, *compareFloor)
 		return
 	}
-	for _, f := range strings.Split(*conc, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			n, err := strconv.Atoi(f)
-			if err != nil || n < 1 {
-				fail("--concurrency %q: want positive numbers", *conc)
-			}
-			o.Concurrency = append(o.Concurrency, n)
-		}
-	}
+	o.Concurrency = sizes("--concurrency", *conc)
 	o.PerPodProcesses = strings.Split(*perPod, ",")
 
 	conn, err := grpc.NewClient(*endpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -97,6 +121,14 @@ func main() {
 			fail("registry: %v", err)
 		}
 		co.Image, co.PullImage = reg.Busybox, reg.BigImage
+		if *hostsDir != "" {
+			undo, err := bench.ContainerdHosts(*hostsDir, reg.Addr)
+			if err != nil {
+				reg.Stop()
+				fail("%v", err)
+			}
+			defer undo()
+		}
 		if *perCtr != "" {
 			co.PerContainerProcesses = strings.Split(*perCtr, ",")
 		}
@@ -109,10 +141,25 @@ func main() {
 			fail("containers: %v", err)
 		}
 	}
+	if *perProcess > 0 {
+		self, err := os.Executable()
+		if err != nil {
+			fail("find cribench's own binary: %v", err)
+		}
+		report.Processes, err = bench.RunProcesses(ctx, rt, o.Namespace, bench.ProcessOptions{
+			Command:    []string{self, "--endpoint", *endpoint, "--namespace", o.Namespace, "--call"},
+			Sequential: *perProcess, Warmup: min(o.Warmup, 2), Concurrency: sizes("--per-process-concurrency", *perProcessConc)})
+		if err != nil {
+			fail("per-process phases: %v", err)
+		}
+	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	report.Print(w)
 	if report.Containers != nil {
 		report.Containers.Print(w)
+	}
+	if report.Processes != nil {
+		report.Processes.Print(w)
 	}
 	w.Flush()
 	if *jsonOut != "" {
@@ -128,7 +175,22 @@ func main() {
 	fmt.Println("leftovers: none")
 }
 
-func compare(netshimFiles, anchorFiles string) {
+// sizes parses a comma-separated list of positive numbers.
+func sizes(name, list string) []int {
+	var out []int
+	for _, f := range strings.Split(list, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 {
+				fail("%s %q: want positive numbers", name, list)
+			}
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func compare(netshimFiles, anchorFiles, floorFiles string) {
 	load := func(files string) []*bench.Report {
 		var rs []*bench.Report
 		for _, f := range strings.Split(files, ",") {
@@ -141,7 +203,20 @@ func compare(netshimFiles, anchorFiles string) {
 		return rs
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	bench.Compare(w, load(netshimFiles), load(anchorFiles))
+	netshim := load(netshimFiles)
+	bench.Compare(w, netshim, load(anchorFiles))
+	if floorFiles != "" {
+		var floors []*bench.FloorReport
+		for _, f := range strings.Split(floorFiles, ",") {
+			floor, err := bench.LoadFloor(f)
+			if err != nil {
+				fail("%v", err)
+			}
+			floors = append(floors, floor)
+		}
+		fmt.Fprintln(w)
+		bench.BeyondFloor(w, netshim, floors)
+	}
 	w.Flush()
 }
 

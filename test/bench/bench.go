@@ -65,6 +65,9 @@ type Report struct {
 	ScalePods           int
 	RuntimeKiB, PodsKiB int64            // PSS of the runtime, and of its per-pod processes with Scale pods alive
 	Containers          *ContainerReport `json:",omitempty"`
+	// Processes are the same pod steps made by one client process per
+	// call, as crictl makes them.
+	Processes *ProcessReport `json:",omitempty"`
 }
 
 // Run executes the phases against rt. Every pod it makes it also removes.

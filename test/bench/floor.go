@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,10 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/netshim/netshim/network"
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/reaper"
 	"github.com/netshim/netshim/sandbox"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // FloorOptions say where the raw steps find their binaries.
@@ -24,6 +29,10 @@ type FloorOptions struct {
 	PauseBinary string   // static pause program
 	CNIBinDir   string   // CNI plugins
 	Plugins     []string // plugin names to exec
+	// ConfList is the network config list (JSON) a runtime under test runs
+	// with; its ADD and DEL are timed through libcni, alone and alongside
+	// the pause, as netshim sequences them. Empty skips those steps.
+	ConfList []byte
 }
 
 // FloorStep is the cost of one raw step, timed alone.
@@ -32,25 +41,45 @@ type FloorStep struct {
 	Stats Stats
 }
 
+// FloorReport holds the raw steps and, when a config was given, the floor
+// of a whole RunPodSandbox and StopPodSandbox made of them.
+type FloorReport struct {
+	Steps []FloorStep
+	// Run: netns create and pin, lo up in-process, then the config's ADD
+	// alongside `runc run -d` of the pause. Stop: the DEL alongside the
+	// pause's SIGKILL, exit and `runc delete`, then the netns unpin. Each
+	// sample is one such sequence, timed whole.
+	Run, Stop Stats
+}
+
 // Floor times the raw steps one sandbox needs, each alone and in-process
-// where it can be: the cost no runtime can go below with these parts.
-func Floor(ctx context.Context, o FloorOptions) ([]FloorStep, error) {
+// where it can be: the cost no runtime can go below with these parts. It
+// makes the calling process a child subreaper, as netshim is, so a pause
+// process's exit is seen as netshim sees it.
+func Floor(ctx context.Context, o FloorOptions) (*FloorReport, error) {
 	work, err := os.MkdirTemp("", "netshim-floor-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	var steps []FloorStep
-	add := func(name string, f func(i int) error) error {
+	rep := &FloorReport{}
+	sample := func(f func(i int) error) ([]time.Duration, error) {
 		var ds []time.Duration
 		for i := range o.N {
 			d, err := timed(func() error { return f(i) })
 			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
+				return nil, err
 			}
 			ds = append(ds, d)
 		}
-		steps = append(steps, FloorStep{name, summarise(ds)})
+		return ds, nil
+	}
+	add := func(name string, f func(i int) error) error {
+		ds, err := sample(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		rep.Steps = append(rep.Steps, FloorStep{name, summarise(ds)})
 		return nil
 	}
 
@@ -58,14 +87,28 @@ func Floor(ctx context.Context, o FloorOptions) ([]FloorStep, error) {
 	if err := os.MkdirAll(pins, 0o755); err != nil {
 		return nil, err
 	}
-	if err := add("netns create + pin", func(i int) error {
-		return sandbox.CreatePinnedNetNS(filepath.Join(pins, fmt.Sprint(i)))
-	}); err != nil {
+	pin := func(set string, i int) string { return filepath.Join(pins, fmt.Sprint(set, i)) }
+	// Unpin whatever the netns steps made, also when a later step fails.
+	defer func() {
+		entries, _ := os.ReadDir(pins)
+		for _, e := range entries {
+			_ = sandbox.UnpinNetNS(filepath.Join(pins, e.Name()))
+		}
+	}()
+	if err := add("netns create + pin", func(i int) error { return sandbox.CreatePinnedNetNS(pin("a", i)) }); err != nil {
 		return nil, err
 	}
-	if err := add("veth + address + route (netlink)", func(i int) error {
-		return wireVeth(filepath.Join(pins, fmt.Sprint(i)), i)
-	}); err != nil {
+	if err := add("lo up (netlink, in-process)", func(i int) error { return network.BringUpLoopback(pin("a", i)) }); err != nil {
+		return nil, err
+	}
+	// The veth step gets namespaces of its own: its default route would
+	// clash with the config's.
+	for i := range o.N {
+		if err := sandbox.CreatePinnedNetNS(pin("v", i)); err != nil {
+			return nil, err
+		}
+	}
+	if err := add("veth + address + route (netlink)", func(i int) error { return wireVeth(pin("v", i), i) }); err != nil {
 		return nil, err
 	}
 
@@ -74,24 +117,44 @@ func Floor(ctx context.Context, o FloorOptions) ([]FloorStep, error) {
 		return nil, err
 	}
 	runcRoot := filepath.Join(work, "runc")
-	defer func() {
-		for i := range o.N {
-			_ = exec.Command(o.Runc, "--root", runcRoot, "delete", "--force", fmt.Sprint("floor-", i)).Run()
-		}
-	}()
-	// Unpin whatever the netns steps made, also when a later step fails.
-	defer func() {
-		for i := range o.N {
-			_ = sandbox.UnpinNetNS(filepath.Join(pins, fmt.Sprint(i)))
-		}
-	}()
-	// netshim's own runtime adapter: the detached pause must not inherit a
-	// pipe the caller waits on.
 	runtime := &oci.Runc{Binary: o.Runc, Root: runcRoot}
-	if err := add("runc run -d (pause)", func(i int) error {
-		_, err := runtime.Run(ctx, fmt.Sprint("floor-", i), bundle)
+	defer func() {
+		ids, _ := runtime.List(context.Background())
+		for _, id := range ids {
+			_ = runtime.Delete(context.Background(), id, true)
+		}
+	}()
+	if err := reaper.BecomeSubreaper(); err != nil {
+		return nil, fmt.Errorf("become child subreaper: %w", err)
+	}
+	reap := reaper.New()
+	defer reap.Stop()
+	pids := map[string]int{}
+	run := func(id string) error {
+		// netshim's own runtime adapter: the detached pause must not
+		// inherit a pipe the caller waits on.
+		pid, err := runtime.Run(ctx, id, bundle)
+		pids[id] = pid
 		return err
-	}); err != nil {
+	}
+	// stopPause is netshim's stop of a pause it started: SIGKILL, its exit
+	// seen by the reaper, then a plain `runc delete`.
+	stopPause := func(id string) error {
+		exited := reap.Track(pids[id])
+		if err := unix.Kill(pids[id], unix.SIGKILL); err != nil {
+			return fmt.Errorf("kill pause %s: %w", id, err)
+		}
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			return fmt.Errorf("pause %s did not exit", id)
+		}
+		return runtime.Delete(ctx, id, false)
+	}
+	if err := add("runc run -d (pause)", func(i int) error { return run(fmt.Sprint("floor-a", i)) }); err != nil {
+		return nil, err
+	}
+	if err := add("pause stop: SIGKILL, exit, runc delete", func(i int) error { return stopPause(fmt.Sprint("floor-a", i)) }); err != nil {
 		return nil, err
 	}
 	for _, p := range o.Plugins {
@@ -105,7 +168,83 @@ func Floor(ctx context.Context, o FloorOptions) ([]FloorStep, error) {
 			return nil, err
 		}
 	}
-	return steps, nil
+	if len(o.ConfList) == 0 {
+		return rep, nil
+	}
+
+	list, err := libcni.ConfListFromBytes(o.ConfList)
+	if err != nil {
+		return nil, fmt.Errorf("network config: %w", err)
+	}
+	cni := libcni.NewCNIConfigWithCacheDir([]string{o.CNIBinDir}, filepath.Join(work, "cni-cache"), nil)
+	rtConf := func(id, netns string) *libcni.RuntimeConf {
+		// What kubelet's network plugin (and netshim) pass.
+		return &libcni.RuntimeConf{ContainerID: id, NetNS: netns, IfName: "eth0", Args: [][2]string{
+			{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "floor"}, {"K8S_POD_NAME", id},
+			{"K8S_POD_INFRA_CONTAINER_ID", id}, {"K8S_POD_UID", id}}}
+	}
+	added := map[string]string{}
+	defer func() {
+		for id, netns := range added {
+			_ = cni.DelNetworkList(context.Background(), list, rtConf(id, netns))
+		}
+	}()
+	addNet := func(id, netns string) error {
+		added[id] = netns
+		_, err := cni.AddNetworkList(ctx, list, rtConf(id, netns))
+		return err
+	}
+	delNet := func(id string) error {
+		if err := cni.DelNetworkList(ctx, list, rtConf(id, added[id])); err != nil {
+			return err
+		}
+		delete(added, id)
+		return nil
+	}
+	name := list.Name
+	if err := add("CNI ADD of "+name+" (libcni: its plugin execs)", func(i int) error {
+		return addNet(fmt.Sprint("floor-a", i), pin("a", i))
+	}); err != nil {
+		return nil, err
+	}
+	if err := add("CNI DEL of "+name, func(i int) error { return delNet(fmt.Sprint("floor-a", i)) }); err != nil {
+		return nil, err
+	}
+	if err := add("netns unpin", func(i int) error { return sandbox.UnpinNetNS(pin("a", i)) }); err != nil {
+		return nil, err
+	}
+
+	// The whole paths, as netshim sequences the same parts.
+	both := func(f, g func() error) error {
+		errs := make(chan error, 1)
+		go func() { errs <- g() }()
+		return errors.Join(f(), <-errs)
+	}
+	runs, err := sample(func(i int) error {
+		id, path := fmt.Sprint("floor-b", i), pin("b", i)
+		if err := sandbox.CreatePinnedNetNS(path); err != nil {
+			return err
+		}
+		if err := network.BringUpLoopback(path); err != nil {
+			return err
+		}
+		return both(func() error { return addNet(id, path) }, func() error { return run(id) })
+	})
+	if err != nil {
+		return nil, fmt.Errorf("floor of a RunPodSandbox: %w", err)
+	}
+	stops, err := sample(func(i int) error {
+		id := fmt.Sprint("floor-b", i)
+		if err := both(func() error { return delNet(id) }, func() error { return stopPause(id) }); err != nil {
+			return err
+		}
+		return sandbox.UnpinNetNS(pin("b", i))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("floor of a StopPodSandbox: %w", err)
+	}
+	rep.Run, rep.Stop = summarise(runs), summarise(stops)
+	return rep, nil
 }
 
 // wireVeth makes a veth pair, moves one end into the netns at nsPath and
@@ -176,10 +315,15 @@ func pauseBundle(work, pause string) (string, error) {
 	return bundle, os.WriteFile(filepath.Join(bundle, "config.json"), []byte(config), 0o600)
 }
 
-// PrintFloor writes the floor steps as a table.
-func PrintFloor(w io.Writer, steps []FloorStep) {
+// Print writes the floor steps and paths as a table.
+func (r *FloorReport) Print(w io.Writer) {
 	fmt.Fprintf(w, "floor step\tN\tmedian ms\tp90 ms\tmax ms\n")
-	for _, s := range steps {
+	rows := append([]FloorStep(nil), r.Steps...)
+	if r.Run.N > 0 {
+		rows = append(rows, FloorStep{"floor of a RunPodSandbox: netns, lo, ADD alongside runc run", r.Run},
+			FloorStep{"floor of a StopPodSandbox: DEL alongside pause stop, unpin", r.Stop})
+	}
+	for _, s := range rows {
 		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", s.Name, s.Stats.N, ms(s.Stats.Median), ms(s.Stats.P90), ms(s.Stats.Max))
 	}
 }

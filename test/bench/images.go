@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -17,6 +18,7 @@ type BenchRegistry struct {
 	reg               *registry.Registry
 	dir               string
 	Busybox, BigImage string
+	Addr              string // host:port on loopback
 }
 
 // StartRegistry starts the registry and pushes both images.
@@ -62,7 +64,7 @@ func StartRegistry() (*BenchRegistry, error) {
 	if _, err := reg.Push("bench/big", "1", big); err != nil {
 		return fail(err)
 	}
-	b.Busybox, b.BigImage = reg.Addr+"/bench/busybox:1", reg.Addr+"/bench/big:1"
+	b.Busybox, b.BigImage, b.Addr = reg.Addr+"/bench/busybox:1", reg.Addr+"/bench/big:1", reg.Addr
 	return b, nil
 }
 
@@ -70,4 +72,20 @@ func StartRegistry() (*BenchRegistry, error) {
 func (b *BenchRegistry) Stop() {
 	b.reg.Stop()
 	_ = os.RemoveAll(b.dir)
+}
+
+// ContainerdHosts tells a containerd (1.5 or later, its CRI registry
+// config_path set to dir) to pull from the registry at addr over plain
+// HTTP: it writes dir/<addr>/hosts.toml, which containerd reads at each
+// pull. The returned func removes it.
+func ContainerdHosts(dir, addr string) (func(), error) {
+	hostDir := filepath.Join(dir, addr)
+	if err := os.MkdirAll(hostDir, 0o755); err != nil {
+		return nil, fmt.Errorf("containerd hosts dir for %s: %w", addr, err)
+	}
+	conf := fmt.Sprintf("server = \"http://%[1]s\"\n\n[host.\"http://%[1]s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", addr)
+	if err := os.WriteFile(filepath.Join(hostDir, "hosts.toml"), []byte(conf), 0o644); err != nil {
+		return nil, fmt.Errorf("containerd hosts.toml for %s: %w", addr, err)
+	}
+	return func() { _ = os.RemoveAll(hostDir) }, nil
 }
