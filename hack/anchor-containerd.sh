@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # The anchor netshim is compared with: Debian's containerd 1.6 (built-in CRI
 # plugin) with Debian's runc, wired with the same CNI plugins (./bin) and the
-# same conflist shape as hack/bench.sh, on its own bridge (nsanchor0) and
-# subnet (198.19.249.0/24). Its sandbox image is netshim's own static pause,
-# packed here as a one-layer image and imported: no registry is reached.
+# same conflist shape as hack/bench.sh (the shape of
+# examples/cni/10-netshim.conflist: bridge with ipMasq and hairpin, host-local,
+# portmap), on its own bridge (nsanchor0) and subnet (198.19.249.0/24). Its
+# sandbox image is netshim's own static pause, packed here as a one-layer
+# image and imported: no registry is reached. Container images come from
+# loopback registries the benchmarks start: each writes
+# $ANCHOR_ROOT/certs.d/<host:port>/hosts.toml (containerd's registry
+# config_path) to declare its registry plain HTTP.
 #
 #   hack/anchor-containerd.sh start   # install if missing, configure, start
 #   hack/anchor-containerd.sh stop    # stop it (by PID) and remove its state
+#   ANCHOR_IPMASQ=false hack/anchor-containerd.sh start   # the bridge without ipMasq
 #
 # Prints the CRI endpoint on start; the daemon's PID is in $ANCHOR_RUN/containerd.pid.
 set -euo pipefail
@@ -19,6 +25,8 @@ PIDFILE=$ANCHOR_RUN/containerd.pid
 BRIDGE=nsanchor0
 SUBNET=198.19.249.0/24
 IMAGE=localhost/netshim-bench/pause:1.0
+IPMASQ=${ANCHOR_IPMASQ:-true}
+case "$IPMASQ" in true|false) ;; *) echo "anchor: ANCHOR_IPMASQ must be true or false" >&2; exit 2 ;; esac
 
 install() {
 	local need=()
@@ -35,7 +43,7 @@ install() {
 }
 
 configure() {
-	mkdir -p "$ANCHOR_ROOT/net.d" "$ANCHOR_RUN"
+	mkdir -p "$ANCHOR_ROOT/net.d" "$ANCHOR_ROOT/certs.d" "$ANCHOR_RUN"
 	cat > "$ANCHOR_ROOT/config.toml" <<CONF
 version = 2
 root = "$ANCHOR_ROOT/root"
@@ -62,6 +70,8 @@ state = "$ANCHOR_RUN/state"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         BinaryName = "/usr/sbin/runc"
         SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$ANCHOR_ROOT/certs.d"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$repo/bin"
     conf_dir = "$ANCHOR_ROOT/net.d"
@@ -69,8 +79,8 @@ state = "$ANCHOR_RUN/state"
 CONF
 	cat > "$ANCHOR_ROOT/net.d/10-anchor.conflist" <<CONF
 {"cniVersion":"1.0.0","name":"anchor","plugins":[
- {"type":"bridge","bridge":"$BRIDGE","isGateway":true,"ipMasq":false,
-  "ipam":{"type":"host-local","dataDir":"$ANCHOR_ROOT/ipam","ranges":[[{"subnet":"$SUBNET"}]]}},
+ {"type":"bridge","bridge":"$BRIDGE","isGateway":true,"ipMasq":$IPMASQ,"hairpinMode":true,
+  "ipam":{"type":"host-local","dataDir":"$ANCHOR_ROOT/ipam","routes":[{"dst":"0.0.0.0/0"}],"ranges":[[{"subnet":"$SUBNET"}]]}},
  {"type":"portmap","capabilities":{"portMappings":true}}]}
 CONF
 }
