@@ -3,7 +3,9 @@ package cri
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -17,12 +19,21 @@ const (
 	maxUIDLen       = 128
 	maxHostnameLen  = 64
 
-	// kubelet's resolv.conf limits (pkg/apis/core/validation): what it
-	// would never pass, and what libc would not read past.
-	maxDNSServers        = 3
-	maxDNSSearches       = 32
-	maxDNSSearchListLen  = 2048
-	maxCgroupParentLen   = 4096
+	// kubelet's resolv.conf limits (pkg/apis/core/validation, applied in
+	// pkg/kubelet/network/dns): what it would never pass, and what libc
+	// would not read past. The search line counts the spaces between
+	// domains; a domain over 253 characters kubelet drops, since glibc
+	// 2.28 aborts on one.
+	maxDNSServers       = 3
+	maxDNSSearches      = 32
+	maxDNSSearchListLen = 2048
+	maxDNSSearchLen     = 253
+
+	// A cgroup parent leaves room under PATH_MAX (4096) for the
+	// hierarchy's mount point, the 64-hex sandbox and container IDs and
+	// the file runc opens; each element is one directory name (NAME_MAX).
+	maxCgroupParentLen   = 3072
+	maxCgroupNameLen     = 255
 	cgroupfsDriverAdvice = "netshim uses the cgroupfs driver (kubelet's cgroupDriver: cgroupfs): give an absolute, clean path such as /kubepods/besteffort/pod<uid>"
 )
 
@@ -170,7 +181,9 @@ func validateDNS(dns *runtimeapi.DNSConfig) error {
 		return invalid("config.dns_config.servers: %d servers, the limit is %d", n, maxDNSServers)
 	}
 	for i, s := range dns.GetServers() {
-		if net.ParseIP(s) == nil {
+		// netip takes a link-local server with its zone (fe80::1%eth0),
+		// which kubelet copies from the node's resolv.conf.
+		if _, err := netip.ParseAddr(s); err != nil || hasControl(s) || strings.ContainsAny(s, " \t") {
 			return invalid("config.dns_config.servers[%d] %q is not an IP address", i, s)
 		}
 	}
@@ -183,6 +196,9 @@ func validateDNS(dns *runtimeapi.DNSConfig) error {
 	for i, s := range dns.GetSearches() {
 		if s == "" || strings.ContainsAny(s, " \t") || hasControl(s) {
 			return invalid("config.dns_config.searches[%d] %q is empty or holds white space or a control character", i, s)
+		}
+		if len(s) > maxDNSSearchLen {
+			return invalid("config.dns_config.searches[%d] is %d characters long, the limit for a domain is %d", i, len(s), maxDNSSearchLen)
 		}
 	}
 	for i, s := range dns.GetOptions() {
@@ -212,6 +228,10 @@ func validateIsolation(sc *runtimeapi.LinuxSandboxSecurityContext) error {
 	if u := ns.GetUsernsOptions(); u != nil {
 		switch u.GetMode() {
 		case runtimeapi.NamespaceMode_NODE:
+			// As containerd: mappings ask for a user namespace that NODE denies.
+			if len(u.GetUids()) != 0 || len(u.GetGids()) != 0 {
+				return invalid("%s.namespace_options.userns_options: mode NODE with %d UID and %d GID mappings; mappings need mode POD, which netshim does not support", field, len(u.GetUids()), len(u.GetGids()))
+			}
 		case runtimeapi.NamespaceMode_POD:
 			return invalid("%s.namespace_options.userns_options.mode POD: netshim does not run pods in user namespaces (its Status advertises no user_namespaces support); use NODE", field)
 		default:
@@ -223,6 +243,11 @@ func validateIsolation(sc *runtimeapi.LinuxSandboxSecurityContext) error {
 	}
 	if v := sc.GetRunAsGroup(); v != nil && v.GetValue() < 0 {
 		return invalid("%s.run_as_group %d is negative", field, v.GetValue())
+	}
+	for i, g := range sc.GetSupplementalGroups() {
+		if g < 0 {
+			return invalid("%s.supplemental_groups[%d] %d is negative", field, i, g)
+		}
 	}
 	return nil
 }
@@ -243,7 +268,31 @@ func validateCgroupParent(p string) error {
 	case !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/":
 		return invalid("%s %q: %s", field, p, cgroupfsDriverAdvice)
 	}
+	for _, name := range strings.Split(p[1:], "/") {
+		if len(name) > maxCgroupNameLen {
+			return invalid("%s has a %d-character element, the limit is %d", field, len(name), maxCgroupNameLen)
+		}
+		if isCgroupInterfaceFile(name) {
+			return invalid("%s %q: %q is the name of a cgroup control file, so no cgroup can be made there", field, p, name)
+		}
+	}
 	return nil
+}
+
+// cgroupControllers prefix the control files of every cgroup (v1 and v2).
+var cgroupControllers = []string{"cgroup", "cpu", "cpuacct", "cpuset", "memory", "blkio", "io",
+	"devices", "freezer", "net_cls", "net_prio", "perf_event", "hugetlb", "pids", "rdma", "misc"}
+
+// isCgroupInterfaceFile reports a name the kernel already uses for a file
+// in each cgroup directory (cpu.shares, cgroup.procs, tasks): mkdir there
+// fails inside runc, which reported it as Internal.
+func isCgroupInterfaceFile(name string) bool {
+	switch name {
+	case "tasks", "notify_on_release", "release_agent":
+		return true
+	}
+	prefix, _, dotted := strings.Cut(name, ".")
+	return dotted && slices.Contains(cgroupControllers, prefix)
 }
 
 // hasControl reports a NUL, newline or other control character: none may
