@@ -105,10 +105,20 @@ func ValidateConfig(cfg *runtimeapi.ContainerConfig) error {
 	if v := sc.GetRunAsGroup(); v != nil && v.GetValue() < 0 {
 		return invalid("linux.security_context.run_as_group %d is negative", v.GetValue())
 	}
+	for i, g := range sc.GetSupplementalGroups() {
+		if g < 0 {
+			return invalid("linux.security_context.supplemental_groups[%d] %d is negative", i, g)
+		}
+	}
 	ns := sc.GetNamespaceOptions()
 	for name, mode := range map[string]runtimeapi.NamespaceMode{"network": ns.GetNetwork(), "pid": ns.GetPid(), "ipc": ns.GetIpc()} {
 		if _, ok := runtimeapi.NamespaceMode_name[int32(mode)]; !ok {
 			return invalid("linux.security_context.namespace_options.%s %d is not a namespace mode (POD, CONTAINER, NODE, TARGET)", name, mode)
+		}
+		// A container always joins its pod's network and IPC namespaces
+		// (as in containerd); one of its own would be ignored, so refuse.
+		if name != "pid" && (mode == runtimeapi.NamespaceMode_CONTAINER || mode == runtimeapi.NamespaceMode_TARGET) {
+			return invalid("linux.security_context.namespace_options.%s %s: netshim gives a container its pod's %s namespace; ask for POD or NODE", name, mode, name)
 		}
 	}
 	if ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
@@ -116,6 +126,8 @@ func ValidateConfig(cfg *runtimeapi.ContainerConfig) error {
 	}
 	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() != runtimeapi.NamespaceMode_NODE {
 		return invalid("linux.security_context.namespace_options.userns_options.mode %s: netshim does not run containers in user namespaces; use NODE", u.GetMode())
+	} else if u != nil && (len(u.GetUids()) != 0 || len(u.GetGids()) != 0) {
+		return invalid("linux.security_context.namespace_options.userns_options: mode NODE with %d UID and %d GID mappings; mappings need a user namespace, which netshim does not make", len(u.GetUids()), len(u.GetGids()))
 	}
 	if _, err := LinuxResources(cfg.GetLinux().GetResources()); err != nil {
 		return err
@@ -215,6 +227,12 @@ func BuildSpec(in SpecInput) (*specs.Spec, error) {
 	parent := in.Pod.CgroupParent
 	if parent == "" {
 		parent = "/netshim"
+	}
+	// RunPodSandbox admits only clean absolute parents; a pod recorded by
+	// an older netshim may hold another, and Join would put the container
+	// wherever that points (../../x climbs out of every hierarchy).
+	if !filepath.IsAbs(parent) || filepath.Clean(parent) != parent || strings.ContainsAny(parent, ":\x00\n") {
+		return nil, fmt.Errorf("the pod's linux.cgroup_parent %q is not a clean absolute path (an older netshim accepted it); remove the pod and run it again: %w", in.Pod.CgroupParent, errdefs.ErrFailedPrecondition)
 	}
 	spec.Linux.CgroupsPath = filepath.Join(parent, in.ID)
 

@@ -405,3 +405,93 @@ func TestHugepageLimitsFollowTheController(t *testing.T) {
 		t.Errorf("hugepage limits %v with hugetlb controller %v", res.HugepageLimits, hugetlbController())
 	}
 }
+
+// Issue 14 items 7 and 8 for containers: what a container asks for is
+// given or refused as InvalidArgument naming the field, never weakened.
+func TestContainerIsolationIsGivenOrRefused(t *testing.T) {
+	ids := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
+	const nsField = "linux.security_context.namespace_options"
+	cases := []struct {
+		name, field string
+		mutate      func(*runtimeapi.LinuxContainerSecurityContext, *runtimeapi.ContainerConfig)
+	}{
+		{"network of its own", nsField + ".network", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
+			sc.NamespaceOptions.Network = runtimeapi.NamespaceMode_CONTAINER
+		}},
+		{"IPC of its own", nsField + ".ipc", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
+			sc.NamespaceOptions.Ipc = runtimeapi.NamespaceMode_CONTAINER
+		}},
+		{"network TARGET", nsField + ".network", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
+			sc.NamespaceOptions.Network = runtimeapi.NamespaceMode_TARGET
+		}},
+		{"pid mode the API lacks", nsField + ".pid", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
+			sc.NamespaceOptions.Pid = 12
+		}},
+		{"user namespace", nsField + ".userns_options.mode", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
+			sc.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: ids, Gids: ids}
+		}},
+		{"mappings without a user namespace", nsField + ".userns_options", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
+			sc.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE, Uids: ids}
+		}},
+		{"negative uid", "linux.security_context.run_as_user", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
+			sc.RunAsUser = &runtimeapi.Int64Value{Value: -1}
+		}},
+		{"negative supplemental group", "linux.security_context.supplemental_groups[0]", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
+			sc.SupplementalGroups = []int64{-10}
+		}},
+		{"newline in the log path", "config.log_path", func(_ *runtimeapi.LinuxContainerSecurityContext, c *runtimeapi.ContainerConfig) {
+			c.LogPath = "web/0.log\n"
+		}},
+	}
+	for _, tc := range cases {
+		in := specInput(t)
+		in.Config.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{}
+		tc.mutate(in.Config.Linux.SecurityContext, in.Config)
+		for step, err := range map[string]error{"ValidateConfig": ValidateConfig(in.Config), "BuildSpec": func() error { _, err := BuildSpec(in); return err }()} {
+			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), tc.field) {
+				t.Errorf("%s: %s: %v, want InvalidArgument starting with %s", tc.name, step, err, tc.field)
+			}
+		}
+	}
+
+	// What kubelet sends: the pod's namespaces, a PID namespace per
+	// container, and the node's user namespace.
+	for name, mutate := range map[string]func(*runtimeapi.NamespaceOption){
+		"pod namespaces":    func(o *runtimeapi.NamespaceOption) {},
+		"pid per container": func(o *runtimeapi.NamespaceOption) { o.Pid = runtimeapi.NamespaceMode_CONTAINER },
+		"node namespaces": func(o *runtimeapi.NamespaceOption) {
+			o.Network, o.Ipc, o.Pid = runtimeapi.NamespaceMode_NODE, runtimeapi.NamespaceMode_NODE, runtimeapi.NamespaceMode_NODE
+		},
+		"userns NODE": func(o *runtimeapi.NamespaceOption) {
+			o.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE}
+		},
+	} {
+		in := specInput(t)
+		in.Config.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{}
+		mutate(in.Config.Linux.SecurityContext.NamespaceOptions)
+		if _, err := BuildSpec(in); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// Issue 14 item 6 for containers: a container's cgroup is its pod's parent
+// plus its ID. A parent RunPodSandbox would refuse today, but that an older
+// netshim recorded, is a failed precondition, not a cgroup outside it.
+func TestContainerCgroupStaysUnderItsPodsParent(t *testing.T) {
+	for _, parent := range []string{"../../x", "/netshim/../../x", "probe.slice:x:y", "kubepods/pod1", "/kubepods/\x00"} {
+		in := specInput(t)
+		in.Pod.CgroupParent = parent
+		_, err := BuildSpec(in)
+		if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "linux.cgroup_parent") {
+			t.Errorf("pod cgroup parent %q: %v, want FailedPrecondition naming linux.cgroup_parent", parent, err)
+		}
+	}
+	for parent, want := range map[string]string{"/kubepods/pod1": "/kubepods/pod1/c1", "": "/netshim/c1"} {
+		in := specInput(t)
+		in.Pod.CgroupParent = parent
+		if got := build(t, in).Linux.CgroupsPath; got != want {
+			t.Errorf("pod cgroup parent %q: cgroups path %q, want %q", parent, got, want)
+		}
+	}
+}
