@@ -99,6 +99,9 @@ func validateSysctls(cfg *runtimeapi.PodSandboxConfig) error {
 		}
 		switch namespacedSysctl(name) {
 		case "":
+			if n := strings.ReplaceAll(name, "/", "."); strings.HasPrefix(n, "kernel.shm") || strings.HasPrefix(n, "kernel.msg") || strings.HasPrefix(n, "kernel.sem") {
+				return invalid("%s: %q is not one of the IPC sysctls runc sets per pod (kernel.msgmax, msgmnb, msgmni, sem, shmall, shmmax, shmmni, shm_rmid_forced and fs.mqueue.*)", field, name)
+			}
 			return invalid("%s: %q is not a namespaced sysctl that runc can set per pod, so setting it would change the whole node", field, name)
 		case "net":
 			if ns.GetNetwork() == runtimeapi.NamespaceMode_NODE {
