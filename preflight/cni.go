@@ -1,13 +1,13 @@
 package preflight
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/netshim/netshim/network/cni"
 )
 
 // confExtensions are the files netshim (and kubelet, containerd) read from
@@ -47,7 +47,7 @@ func checkNetwork(c Config) []Result {
 	}
 	var rs []Result
 	for _, file := range files {
-		list, err := loadConfFile(file)
+		list, err := cni.LoadFile(file)
 		if err != nil {
 			rs = append(rs, Result{Check: "cni config", Severity: Warning,
 				Message: fmt.Sprintf("%s is skipped: %v", file, err),
@@ -106,38 +106,4 @@ func checkPluginBinary(c Config, plugin, namedBy string) Result {
 		r.Message += ": netshim skips that network"
 	}
 	return r
-}
-
-// loadConfFile parses a .conflist, or a single-plugin .conf as a list; a
-// .json file may be either, as netshim reads it.
-func loadConfFile(file string) (*libcni.NetworkConfigList, error) {
-	raw, err := os.ReadFile(file)
-	if err != nil {
-		return nil, err
-	}
-	isList := filepath.Ext(file) == ".conflist"
-	if filepath.Ext(file) == ".json" {
-		var probe struct {
-			Plugins json.RawMessage `json:"plugins"`
-		}
-		isList = json.Unmarshal(raw, &probe) == nil && probe.Plugins != nil
-	}
-	if isList {
-		list, err := libcni.NetworkConfFromBytes(raw)
-		if err != nil {
-			return nil, err
-		}
-		if len(list.Plugins) == 0 {
-			return nil, fmt.Errorf("network %q lists no plugins", list.Name)
-		}
-		return list, nil
-	}
-	conf, err := libcni.NetworkPluginConfFromBytes(raw)
-	if err != nil {
-		return nil, err
-	}
-	if conf.Network.Type == "" {
-		return nil, fmt.Errorf("plugin config has no type")
-	}
-	return libcni.ConfListFromConf(conf)
 }

@@ -33,7 +33,7 @@ func LoadDefaultNetwork(confDir string, binDirs []string) (*Network, error) {
 	}
 	var skipped []string
 	for _, file := range files {
-		list, err := loadFile(file)
+		list, err := LoadFile(file)
 		if err == nil {
 			err = checkBinaries(list, binDirs)
 		}
@@ -54,9 +54,9 @@ func LoadDefaultNetwork(confDir string, binDirs []string) (*Network, error) {
 // maxConfSize bounds what is read of one config file: a real one is a few KiB.
 const maxConfSize = 1 << 20
 
-// loadFile parses a .conflist, or a single-plugin .conf wrapped as a list.
+// LoadFile parses a .conflist, or a single-plugin .conf wrapped as a list.
 // A .json file may be either; the "plugins" key tells them apart.
-func loadFile(file string) (*libcni.NetworkConfigList, error) {
+func LoadFile(file string) (*libcni.NetworkConfigList, error) {
 	raw, err := readSmall(file)
 	if err != nil {
 		return nil, err

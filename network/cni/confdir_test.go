@@ -108,7 +108,7 @@ func FuzzLoadFile(f *testing.F) {
 		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		l, err := loadFile(path)
+		l, err := LoadFile(path)
 		if err != nil {
 			return
 		}
