@@ -134,6 +134,10 @@ stop() {
 		umount -l "$m" 2>/dev/null || true
 	done
 	rm -rf "$ANCHOR_ROOT" "$ANCHOR_RUN"
+	# Pods without a cgroup parent live under k8s.io in each hierarchy;
+	# rmdir removes only what no pod uses any more.
+	local d
+	for d in /sys/fs/cgroup/*/k8s.io; do rmdir "$d" 2>/dev/null || true; done
 }
 
 case "${1:-start}" in

@@ -95,7 +95,8 @@ start_anchor() {
 run_netshim() {
 	echo "== netshim"
 	"$root/bin/cribench" --endpoint "unix://$netshim_dir/netshim.sock" --runtime-pid "$pid" \
-		--per-pod-processes pause --per-container-processes conmon --ipam-dir "$netshim_dir/ipam" "$@"
+		--per-pod-processes pause --per-container-processes conmon --ipam-dir "$netshim_dir/ipam" \
+		--bridge "$bridge" --netns-dir "$netshim_dir/netns" "$@"
 }
 
 run_anchor() {
@@ -103,7 +104,8 @@ run_anchor() {
 	# A runc shim per pod: the anchor's per-pod memory counts shims and pause.
 	"$root/bin/cribench" --endpoint "$anchor_sock" --runtime-pid "$anchor_pid" \
 		--per-pod-processes pause,containerd-shim --containerd-hosts-dir /var/lib/netshim-anchor/certs.d \
-		--ipam-dir /var/lib/netshim-anchor/ipam "$@"
+		--ipam-dir /var/lib/netshim-anchor/ipam --bridge nsanchor0 --netns-dir /run/netns \
+		--process-marker /run/netshim-anchor/containerd.sock "$@"
 }
 
 # floor JSON: the raw steps of the usual config, timed alone, on a bridge

@@ -33,6 +33,10 @@ func main() {
 	perPod := flag.String("per-pod-processes", "pause", "comma-separated command names of the processes the runtime keeps per pod")
 	flag.StringVar(&o.Namespace, "namespace", "netshim-bench", "namespace of the benchmark's pods")
 	ipamDir := flag.String("ipam-dir", "", "host-local data dir, to count IP reservations before and after")
+	scope := bench.Scope{}
+	flag.StringVar(&scope.Bridge, "bridge", "", "leftovers: count only the links on this bridge (other tests may run on the machine)")
+	flag.StringVar(&scope.NetNSDir, "netns-dir", "", "leftovers: count only the netns pins below this dir")
+	flag.StringVar(&scope.Marker, "process-marker", "", "leftovers: count only per-pod processes below the runtime's PID or below a process whose command line holds this")
 	timeout := flag.Duration("timeout", 30*time.Minute, "bound on the whole run")
 	jsonOut := flag.String("json", "", "also write the report as JSON to this file")
 	compareNetshim := flag.String("compare-netshim", "", "compare mode: comma-separated JSON reports of netshim")
@@ -110,7 +114,10 @@ func main() {
 	if _, err := bench.Run(ctx, rt, bench.Options{Sequential: 1, Namespace: o.Namespace}); err != nil {
 		fail("first pod: %v", err)
 	}
-	before := bench.TakeSnapshot(o.PerPodProcesses, *ipamDir)
+	if scope.Bridge != "" || scope.NetNSDir != "" || scope.Marker != "" {
+		scope.RuntimePID = o.RuntimePID
+	}
+	before := bench.TakeScopedSnapshot(o.PerPodProcesses, *ipamDir, scope)
 	report, err := bench.Run(ctx, rt, o)
 	if err != nil {
 		fail("benchmark: %v", err)
@@ -169,7 +176,7 @@ func main() {
 	}
 	// Give the runtime a moment to reap what it stopped before counting.
 	time.Sleep(time.Second)
-	if g := bench.Growth(before, bench.TakeSnapshot(o.PerPodProcesses, *ipamDir)); g != "" {
+	if g := bench.Growth(before, bench.TakeScopedSnapshot(o.PerPodProcesses, *ipamDir, scope)); g != "" {
 		fail("leftovers after the run: %s", g)
 	}
 	fmt.Println("leftovers: none")

@@ -199,3 +199,76 @@ func StopProcess(cmd *exec.Cmd, grace time.Duration) {
 		<-done
 	}
 }
+
+// Scope narrows a Snapshot to one runtime's things, so other tests on a
+// shared machine are not counted as its leftovers. Empty fields count the
+// whole node, as TakeSnapshot does.
+type Scope struct {
+	Bridge   string // count the links attached to this bridge
+	NetNSDir string // count the netns pins below this dir
+	// RuntimePID and Marker select the per-pod processes: those descending
+	// from RuntimePID, or from (or being) a process whose command line holds
+	// Marker (containerd's shims name their daemon's socket).
+	RuntimePID int
+	Marker     string
+}
+
+// TakeScopedSnapshot is TakeSnapshot within scope.
+func TakeScopedSnapshot(perPod []string, ipamDir string, scope Scope) Snapshot {
+	s := TakeSnapshot(perPod, ipamDir)
+	if scope.Bridge != "" {
+		ports, _ := os.ReadDir(filepath.Join("/sys/class/net", scope.Bridge, "brif"))
+		s.Links = len(ports)
+	}
+	if scope.NetNSDir != "" {
+		s.NetNSMounts = 0
+		data, _ := os.ReadFile("/proc/self/mountinfo")
+		prefix := strings.TrimSuffix(scope.NetNSDir, "/") + "/"
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && strings.Contains(line, " - nsfs ") && strings.HasPrefix(f[4], prefix) {
+				s.NetNSMounts++
+			}
+		}
+	}
+	if scope.RuntimePID != 0 || scope.Marker != "" {
+		s.PodProcesses = 0
+		for _, pid := range LivePIDsNamed(perPod...) {
+			if scope.owns(pid) {
+				s.PodProcesses++
+			}
+		}
+	}
+	return s
+}
+
+// owns walks pid's ancestry up to PID 1.
+func (sc Scope) owns(pid int) bool {
+	for p := pid; p > 1; {
+		if p == sc.RuntimePID {
+			return true
+		}
+		if sc.Marker != "" {
+			cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "cmdline"))
+			if strings.Contains(strings.ReplaceAll(string(cmdline), "\x00", " "), sc.Marker) {
+				return true
+			}
+		}
+		p = parentOf(p)
+	}
+	return false
+}
+
+// parentOf reads a process's PPid, or 0 when it is gone.
+func parentOf(pid int) int {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "PPid:"); ok {
+			ppid, _ := strconv.Atoi(strings.TrimSpace(v))
+			return ppid
+		}
+	}
+	return 0
+}
