@@ -120,13 +120,13 @@ critest: tools build
 bench: tools build
 	hack/bench.sh $(BENCH_ARGS)
 
-# kubelet's view: manifest written -> pod Ready, on netshim and on the
-# containerd anchor, alternated in one run. Needs root.
+# kubelet's view alone: manifest written -> pod Ready, on netshim and on the
+# containerd anchor, alternated in one run (test/kubelet/podstart). Needs root.
 bench-kubelet: tools build $(BIN)/kubelet
-	hack/bench-kubelet.sh
+	hack/bench.sh --kubelet
 
 # netshim and Debian's containerd 1.6 (installed if missing), alternated in one run.
-bench-compare: tools build
+bench-compare: tools build $(BIN)/kubelet
 	hack/bench.sh --compare $(BENCH_ARGS)
 
 # The multinode suite's cluster, left up for a person: CLUSTER_ARGS go to

@@ -13,7 +13,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -32,6 +31,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/netshim/netshim/test/bench"
+	"github.com/netshim/netshim/test/kubelet/standalone"
 	"github.com/netshim/netshim/test/registry"
 )
 
@@ -47,16 +47,16 @@ var sysctls = []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_
 var hostDirs = []string{"/var/lib/kubelet", "/var/log/containers", "/var/log/pods"}
 
 type node struct {
-	t                  testing.TB
+	t                  *testing.T
 	dir, sock, bridge  string
 	gateway            string
 	conn               *grpc.ClientConn
 	rt                 runtimeapi.RuntimeServiceClient
-	readOnlyPort       int
+	kubelet            *standalone.Kubelet
 	manifests, podLogs string
 }
 
-func freePort(t testing.TB) int {
+func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,12 +67,7 @@ func freePort(t testing.TB) int {
 }
 
 // start runs netshim and kubelet; everything goes at the test's end.
-func start(t testing.TB) *node { return startOn(t, "") }
-
-// startOn runs kubelet on the CRI endpoint given, or on a netshim of its own
-// when it is "". A given runtime must be one no one else uses: kubelet stops
-// every pod on it that it did not create.
-func startOn(t testing.TB, endpoint string) *node {
+func start(t *testing.T) *node {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -91,41 +86,18 @@ func startOn(t testing.TB, endpoint string) *node {
 	}
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	n := &node{t: t, dir: dir, sock: filepath.Join(dir, "netshim.sock"), bridge: "nskl" + hex.EncodeToString(b),
-		manifests: filepath.Join(dir, "manifests"), podLogs: filepath.Join(dir, "pod-logs")}
+	n := &node{t: t, dir: dir, sock: filepath.Join(dir, "netshim.sock"), bridge: "nskl" + hex.EncodeToString(b)}
 	subnet := fmt.Sprintf("198.19.%d.0/24", 200+int(b[0])%40)
 	n.gateway = strings.TrimSuffix(subnet, "0/24") + "1"
-
-	// Put back what kubelet changes on the node, whatever happens.
-	before := map[string]string{}
-	for _, s := range sysctls {
-		data, err := os.ReadFile("/proc/sys/" + s)
-		if err == nil {
-			before[s] = string(data)
-		}
-	}
-	existed := map[string]bool{}
-	for _, d := range hostDirs {
-		_, err := os.Stat(d)
-		existed[d] = err == nil
-	}
 	t.Cleanup(func() {
-		for s, v := range before {
-			_ = os.WriteFile("/proc/sys/"+s, []byte(v), 0o644)
-		}
-		for _, d := range hostDirs {
-			if !existed[d] {
-				_ = os.RemoveAll(d)
-			}
-		}
 		if link, err := netlink.LinkByName(n.bridge); err == nil {
 			_ = netlink.LinkDel(link)
 		}
-		bench.UnmountAllUnder(dir) // kubelet bind-mounts its own root dir
+		bench.UnmountAllUnder(dir)
 		_ = os.RemoveAll(dir)
 	})
 
-	for _, d := range []string{n.manifests, filepath.Join(dir, "net.d"), filepath.Join(dir, "work")} {
+	for _, d := range []string{filepath.Join(dir, "net.d"), filepath.Join(dir, "work"), filepath.Join(dir, "node")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -137,62 +109,33 @@ func startOn(t testing.TB, endpoint string) *node {
 	if err := os.WriteFile(filepath.Join(dir, "net.d", "10-kubelet-e2e.conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if endpoint == "" {
-		n.run("netshim", filepath.Join(binDir, "netshim"), "--container-runtime-endpoint", "unix://"+n.sock,
-			"--root-dir", filepath.Join(dir, "root"), "--state-dir", filepath.Join(dir, "run"),
-			"--netns-dir", filepath.Join(dir, "netns"), "--cni-conf-dir", filepath.Join(dir, "net.d"),
-			"--cni-bin-dir", binDir, "--cni-cache-dir", filepath.Join(dir, "cni-cache"), "-v", "2")
-		waitFor(t, 10*time.Second, "netshim's socket", func() bool { _, err := os.Stat(n.sock); return err == nil })
-	} else {
-		n.sock = strings.TrimPrefix(endpoint, "unix://")
-		// Its pods go before the dirs do, whatever happens (registered
-		// first, so it runs after kubelet is stopped).
-		t.Cleanup(func() {
-			if n.conn != nil {
-				n.removeAllPods()
-				n.conn.Close()
-			}
-		})
-	}
+	n.run("netshim", filepath.Join(binDir, "netshim"), "--container-runtime-endpoint", "unix://"+n.sock,
+		"--root-dir", filepath.Join(dir, "root"), "--state-dir", filepath.Join(dir, "run"),
+		"--netns-dir", filepath.Join(dir, "netns"), "--cni-conf-dir", filepath.Join(dir, "net.d"),
+		"--cni-bin-dir", binDir, "--cni-cache-dir", filepath.Join(dir, "cni-cache"), "-v", "2")
+	waitFor(t, 10*time.Second, "netshim's socket", func() bool { _, err := os.Stat(n.sock); return err == nil })
 	conn, err := grpc.NewClient("unix://"+n.sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	n.conn, n.rt = conn, runtimeapi.NewRuntimeServiceClient(conn)
 
-	n.readOnlyPort = freePort(t)
-	cfg := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
-kind: KubeletConfiguration
-staticPodPath: %s
-fileCheckFrequency: 1s
-syncFrequency: 3s
-authentication: {anonymous: {enabled: true}, webhook: {enabled: false}}
-authorization: {mode: AlwaysAllow}
-cgroupDriver: cgroupfs
-cgroupsPerQOS: false
-enforceNodeAllocatable: []
-containerRuntimeEndpoint: unix://%s
-address: 127.0.0.1
-port: %d
-readOnlyPort: %d
-healthzBindAddress: 127.0.0.1
-healthzPort: %d
-failSwapOn: false
-podLogsDir: %s
-evictionHard: {}
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
-localStorageCapacityIsolation: false
-resolvConf: ""
-`, n.manifests, n.sock, freePort(t), n.readOnlyPort, freePort(t), n.podLogs)
-	if err := os.WriteFile(filepath.Join(dir, "kubelet.yaml"), []byte(cfg), 0o644); err != nil {
+	// kubelet changes node sysctls and makes host dirs; Stop puts them back.
+	// Registered after netshim's clean-up, so kubelet stops first.
+	k, err := standalone.Start(standalone.Options{Binary: filepath.Join(binDir, "kubelet"), Endpoint: "unix://" + n.sock,
+		Dir: filepath.Join(dir, "node"), NodeName: "netshim-kubelet-e2e"})
+	if err != nil {
 		t.Fatal(err)
 	}
-	kubelet := n.run("kubelet", filepath.Join(binDir, "kubelet"), "--config", filepath.Join(dir, "kubelet.yaml"),
-		"--root-dir", filepath.Join(dir, "kubelet"), "--cert-dir", filepath.Join(dir, "pki"),
-		"--hostname-override", "netshim-kubelet-e2e", "-v", "2")
-	kubelet.Dir = filepath.Join(dir, "work") // kubelet deletes <log_path>* relative to nothing else
-	waitFor(t, 60*time.Second, "kubelet's read-only API", func() bool { _, err := n.pods(); return err == nil })
+	t.Cleanup(func() {
+		if t.Failed() {
+			data, _ := os.ReadFile(k.Log())
+			lines := strings.Split(string(data), "\n")
+			t.Logf("last lines of kubelet's log:\n%s", strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+		k.Stop()
+	})
+	n.kubelet, n.manifests, n.podLogs = k, k.Manifests(), k.PodLogs()
 	return n
 }
 
@@ -241,46 +184,18 @@ func (n *node) removeAllPods() {
 	}
 }
 
-// podStatus is what the test reads of kubelet's /pods.
-type podStatus struct {
-	Metadata struct{ Name string } `json:"metadata"`
-	Status   struct {
-		Phase      string `json:"phase"`
-		Conditions []struct {
-			Type, Status string
-		} `json:"conditions"`
-		ContainerStatuses []struct {
-			Name         string `json:"name"`
-			Ready        bool   `json:"ready"`
-			RestartCount int    `json:"restartCount"`
-		} `json:"containerStatuses"`
-	} `json:"status"`
+// pod is kubelet's view of the static pod whose name starts with name, or nil.
+func (n *node) pod(name string) *standalone.Pod {
+	p, _ := n.kubelet.Pod(name)
+	return p
 }
 
-func (n *node) pods() ([]podStatus, error) {
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/pods", n.readOnlyPort))
-	if err != nil {
-		return nil, err
+// container says whether a container of p is ready and how often it restarted;
+// -1 restarts when p or the container is not there.
+func container(p *standalone.Pod, name string) (ready bool, restarts int) {
+	if p == nil {
+		return false, -1
 	}
-	defer resp.Body.Close()
-	var list struct{ Items []podStatus }
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		return nil, err
-	}
-	return list.Items, nil
-}
-
-func (n *node) pod(name string) *podStatus {
-	pods, _ := n.pods()
-	for i := range pods {
-		if strings.HasPrefix(pods[i].Metadata.Name, name) {
-			return &pods[i]
-		}
-	}
-	return nil
-}
-
-func (p *podStatus) container(name string) (ready bool, restarts int) {
 	for _, c := range p.Status.ContainerStatuses {
 		if c.Name == name {
 			return c.Ready, c.RestartCount
@@ -289,7 +204,7 @@ func (p *podStatus) container(name string) (ready bool, restarts int) {
 	return false, -1
 }
 
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -357,7 +272,7 @@ func TestStaticPod(t *testing.T) {
 		if p == nil || p.Status.Phase != "Running" {
 			return false
 		}
-		ready, _ := p.container("server")
+		ready, _ := container(p, "server")
 		return ready
 	})
 	t.Logf("manifest written → server Ready in %s", time.Since(started).Round(time.Millisecond))
@@ -388,7 +303,7 @@ func TestStaticPod(t *testing.T) {
 	// The crashing container is restarted.
 	waitFor(t, time.Minute, "the crashing container to be restarted", func() bool {
 		p := n.pod("web")
-		_, restarts := p.container("crasher")
+		_, restarts := container(p, "crasher")
 		return restarts >= 1
 	})
 
@@ -413,7 +328,7 @@ func TestStaticPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, time.Minute, "the liveness probe to restart the server", func() bool {
-		_, restarts := n.pod("web").container("server")
+		_, restarts := container(n.pod("web"), "server")
 		return restarts >= 1
 	})
 
