@@ -22,8 +22,7 @@ import (
 )
 
 const (
-	runtimeName    = "netshim"
-	runtimeVersion = "0.1.0"
+	runtimeName = "netshim"
 	// kubeAPIVersion must be exactly this: kubelet refuses other answers.
 	kubeAPIVersion    = "0.1.0"
 	runtimeAPIVersion = "v1"
@@ -80,6 +79,8 @@ type Server struct {
 	// steps) on one sandbox ID, so a stop and a remove never interleave.
 	ops  keylock.Locks
 	dirs Dirs
+	// runtimeVersion is what Version reports as RuntimeVersion.
+	runtimeVersion string
 }
 
 // sandboxImageNote is what `crictl info` says in place of containerd's
@@ -105,7 +106,15 @@ type Services struct {
 // NewServer returns a server over the given services.
 func NewServer(svc Services, dirs Dirs) *Server {
 	return &Server{sandboxes: svc.Sandboxes, network: svc.Network, containers: svc.Containers,
-		images: svc.Images, execer: svc.Exec, dirs: dirs}
+		images: svc.Images, execer: svc.Exec, dirs: dirs, runtimeVersion: "dev"}
+}
+
+// SetRuntimeVersion sets what Version reports as RuntimeVersion (crictl
+// version, kubelet's log): the build's version, as --version prints it.
+func (s *Server) SetRuntimeVersion(v string) {
+	if v != "" {
+		s.runtimeVersion = v
+	}
 }
 
 // Recover restores sandboxes after a restart and undoes those whose set-up
@@ -161,7 +170,7 @@ func (s *Server) Version(context.Context, *runtimeapi.VersionRequest) (*runtimea
 	return &runtimeapi.VersionResponse{
 		Version:           kubeAPIVersion,
 		RuntimeName:       runtimeName,
-		RuntimeVersion:    runtimeVersion,
+		RuntimeVersion:    s.runtimeVersion,
 		RuntimeApiVersion: runtimeAPIVersion,
 	}, nil
 }

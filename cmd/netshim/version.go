@@ -10,10 +10,16 @@ import (
 // -ldflags "-X main.version=...".
 var version string
 
-// versionString says which netshim this is: the Makefile's version, else
-// the module version `go install` records, else the VCS revision Go
-// stamped, else "dev"; with the Go version it was built with.
+// versionString says which netshim this is, with the Go version it was
+// built with.
 func versionString() string {
+	return fmt.Sprintf("netshim %s (%s, %s/%s)", versionNumber(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// versionNumber is the Makefile's version, else the module version `go
+// install` records, else the VCS revision Go stamped, else "dev": what the
+// CRI Version call reports.
+func versionNumber() string {
 	v, rev := version, ""
 	if info, ok := debug.ReadBuildInfo(); ok {
 		if v == "" && info.Main.Version != "" && info.Main.Version != "(devel)" {
@@ -41,5 +47,5 @@ func versionString() string {
 	case v == "":
 		v = "dev"
 	}
-	return fmt.Sprintf("netshim %s (%s, %s/%s)", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return v
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,6 +20,11 @@ func TestCRISurfaceClientsNeedOnConnect(t *testing.T) {
 	v, err := s.rt.Version(ctx, &runtimeapi.VersionRequest{})
 	if err != nil || v.Version != "0.1.0" || v.RuntimeName != "netshim" || v.RuntimeApiVersion != "v1" {
 		t.Errorf("Version = %+v, %v; want version 0.1.0, name netshim, API v1", v, err)
+	}
+	// The build's own version, as `netshim --version` prints it.
+	out, _ := exec.Command(filepath.Join(binDir, "netshim"), "--version").Output()
+	if v.GetRuntimeVersion() == "" || !strings.Contains(string(out), "netshim "+v.GetRuntimeVersion()+" ") {
+		t.Errorf("RuntimeVersion %q is not the one --version prints (%q)", v.GetRuntimeVersion(), out)
 	}
 	rc, err := s.rt.RuntimeConfig(ctx, &runtimeapi.RuntimeConfigRequest{})
 	if err != nil || rc.GetLinux().GetCgroupDriver() != runtimeapi.CgroupDriver_CGROUPFS {
