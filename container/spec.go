@@ -67,8 +67,7 @@ func ValidateConfig(cfg *runtimeapi.ContainerConfig) error {
 	}
 	if p := cfg.GetLogPath(); strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return invalid("config.log_path %q holds a control character", p)
-	}
-	if p := cfg.GetLogPath(); p != "" && (filepath.IsAbs(p) || hasDotDot(p)) {
+	} else if p != "" && (filepath.IsAbs(p) || hasDotDot(p)) {
 		return invalid("config.log_path %q: must be relative to the pod's log directory, without '..'", p)
 	}
 	for i, m := range cfg.GetMounts() {

@@ -179,11 +179,12 @@ func (m *Manager) update(id string, fn func(*Sandbox)) (*Sandbox, error) {
 // updateTeardown is update for the steps that stop and remove a sandbox.
 // Its writes are unsynced: each step can be redone, and recovery handles
 // every older state a power cut could leave (a READY record whose pause is
-// dead becomes NOTREADY; an owed DEL is sent again). They must also succeed
-// on a full disk, or a pod could never be removed to free space. When the checkpoint cannot be written even after its old
-// copy was removed to make room, the record lives on in memory only; if
-// netshim restarts before the sandbox is removed, it is forgotten, and what
-// is left of it is reclaimed like any orphan (GC's DEL, then the sweep).
+// dead becomes NOTREADY; an owed DEL is sent again). They must also
+// succeed on a full disk, or a pod could never be removed to free space:
+// when the checkpoint cannot be written even after its old copy was removed
+// to make room, the record lives on in memory only; if netshim restarts
+// before the sandbox is removed, it is forgotten, and what is left of it is
+// reclaimed like any orphan (GC's DEL, then the sweep).
 func (m *Manager) updateTeardown(id string, fn func(*Sandbox)) (*Sandbox, error) {
 	return m.updateWith(func(sb *Sandbox) error {
 		if err := m.checkpoints.saveMakingRoom(sb); err != nil {

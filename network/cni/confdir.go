@@ -20,6 +20,8 @@ var confExtensions = []string{".conf", ".conflist", ".json"}
 type Network struct {
 	File string
 	List *libcni.NetworkConfigList
+
+	families familiesOnce // read from List's IPAM config on first use
 }
 
 // LoadDefaultNetwork returns the first valid network of confDir in lexical
