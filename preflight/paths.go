@@ -14,6 +14,36 @@ import (
 	"time"
 )
 
+// SocketPath is what stands at the CRI socket's path.
+type SocketPath int
+
+const (
+	SocketPathFree      SocketPath = iota // nothing: netshim creates the socket
+	SocketPathOwnSocket                   // a socket of netshim's user: served, or stale and replaced
+	SocketPathSymlink                     // refused: following it could be turned against the node
+	SocketPathNotSocket                   // refused: netshim never removes what is not a socket
+	SocketPathOtherUser                   // refused: another user's socket
+)
+
+// InspectSocketPath classifies path as netshim's listen and netshim check
+// both judge it; st is its Lstat, when it exists.
+func InspectSocketPath(path string, euid int) (SocketPath, fs.FileInfo, error) {
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return SocketPathFree, nil, nil
+	case err != nil:
+		return 0, nil, err
+	case st.Mode()&fs.ModeSymlink != 0:
+		return SocketPathSymlink, st, nil
+	case st.Mode()&fs.ModeSocket == 0:
+		return SocketPathNotSocket, st, nil
+	case int(st.Sys().(*syscall.Stat_t).Uid) != euid:
+		return SocketPathOtherUser, st, nil
+	}
+	return SocketPathOwnSocket, st, nil
+}
+
 // checkSocket looks at the CRI socket's path as netshim's listen will: it
 // replaces a stale socket of its own but refuses a symlink, a non-socket, or
 // a socket of another user; it makes the socket mode 0660.
@@ -26,20 +56,20 @@ func checkSocket(c Config) []Result {
 		return []Result{r}
 	}
 	rs := []Result{checkSocketDir(c, filepath.Dir(path))}
-	st, err := os.Lstat(path)
+	state, st, err := InspectSocketPath(path, c.Euid)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		r.Message = path + " is free; netshim creates it with mode 0660"
 	case err != nil:
 		r.Severity, r.Message = Failure, fmt.Sprintf("cannot inspect %s: %v", path, unwrapPathError(err))
 		r.Fix = "check the permissions of " + filepath.Dir(path)
-	case st.Mode()&fs.ModeSymlink != 0:
+	case state == SocketPathFree:
+		r.Message = path + " is free; netshim creates it with mode 0660"
+	case state == SocketPathSymlink:
 		r.Severity, r.Message = Failure, path+" is a symlink: netshim refuses to serve on it"
 		r.Fix = "rm " + path
-	case st.Mode()&fs.ModeSocket == 0:
+	case state == SocketPathNotSocket:
 		r.Severity, r.Message = Failure, path+" exists and is not a socket: netshim refuses to replace it"
 		r.Fix = "move " + path + " away, or set --container-runtime-endpoint to another path"
-	case int(st.Sys().(*syscall.Stat_t).Uid) != c.Euid:
+	case state == SocketPathOtherUser:
 		r.Severity = Failure
 		r.Message = fmt.Sprintf("%s belongs to uid %d, not to netshim's user: netshim refuses to replace it", path, st.Sys().(*syscall.Stat_t).Uid)
 		r.Fix = "stop whatever serves on it and rm " + path

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -26,6 +25,7 @@ import (
 	"github.com/netshim/netshim/network/kubenet"
 	"github.com/netshim/netshim/oci"
 	"github.com/netshim/netshim/pkg/reaper"
+	"github.com/netshim/netshim/preflight"
 	"github.com/netshim/netshim/sandbox"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -228,20 +228,20 @@ func listen(endpoint, socketGroup string) (net.Listener, string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, "", fmt.Errorf("create socket dir: %w", err)
 	}
-	if st, err := os.Lstat(path); err == nil {
-		switch {
-		case st.Mode()&os.ModeSymlink != 0:
-			return nil, "", fmt.Errorf("socket path %s is a symlink; refusing to use it", path)
-		case st.Mode()&os.ModeSocket == 0:
-			return nil, "", fmt.Errorf("socket path %s exists and is not a socket", path)
-		case st.Sys().(*syscall.Stat_t).Uid != uint32(os.Geteuid()):
-			return nil, "", fmt.Errorf("socket path %s belongs to uid %d, not to netshim's user", path, st.Sys().(*syscall.Stat_t).Uid)
-		}
+	state, st, err := preflight.InspectSocketPath(path, os.Geteuid())
+	switch {
+	case err != nil:
+		return nil, "", err
+	case state == preflight.SocketPathSymlink:
+		return nil, "", fmt.Errorf("socket path %s is a symlink; refusing to use it", path)
+	case state == preflight.SocketPathNotSocket:
+		return nil, "", fmt.Errorf("socket path %s exists and is not a socket", path)
+	case state == preflight.SocketPathOtherUser:
+		return nil, "", fmt.Errorf("socket path %s belongs to uid %d, not to netshim's user", path, st.Sys().(*syscall.Stat_t).Uid)
+	case state == preflight.SocketPathOwnSocket:
 		if err := os.Remove(path); err != nil {
 			return nil, "", fmt.Errorf("remove stale socket %s: %w", path, err)
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, "", err
 	}
 	lis, err := net.Listen("unix", path)
 	if err != nil {
