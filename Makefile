@@ -21,7 +21,7 @@ INSTALL_ENV   = PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BIN='$(BIN)' SYSCONFDIR=
 	CNI_BIN_DIR='$(CNI_BIN_DIR)' CNI_CONF_DIR='$(CNI_CONF_DIR)' UNITDIR='$(UNITDIR)' \
 	CNI_PLUGINS='$(notdir $(filter github.com/containernetworking/%,$(TOOLS)))'
 
-.PHONY: all deps tools build install uninstall install-test run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare bench-kubelet critest kubelet-e2e cluster-up cluster-down clean
+.PHONY: all deps tools build install uninstall install-test run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare bench-kubelet critest kubelet-e2e cluster-up cluster-down kube-build kube-up kube-down kube-e2e kube-test clean
 
 # Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./sandbox:FuzzDecodeCheckpoint ./network/cni:FuzzLoadFile ./cri:FuzzValidateSandboxConfig
@@ -38,7 +38,7 @@ tools: deps
 	$(GO) build -o $(BIN)/ $(TOOLS)
 	CGO_ENABLED=1 $(GO) build -tags seccomp -o $(BIN)/runc github.com/opencontainers/runc
 
-build: $(BIN)/netshim $(BIN)/pause $(BIN)/cribench $(BIN)/netshim-cluster
+build: $(BIN)/netshim $(BIN)/pause $(BIN)/cribench $(BIN)/netshim-cluster $(BIN)/netshim-kube
 
 $(BIN)/netshim: $(GOFILES)
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $@ ./cmd/netshim
@@ -48,6 +48,9 @@ $(BIN)/cribench: $(GOFILES)
 
 $(BIN)/netshim-cluster: $(GOFILES)
 	$(GO) build -o $@ ./cmd/netshim-cluster
+
+$(BIN)/netshim-kube: $(GOFILES)
+	$(GO) build -o $@ ./cmd/netshim-kube
 
 # Static, so the shared sandbox rootfs needs nothing but this one file.
 $(BIN)/pause: sandbox/pause/pause.c
@@ -100,12 +103,42 @@ fuzz:
 fuzz-smoke:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=3000x
 
-test: tools build vet unit fuzz-smoke install-test e2e multinode kubelet-e2e
+test: tools build vet unit fuzz-smoke install-test e2e multinode kubelet-e2e kube-test
 
-# kubelet v1.34 from the Go module proxy, pinned by test/kubelet/build (a
-# module of its own, so kubelet's dependencies stay out of netshim's).
-$(BIN)/kubelet: test/kubelet/build/go.mod test/kubelet/build/go.sum
-	cd test/kubelet/build && $(GO) build -o $(BIN)/kubelet k8s.io/kubernetes/cmd/kubelet
+# Kubernetes v1.34 (kubelet, the control plane, kube-proxy, kubectl, agnhost),
+# etcd, flanneld and CoreDNS from the Go module proxy, each pinned by a build
+# module of its own under test/kube, so their dependencies stay out of
+# netshim's go.mod (hack/kube-build.sh).
+KUBE_MODS := $(wildcard test/kube/build/go.* test/kube/flannel/go.* test/kube/coredns/go.*)
+
+$(BIN)/kubelet: $(KUBE_MODS)
+	hack/kube-build.sh $(BIN) cluster
+
+kube-build: tools build $(BIN)/kubelet
+
+$(BIN)/e2e.test: $(KUBE_MODS)
+	hack/kube-build.sh $(BIN) e2e
+
+# A 3-node cluster (control plane, and on each node kubelet, netshim, flanneld
+# and kube-proxy; CoreDNS as pods) on this machine; its last line is
+# `export KUBECONFIG=...`. KUBE_ARGS go to netshim-kube up (--backend host-gw).
+KUBE_DIR ?= /var/lib/netshim-kube
+kube-up: kube-build
+	$(BIN)/netshim-kube up --dir $(KUBE_DIR) $(KUBE_ARGS)
+
+kube-down:
+	@if [ -x $(BIN)/netshim-kube ]; then $(BIN)/netshim-kube down --dir $(KUBE_DIR); fi
+
+# Kubernetes' own e2e suite against the cluster kube-up made: sig-network's
+# Conformance specs and the NodeConformance specs, serially
+# (E2E_ARGS go to netshim-kube e2e: --focus, --skip, --report).
+kube-e2e: kube-build $(BIN)/e2e.test
+	$(BIN)/netshim-kube e2e --dir $(KUBE_DIR) $(E2E_ARGS)
+
+# The cluster smoke test: kube-up, Services, DNS, pods across nodes without
+# NAT, hostPort and NodePort from another node, nothing left; then kube-down.
+kube-test: kube-build
+	$(GO) test -count=1 -v -timeout 30m ./test/kube/...
 
 # A real kubelet, standalone, on a netshim of its own: a static pod's life. Needs root.
 kubelet-e2e: tools build $(BIN)/kubelet

@@ -8,7 +8,9 @@
 # (the README pings between pods), and for the tests docker-registry and
 # busybox-static (the loopback registry and the images built for it) and
 # systemd for systemd-analyze (test/install verifies the unit with it; it
-# needs no running systemd).
+# needs no running systemd), and for the Kubernetes cluster's test images
+# (test/kube builds agnhost's file system from them) curl, bind9-dnsutils
+# (dig, nslookup) and netcat-openbsd, with conntrack for kube-proxy.
 # runc and the CNI plugins are not installed here: the Makefile builds them
 # from go.mod's tool dependencies into ./bin.
 set -euo pipefail
@@ -30,6 +32,10 @@ command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ -x /usr/bin/docker-registry ] || need+=(docker-registry)
 [ -x /bin/busybox ] || need+=(busybox-static)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+[ -x /bin/nc.openbsd ] || need+=(netcat-openbsd)
+command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
 # runc is built with seccomp (kubelet's RuntimeDefault profile needs it):
 # cgo links libseccomp, found through pkg-config.
 pkg-config --exists libseccomp 2>/dev/null || need+=(libseccomp-dev)

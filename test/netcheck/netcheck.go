@@ -6,6 +6,7 @@ package netcheck
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -145,4 +146,20 @@ func Dial(nsPath, addr string) (Exchange, error) {
 		return ex, fmt.Errorf("TCP to %s from %s: %w", addr, nsPath, err)
 	}
 	return ex, nil
+}
+
+// DialerIn returns a DialContext that opens its sockets in the network
+// namespace pinned at path: a socket belongs to the netns it was made in,
+// so a process in the host's netns reaches addresses that only exist in
+// another, without a single link or route in the host's.
+func DialerIn(path string) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var conn net.Conn
+		err := inNetNS(path, func() error {
+			var err error
+			conn, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+			return err
+		})
+		return conn, err
+	}
 }

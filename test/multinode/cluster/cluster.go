@@ -61,6 +61,22 @@ type Spec struct {
 	Plugin   string  `json:"plugin"`   // netshim's --network-plugin: cni or kubenet
 	BinDir   string  `json:"binDir"`   // netshim, pause, runc and the CNI plugins
 	StateDir string  `json:"stateDir"` // per-node dirs, sockets, logs, cluster.json
+
+	// What a Kubernetes cluster on these nodes (test/kube) changes:
+	//
+	// Flannel leaves the routes between pod subnets to a flanneld on each
+	// node, started by the caller; Backend still sets the pods' MTU.
+	Flannel bool `json:"flannel,omitempty"`
+	// KubeletPodCIDR leaves the node's PodCIDR to its kubelet, which sends
+	// it through UpdateRuntimeConfig once the API server assigns one: Up
+	// neither sends one nor waits for the network to be ready (kubenet).
+	KubeletPodCIDR bool `json:"kubeletPodCIDR,omitempty"`
+	// NetshimArgs are added to every node's netshim flags.
+	NetshimArgs []string `json:"netshimArgs,omitempty"`
+	// PrivateDirs get a tmpfs of their own in every node's mount namespace
+	// (for host dirs that every kubelet writes whatever its flags say); one
+	// missing on the host is made, and removed again by Down.
+	PrivateDirs []string `json:"privateDirs,omitempty"`
 }
 
 // requiredBinaries are what a node runs: netshim, and what netshim runs.
@@ -97,6 +113,11 @@ type Cluster struct {
 	Spec     Spec    `json:"spec"`
 	Underlay string  `json:"underlay"` // the underlay bridge's netns pin
 	Nodes    []*Node `json:"nodes"`
+	// Hosts are further namespaces on the underlay (AddHost), such as a
+	// control plane, with no netshim of their own.
+	Hosts []*Host `json:"hosts,omitempty"`
+	// MadeDirs are the PrivateDirs Up had to create on the host.
+	MadeDirs []string `json:"madeDirs,omitempty"`
 }
 
 // stateFile is where Up records the cluster for Load.
@@ -146,6 +167,17 @@ func Up(ctx context.Context, spec Spec) (*Cluster, error) {
 }
 
 func (c *Cluster) build(ctx context.Context) error {
+	for _, d := range c.Spec.PrivateDirs {
+		if _, err := os.Stat(d); os.IsNotExist(err) {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("create %s: %w", d, err)
+			}
+			c.MadeDirs = append(c.MadeDirs, d)
+			if err := c.save(); err != nil {
+				return err
+			}
+		}
+	}
 	if err := c.makeUnderlay(); err != nil {
 		return err
 	}
@@ -154,8 +186,10 @@ func (c *Cluster) build(ctx context.Context) error {
 			return fmt.Errorf("%s: %w", n.Name, err)
 		}
 	}
-	if err := c.joinPodSubnets(); err != nil {
-		return err
+	if !c.Spec.Flannel {
+		if err := c.joinPodSubnets(); err != nil {
+			return err
+		}
 	}
 	for _, n := range c.Nodes {
 		if err := n.start(ctx, c.Spec); err != nil {
@@ -223,6 +257,12 @@ func (c *Cluster) Down(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	// Deepest first, and only if empty: something a person put there stays.
+	for i := len(c.MadeDirs) - 1; i >= 0; i-- {
+		if err := os.Remove(c.MadeDirs[i]); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, fmt.Errorf("remove %s, made by up: %w", c.MadeDirs[i], err))
+		}
+	}
 	// Only what Up made: a file someone put beside it keeps the dir, and says so.
 	for _, n := range c.Nodes {
 		if err := os.RemoveAll(n.Dir); err != nil {
@@ -242,6 +282,9 @@ func (c *Cluster) netnsPins() []string {
 	pins := []string{c.Underlay}
 	for _, n := range c.Nodes {
 		pins = append(pins, n.NetNS)
+	}
+	for _, h := range c.Hosts {
+		pins = append(pins, h.NetNS)
 	}
 	return pins
 }
@@ -270,6 +313,11 @@ func (c *Cluster) Leftovers() []string {
 	}
 	if _, err := os.Stat(c.Spec.StateDir); err == nil {
 		left = append(left, "state dir "+c.Spec.StateDir)
+	}
+	for _, d := range c.MadeDirs {
+		if _, err := os.Stat(d); err == nil {
+			left = append(left, "dir "+d)
+		}
 	}
 	return left
 }

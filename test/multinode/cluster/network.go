@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/netshim/netshim/sandbox"
@@ -64,12 +65,24 @@ func (c *Cluster) makeUnderlay() error {
 // bridge, with the node's underlay address, and turns forwarding on as a
 // node that routes for its pods needs.
 func (c *Cluster) makeNode(n *Node) error {
-	if err := sandbox.CreatePinnedNetNS(n.NetNS); err != nil {
+	if err := c.plugIntoUnderlay(n.Name, n.NetNS, n.IP); err != nil {
 		return err
 	}
-	nodeNS, err := netns.GetFromPath(n.NetNS)
+	return ns.WithNetNSPath(n.NetNS, func(ns.NetNS) error {
+		// /proc/sys/net answers for the netns of the thread that opens it.
+		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
+	})
+}
+
+// plugIntoUnderlay creates a netns pinned at pin whose eth0, addressed ip,
+// is a port of the underlay bridge (named name on the bridge's side).
+func (c *Cluster) plugIntoUnderlay(name, pin, ip string) error {
+	if err := sandbox.CreatePinnedNetNS(pin); err != nil {
+		return err
+	}
+	nodeNS, err := netns.GetFromPath(pin)
 	if err != nil {
-		return fmt.Errorf("open netns %s: %w", n.NetNS, err)
+		return fmt.Errorf("open netns %s: %w", pin, err)
 	}
 	defer nodeNS.Close()
 	err = withLinks(c.Underlay, func(h *netlink.Handle) error {
@@ -79,7 +92,7 @@ func (c *Cluster) makeNode(n *Node) error {
 		}
 		// The node end is made straight in the node's netns: nothing ever
 		// appears in the host's.
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: n.Name, MTU: underlayMTU},
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: underlayMTU},
 			PeerName: "eth0", PeerNamespace: netlink.NsFd(nodeNS)}
 		if err := h.LinkAdd(veth); err != nil {
 			return fmt.Errorf("add veth to underlay: %w", err)
@@ -87,17 +100,17 @@ func (c *Cluster) makeNode(n *Node) error {
 		if err := h.LinkSetMaster(veth, br); err != nil {
 			return fmt.Errorf("attach veth to underlay bridge: %w", err)
 		}
-		return setUp(h, n.Name)
+		return setUp(h, name)
 	})
 	if err != nil {
 		return err
 	}
-	err = withLinks(n.NetNS, func(h *netlink.Handle) error {
+	return withLinks(pin, func(h *netlink.Handle) error {
 		eth0, err := h.LinkByName("eth0")
 		if err != nil {
 			return fmt.Errorf("find eth0: %w", err)
 		}
-		addr := &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP(n.IP), Mask: net.CIDRMask(24, 32)}}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP(ip), Mask: net.CIDRMask(24, 32)}}
 		if err := h.AddrAdd(eth0, addr); err != nil {
 			return fmt.Errorf("address eth0: %w", err)
 		}
@@ -105,13 +118,6 @@ func (c *Cluster) makeNode(n *Node) error {
 			return err
 		}
 		return setUp(h, "lo")
-	})
-	if err != nil {
-		return err
-	}
-	return ns.WithNetNSPath(n.NetNS, func(ns.NetNS) error {
-		// /proc/sys/net answers for the netns of the thread that opens it.
-		return os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644)
 	})
 }
 
@@ -234,4 +240,56 @@ func unpin(path string) error {
 		return fmt.Errorf("remove netns %s: %w", path, err)
 	}
 	return nil
+}
+
+// Host is a namespace on the underlay with no netshim: a control plane, a
+// registry, a client.
+type Host struct {
+	Name  string `json:"name"`
+	NetNS string `json:"netns"`
+	IP    string `json:"ip"`
+}
+
+// AddHost plugs a new namespace, <cluster>-NAME, into the underlay at
+// 198.19.0.OCTET. It has no routes to the pods: RouteToPods adds them.
+// Down removes it with the rest.
+func (c *Cluster) AddHost(name string, octet int) (*Host, error) {
+	if octet <= len(c.Nodes) || octet > 254 {
+		return nil, fmt.Errorf("host %s: octet %d is a node's or out of range", name, octet)
+	}
+	h := &Host{Name: name, NetNS: filepath.Join(netnsDir, c.Spec.Name+"-"+name), IP: fmt.Sprintf("198.19.0.%d", octet)}
+	c.Hosts = append(c.Hosts, h)
+	if err := c.save(); err != nil { // before it exists, so Down finds it
+		return nil, err
+	}
+	if err := c.plugIntoUnderlay(name, h.NetNS, h.IP); err != nil {
+		return nil, fmt.Errorf("host %s: %w", name, err)
+	}
+	return h, nil
+}
+
+// RouteToPods routes cidr, a node's pod subnet, from host h via that node,
+// as a router that knows every node's PodCIDR would.
+func (h *Host) RouteToPods(cidr string, via *Node) error {
+	return replaceRoute(h.NetNS, cidr, via.IP)
+}
+
+// SetDefaultRoute gives the node a default gateway on the underlay, as a
+// real node has one: kube-proxy's Service addresses are routed nowhere
+// else, and a node without a route cannot even send to them.
+func (n *Node) SetDefaultRoute(gw string) error {
+	return replaceRoute(n.NetNS, "0.0.0.0/0", gw)
+}
+
+func replaceRoute(pin, cidr, gw string) error {
+	_, dst, err := net.ParseCIDR(cidr)
+	if err != nil {
+		return err
+	}
+	return withLinks(pin, func(h *netlink.Handle) error {
+		if err := h.RouteReplace(&netlink.Route{Dst: dst, Gw: net.ParseIP(gw)}); err != nil {
+			return fmt.Errorf("route %s via %s: %w", cidr, gw, err)
+		}
+		return nil
+	})
 }

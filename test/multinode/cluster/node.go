@@ -108,6 +108,7 @@ func (n *Node) start(ctx context.Context, spec Spec) error {
 	} else if err := n.writeConf(spec.Backend); err != nil {
 		return fmt.Errorf("write CNI config: %w", err)
 	}
+	args = append(args, spec.NetshimArgs...)
 	logFile, err := os.OpenFile(n.Log(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -115,7 +116,11 @@ func (n *Node) start(ctx context.Context, spec Spec) error {
 	defer logFile.Close()
 	// sh mounts the tmpfs (named after the node, $0) in the new mount
 	// namespace, then becomes netshim, so the PID is netshim's.
-	script := `mount -t tmpfs -o mode=0755 "$0" /run/netns && exec "$@"`
+	script := `mount -t tmpfs -o mode=0755 "$0" /run/netns`
+	for _, d := range spec.PrivateDirs {
+		script += fmt.Sprintf(` && mount -t tmpfs -o mode=0755 "$0" '%s'`, d)
+	}
+	script += ` && exec "$@"`
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, spec.Name + "-" + n.Name + "-netns",
 		filepath.Join(spec.BinDir, "netshim")}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -133,6 +138,9 @@ func (n *Node) start(ctx context.Context, spec Spec) error {
 	}
 	if err := n.dial(); err != nil {
 		return err
+	}
+	if spec.KubeletPodCIDR {
+		return nil
 	}
 	if spec.Plugin == "kubenet" {
 		// What kubelet does once the node object has its spec.podCIDR.
@@ -213,6 +221,20 @@ func (n *Node) closeConn() {
 		n.conn.Close()
 		n.conn, n.rt = nil, nil
 	}
+}
+
+// Command runs name inside the node: in its network namespace and in the
+// mount namespace of its netshim, where the node's /run/netns and private
+// dirs are, so that what it mounts (kubelet's volumes) netshim's runc sees.
+func (n *Node) Command(name string, args ...string) (*exec.Cmd, error) {
+	if !n.running() {
+		return nil, fmt.Errorf("%s: its netshim is not running, so there is no mount namespace to enter", n.Name)
+	}
+	cmd := exec.Command("nsenter", append([]string{"--net=" + n.NetNS,
+		fmt.Sprintf("--mount=/proc/%d/ns/mnt", n.PID), "--", name}, args...)...)
+	// Its own session, so it outlives the process that started it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	return cmd, nil
 }
 
 // Runtime is a CRI client to the node's netshim.

@@ -1,0 +1,110 @@
+package kube
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// pki is the cluster's trust: one CA that signs the API server's serving
+// certificate (pods check it through the kube-root-ca.crt ConfigMap the
+// controller-manager publishes), and the key pair that signs and checks
+// service account tokens. Clients authenticate with static tokens, so no
+// client certificates are needed.
+type pki struct {
+	dir string
+}
+
+func (p pki) caCert() string     { return filepath.Join(p.dir, "ca.crt") }
+func (p pki) serverCert() string { return filepath.Join(p.dir, "apiserver.crt") }
+func (p pki) serverKey() string  { return filepath.Join(p.dir, "apiserver.key") }
+func (p pki) saKey() string      { return filepath.Join(p.dir, "sa.key") }
+func (p pki) saPub() string      { return filepath.Join(p.dir, "sa.pub") }
+
+// make writes the CA, the API server's certificate for names and ips, and
+// the service account keys.
+func (p pki) make(names []string, ips []net.IP) error {
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
+		return err
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now().Add(-time.Hour)
+	caTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "netshim-kube-ca"},
+		NotBefore:             now,
+		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return fmt.Errorf("CA certificate: %w", err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return err
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	srvTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: "kube-apiserver"},
+		NotBefore:    now,
+		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     names,
+		IPAddresses:  ips,
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
+	if err != nil {
+		return fmt.Errorf("API server certificate: %w", err)
+	}
+	// Service account tokens: RS256, the algorithm every client expects.
+	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return err
+	}
+	saPub, err := x509.MarshalPKIXPublicKey(&saKey.PublicKey)
+	if err != nil {
+		return err
+	}
+	srvKeyDER, err := x509.MarshalECPrivateKey(srvKey)
+	if err != nil {
+		return err
+	}
+	files := []struct {
+		path, typ string
+		der       []byte
+	}{
+		{p.caCert(), "CERTIFICATE", caDER},
+		{p.serverCert(), "CERTIFICATE", srvDER},
+		{p.serverKey(), "EC PRIVATE KEY", srvKeyDER},
+		{p.saKey(), "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(saKey)},
+		{p.saPub(), "PUBLIC KEY", saPub},
+	}
+	for _, f := range files {
+		data := pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})
+		if err := os.WriteFile(f.path, data, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
