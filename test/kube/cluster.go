@@ -79,10 +79,10 @@ type Cluster struct {
 	// ProxyAddr is the loopback address where kubectl reaches the API server.
 	ProxyAddr string `json:"proxyAddr,omitempty"`
 	// ControlPlane is the control plane's namespace pin.
-	ControlPlane string           `json:"controlPlane,omitempty"`
-	Procs        []*Proc          `json:"procs,omitempty"`
+	ControlPlane string            `json:"controlPlane,omitempty"`
+	Procs        []*Proc           `json:"procs,omitempty"`
 	Sysctls      map[string]string `json:"sysctls,omitempty"` // host values before up
-	Nodes        []string         `json:"nodes,omitempty"`
+	Nodes        []string          `json:"nodes,omitempty"`
 
 	nodes *cluster.Cluster
 }

@@ -151,7 +151,9 @@ func single(path, name string) (v1.Image, error) {
 	return registry.Image(v1.Config{Entrypoint: []string{"/" + name}}, l)
 }
 
-func pause(c *Cluster) (v1.Image, error) { return single(filepath.Join(c.Spec.BinDir, "pause"), "pause") }
+func pause(c *Cluster) (v1.Image, error) {
+	return single(filepath.Join(c.Spec.BinDir, "pause"), "pause")
+}
 
 func coredns(c *Cluster) (v1.Image, error) {
 	return single(filepath.Join(c.Spec.BinDir, "coredns"), "coredns")

@@ -146,7 +146,9 @@ func TestClusterServesTheNetworkModel(t *testing.T) {
 		out, _ := c.Kubectl(ctx, "", "-n", "smoke", "describe", "pods")
 		t.Fatalf("pods not Ready: %v\n%s", err, out)
 	}
-	ip := func(pod string) string { return kubectl("-n", "smoke", "get", "pod", pod, "-o", "jsonpath={.status.podIP}") }
+	ip := func(pod string) string {
+		return kubectl("-n", "smoke", "get", "pod", pod, "-o", "jsonpath={.status.podIP}")
+	}
 	web1, client := ip("web-1"), ip("client")
 	// exec in the client, retrying while kube-proxy catches up with the endpoints.
 	curl := func(url string) (string, error) {
