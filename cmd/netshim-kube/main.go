@@ -5,6 +5,7 @@
 //	netshim-kube up   [--dir DIR] [--nodes 3] [--backend vxlan|host-gw]
 //	netshim-kube down [--dir DIR]
 //	netshim-kube e2e  [--dir DIR] [--focus RE] [--skip RE] [--report FILE]
+//	netshim-kube report --dry-run JSON --run JSON...
 //	netshim-kube proxy --listen ADDR --netns PIN --to ADDR
 //
 // up prints `export KUBECONFIG=PATH` as its last line.
@@ -30,6 +31,7 @@ import (
 const usage = `usage: netshim-kube up [flags]     build the cluster, wait until it is Ready
        netshim-kube down [flags]   stop and remove all of it
        netshim-kube e2e [flags]    run Kubernetes' e2e.test against it
+       netshim-kube report [flags] the spec table of docs/kubernetes.md
        netshim-kube proxy [flags]  (internal) kubectl's way to the API server`
 
 func main() {
@@ -47,6 +49,8 @@ func main() {
 		err = e2e(os.Args[2:])
 	case "proxy":
 		err = proxy(os.Args[2:])
+	case "report":
+		err = report(os.Args[2:])
 	default:
 		fmt.Fprintf(os.Stderr, "unknown command %q\n%s\n", os.Args[1], usage)
 		os.Exit(2)
@@ -181,7 +185,7 @@ func e2e(args []string) error {
 	fs := flag.NewFlagSet("e2e", flag.ExitOnError)
 	dir := dirFlag(fs)
 	focus := fs.String("focus", `\[sig-network\].*\[Conformance\]|\[NodeConformance\]`, "ginkgo focus")
-	skip := fs.String("skip", `\[Serial\]|\[Disruptive\]|\[Flaky\]|\[Feature:`, "ginkgo skip")
+	skip := fs.String("skip", `\[Disruptive\]|\[Flaky\]`, "ginkgo skip: disruptive specs restart what the cluster cannot restart")
 	report := fs.String("report", "", "JSON report path (default DIR/logs/e2e-report.json)")
 	dryRun := fs.Bool("dry-run", false, "list the specs that would run")
 	_ = fs.Parse(args)
@@ -201,3 +205,26 @@ func e2e(args []string) error {
 	return c.RunE2E(ctx, kube.E2EOptions{Focus: *focus, Skip: *skip, Report: *report, DryRun: *dryRun,
 		Stdout: os.Stdout})
 }
+
+// report prints docs/kubernetes.md's table: every spec the dry run lists,
+// with its result in the runs' JSON reports.
+func report(args []string) error {
+	fs := flag.NewFlagSet("report", flag.ExitOnError)
+	dry := fs.String("dry-run", "", "JSON report of `e2e --dry-run` (every spec)")
+	var runs multiFlag
+	fs.Var(&runs, "run", "JSON report of a run (repeat; later ones win)")
+	_ = fs.Parse(args)
+	table, counts, err := kube.E2ETable(*dry, runs, kube.Explanations)
+	if err != nil {
+		return err
+	}
+	fmt.Print(table)
+	fmt.Fprintf(os.Stderr, "passed %d, failed %d, skipped %d, not run %d\n",
+		counts["passed"], counts["failed"], counts["skipped"], counts["not run"])
+	return nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return fmt.Sprint(*m) }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

@@ -86,7 +86,7 @@ func Images() []Image {
 			"agnhost's file system (dig, nslookup, sh) with sh as its command", dnsutils},
 		{CoreDNSImage, true, "CoreDNS from github.com/coredns/coredns", coredns},
 		{"registry.k8s.io/pause:3.10.1", false, "netshim's static pause program", pause},
-		{"registry.k8s.io/e2e-test-images/busybox:1.37.0-1", false, "Debian's busybox-static", busybox},
+		{"registry.k8s.io/e2e-test-images/busybox:1.37.0-1", false, "Debian's busybox-static, every applet linked", busybox},
 		{"registry.k8s.io/e2e-test-images/httpd:2.4.38-4", false, "busybox httpd on port 80 serving /usr/local/apache2/htdocs", httpd},
 		{"registry.k8s.io/e2e-test-images/httpd:2.4.39-4", false, "as httpd:2.4.38-4", httpd},
 		{"registry.k8s.io/e2e-test-images/nginx:1.14-4", false, "busybox httpd on port 80 serving /usr/share/nginx/html", nginx},
@@ -116,12 +116,46 @@ func (c *Cluster) pushImages(ctx context.Context, logf func(string, ...any)) err
 
 const imagePath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-func busybox(*Cluster) (v1.Image, error) { return registry.Busybox() }
+// busyboxFiles is the tests' busybox file system with every applet Debian's
+// busybox-static has linked into /bin, as the real busybox image has them
+// (e2e specs exec sysctl, nslookup, wget and more).
+func busyboxFiles() ([]registry.File, error) {
+	files, err := registry.BusyboxFiles()
+	if err != nil {
+		return nil, err
+	}
+	out, err := exec.Command("/bin/busybox", "--list").Output()
+	if err != nil {
+		return nil, fmt.Errorf("busybox --list: %w", err)
+	}
+	have := map[string]bool{"busybox": true}
+	for _, a := range registry.Applets {
+		have[a] = true
+	}
+	for _, a := range strings.Fields(string(out)) {
+		if !have[a] {
+			files = append(files, registry.File{Name: "bin/" + a, Type: tar.TypeSymlink, Linkname: "busybox"})
+		}
+	}
+	return files, nil
+}
+
+func busybox(*Cluster) (v1.Image, error) {
+	files, err := busyboxFiles()
+	if err != nil {
+		return nil, err
+	}
+	l, err := registry.Layer(files)
+	if err != nil {
+		return nil, err
+	}
+	return registry.Image(v1.Config{Cmd: []string{"sh"}, Env: []string{imagePath}}, l)
+}
 
 // webServer is busybox's httpd on port 80 serving root, with the page the
 // real image serves.
 func webServer(root string) (v1.Image, error) {
-	files, err := registry.BusyboxFiles()
+	files, err := busyboxFiles()
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +295,7 @@ func dirsFor(path string) []registry.File {
 
 // agnhostFS is busybox, the Debian tools and /agnhost.
 func agnhostFS(c *Cluster) ([]v1.Layer, error) {
-	files, err := registry.BusyboxFiles()
+	files, err := busyboxFiles()
 	if err != nil {
 		return nil, err
 	}
