@@ -105,6 +105,25 @@ func TestVersionString(t *testing.T) {
 	}
 }
 
+func TestRuntimeVersionIsSemantic(t *testing.T) {
+	old := version
+	t.Cleanup(func() { version = old })
+	for in, want := range map[string]string{
+		"v0.3.0-4-gabcdef": "v0.3.0-4-gabcdef", // a tagged build's git describe
+		"1.2.3":            "1.2.3",
+		"3b40410":          "0.0.0-git-3b40410", // git describe --always without a tag
+		"3b40410-dirty":    "0.0.0-git-3b40410-dirty",
+		"0123456":          "0.0.0-git-0123456", // all digits with a leading 0: not a valid identifier alone
+		"weird/rev_1":      "0.0.0-git-weird-rev-1",
+	} {
+		version = in
+		got := runtimeVersion()
+		if got != want || !semantic.MatchString(got) {
+			t.Errorf("runtimeVersion() with version %q = %q, want %q (semantic)", in, got, want)
+		}
+	}
+}
+
 // An installed netshim finds pause and runc in PREFIX/libexec/netshim; a
 // build tree's finds them beside itself, which wins.
 func TestFindHelperBesideThenLibexec(t *testing.T) {

@@ -127,7 +127,7 @@ func run(o options, notifySocket string) error {
 	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins, Containers: containers, Images: images, Exec: containerRuntime}, cri.Dirs{
 		Protected: []string{o.rootDir, o.stateDir, o.netnsDir, o.cniConfDir, o.cniCacheDir},
 	})
-	server.SetRuntimeVersion(versionNumber())
+	server.SetRuntimeVersion(runtimeVersion())
 	if err := server.Recover(context.Background()); err != nil {
 		return err
 	}

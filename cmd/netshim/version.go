@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"regexp"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 // version is set by the Makefile from `git describe --always --dirty`:
@@ -13,7 +15,7 @@ var version string
 // versionString says which netshim this is, with the Go version it was
 // built with.
 func versionString() string {
-	return fmt.Sprintf("netshim %s (%s, %s/%s)", versionNumber(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return fmt.Sprintf("netshim %s (%s, %s/%s)", runtimeVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // versionNumber is the Makefile's version, else the module version `go
@@ -48,4 +50,30 @@ func versionNumber() string {
 		v = "dev"
 	}
 	return v
+}
+
+// semantic is a Semantic Version 2.0 with an optional leading v: what
+// kubelet's version parser accepts.
+var semantic = regexp.MustCompile(`^v?(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)` +
+	`(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
+
+// runtimeVersion is what the CRI Version call reports: versionNumber when
+// it is a semantic version (a tagged build's `git describe`), else
+// 0.0.0-dev or 0.0.0-git-REV. kubelet shows a runtime version it cannot
+// parse as "Unknown" in the Node's containerRuntimeVersion.
+func runtimeVersion() string {
+	v := versionNumber()
+	switch {
+	case semantic.MatchString(v):
+		return v
+	case v == "dev":
+		return "0.0.0-dev"
+	}
+	clean := strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '-' {
+			return r
+		}
+		return '-'
+	}, v)
+	return "0.0.0-git-" + clean
 }

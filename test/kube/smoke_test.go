@@ -139,6 +139,10 @@ func TestClusterServesTheNetworkModel(t *testing.T) {
 		}
 		return strings.TrimSpace(out)
 	}
+	// kubelet shows a runtime version it cannot parse as "Unknown".
+	if v := kubectl("get", "nodes", "-o", "jsonpath={.items[*].status.nodeInfo.containerRuntimeVersion}"); !strings.HasPrefix(v, "netshim://") || strings.Contains(v, "Unknown") {
+		t.Errorf("the nodes' containerRuntimeVersion is %q, want netshim://VERSION", v)
+	}
 	if _, err := c.Kubectl(ctx, workload, "apply", "-f", "-"); err != nil {
 		t.Fatal(err)
 	}
