@@ -14,10 +14,12 @@ func testSandbox(id string) *Sandbox {
 		ID:        id,
 		Spec:      Spec{Name: "web", Namespace: "default", UID: "u1", Attempt: 2, Labels: map[string]string{"app": "web"}},
 		CreatedAt: time.Unix(1700000000, 0).UTC(),
-		State:     StateReady,
-		NetNSPath: "/run/netns/web_default_" + id[:12],
-		PausePID:  4242,
-		IPs:       []string{"198.18.0.5"},
+		Status: Status{
+			State:     StateReady,
+			NetNSPath: "/run/netns/web_default_" + id[:12],
+			PausePID:  4242,
+			IPs:       []string{"198.18.0.5"},
+		},
 	}
 }
 

@@ -171,43 +171,52 @@ func (m *Manager) GetNetNS(id string) (string, error) {
 	return sb.NetNSPath, nil
 }
 
-// update applies fn to a copy of the record, checkpoints it, then publishes it.
-func (m *Manager) update(id string, fn func(*Sandbox)) (*Sandbox, error) {
-	return m.updateWith(m.checkpoints.save, id, fn)
-}
+// write is how far a change of a record goes before it is published.
+type write int
 
-// updateTeardown is update for the steps that stop and remove a sandbox.
-// Its writes are unsynced: each step can be redone, and recovery handles
-// every older state a power cut could leave (a READY record whose pause is
-// dead becomes NOTREADY; an owed DEL is sent again). They must also
-// succeed on a full disk, or a pod could never be removed to free space:
-// when the checkpoint cannot be written even after its old copy was removed
-// to make room, the record lives on in memory only; if netshim restarts
-// before the sandbox is removed, it is forgotten, and what is left of it is
-// reclaimed like any orphan (GC's DEL, then the sweep).
-func (m *Manager) updateTeardown(id string, fn func(*Sandbox)) (*Sandbox, error) {
-	return m.updateWith(func(sb *Sandbox) error {
-		if err := m.checkpoints.saveMakingRoom(sb); err != nil {
-			klog.ErrorS(err, "Sandbox checkpoint dropped; the sandbox is kept in memory until it is removed", "sandbox", sb.ID)
-		}
-		return nil
-	}, id, fn)
-}
+const (
+	// durable: fsynced, for what recovery could not find again.
+	durable write = iota
+	// teardown: for the steps that stop and remove a sandbox. Unsynced:
+	// each step can be redone, and recovery handles every older state a
+	// power cut could leave (a READY record whose pause is dead becomes
+	// NOTREADY; an owed DEL is sent again). It must also succeed on a full
+	// disk, or a pod could never be removed to free space: when the
+	// checkpoint cannot be written even after its old copy was removed to
+	// make room, the record lives on in memory only; if netshim restarts
+	// before the sandbox is removed, it is forgotten, and what is left of it
+	// is reclaimed like any orphan (GC's DEL, then the sweep).
+	teardown
+	// memory: published only; the next checkpoint write carries it to disk.
+	memory
+)
 
-// publish applies fn to the record in memory only; the next checkpoint
-// write carries it to disk.
-func (m *Manager) publish(id string, fn func(*Sandbox)) (*Sandbox, error) {
-	return m.updateWith(func(*Sandbox) error { return nil }, id, fn)
-}
-
-func (m *Manager) updateWith(save func(*Sandbox) error, id string, fn func(*Sandbox)) (*Sandbox, error) {
+// update is the one way a sandbox's status changes: fn gets a copy of the
+// status and returns the next one, or an error to refuse; the transition
+// table may refuse too. The change is then written as w says and
+// published. The caller holds the sandbox's lock.
+func (m *Manager) update(id string, w write, fn func(Status) (Status, error)) (*Sandbox, error) {
 	sb, err := m.Get(id)
 	if err != nil {
 		return nil, err
 	}
-	fn(sb)
-	if err := save(sb); err != nil {
-		return nil, err
+	next, err := fn(sb.clone().Status)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	if err := checkTransition(sb.State, next.State); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	sb.Status = next
+	switch w {
+	case durable:
+		if err := m.checkpoints.save(sb); err != nil {
+			return nil, err
+		}
+	case teardown:
+		if err := m.checkpoints.saveMakingRoom(sb); err != nil {
+			klog.ErrorS(err, "Sandbox checkpoint dropped; the sandbox is kept in memory until it is removed", "sandbox", sb.ID)
+		}
 	}
 	m.mu.Lock()
 	if _, ok := m.byID[id]; ok {
@@ -225,7 +234,7 @@ func (m *Manager) Create(spec Spec) (*Sandbox, error) {
 		return nil, fmt.Errorf("make sandbox id: %w", err)
 	}
 	name := spec.ReservationName()
-	sb := &Sandbox{ID: id, Spec: spec, CreatedAt: time.Now(), State: StateCreating}
+	sb := &Sandbox{ID: id, Spec: spec, CreatedAt: time.Now(), Status: Status{State: StateCreating}}
 	if !spec.HostNetwork {
 		// Both recorded before they exist, so recovery after a crash finds
 		// the pin and sends the DEL that every (possibly partial) ADD needs.
@@ -244,7 +253,7 @@ func (m *Manager) Create(spec Spec) (*Sandbox, error) {
 	// Unsynced: a process crash keeps it, which is what recovery needs to
 	// find the pin and send the DEL. A power cut may lose it, but takes the
 	// pin (tmpfs) and the pause with it, and the network GC at start
-	// reclaims the attachment. SetReady's write is the durable one.
+	// reclaims the attachment. Ready's write is the durable one.
 	if err := m.checkpoints.saveUnsynced(sb); err != nil {
 		m.release(sb)
 		return nil, err
@@ -289,61 +298,107 @@ func (m *Manager) StartPause(ctx context.Context, id string) error {
 	m.children[id] = exited
 	m.mu.Unlock()
 	start, _ := proc.StartTime(pid)
-	// Published, not checkpointed: SetReady's write records it. A crash
+	// Published, not checkpointed: Ready's write records it. A crash
 	// before that leaves a creating sandbox without a PID, which recovery
 	// undoes with a forced delete of its runtime container.
-	if _, err := m.publish(id, func(sb *Sandbox) { sb.PausePID, sb.PauseStartTime = pid, start }); err != nil {
+	if _, err := m.update(id, memory, func(st Status) (Status, error) {
+		st.PausePID, st.PauseStartTime = pid, start
+		return st, nil
+	}); err != nil {
 		return err
 	}
 	go m.watchExit(id, pid, exited)
 	return nil
 }
 
-// watchExit marks a ready sandbox NOTREADY when its pause process dies on its own.
+// watchExit records the exit of a pause process whenever it comes.
 func (m *Manager) watchExit(id string, pid int, exited <-chan struct{}) {
 	<-exited
 	defer m.locks.Lock(id)()
+	m.recordExit(id, pid)
+}
+
+// recordExit applies the pause-exited event to the sandbox whose pause pid
+// was. While the sandbox is being created the change stays in memory: on
+// disk it is still creating, which recovery undoes. The caller holds the
+// sandbox's lock.
+func (m *Manager) recordExit(id string, pid int) {
 	sb, err := m.Get(id)
-	if err != nil || sb.PausePID != pid {
-		return // removed, or stopped on purpose
+	if err != nil || sb.PausePID != pid || sb.PauseExited {
+		return // removed, stopped on purpose, or already recorded
 	}
-	klog.InfoS("Pause process exited", "sandbox", id, "pid", pid)
-	if sb.State == StateReady {
-		_, _ = m.updateTeardown(id, func(sb *Sandbox) { sb.State = StateNotReady })
+	klog.InfoS("Pause process exited", "sandbox", id, "pid", pid, "state", sb.State)
+	w := teardown
+	if sb.State == StateCreating {
+		w = memory
+	}
+	if _, err := m.update(id, w, pauseExited); err != nil {
+		klog.ErrorS(err, "Could not record a pause process's exit", "sandbox", id)
 	}
 }
 
-// SetNetworkAttached records that a network ADD is about to run (true) or
-// that its DEL succeeded (false). Only the first must reach the disk: a
-// DEL run again is harmless, an ADD without its record would leak. The
-// second is published, and Stop's write records it.
-func (m *Manager) SetNetworkAttached(id string, attached bool) error {
-	defer m.locks.Lock(id)()
-	update := m.update
-	if !attached {
-		update = m.publish
+// recordPendingExit applies the exit of a pause process that has exited
+// but whose watcher has not run yet, so that what is asked next (Ready)
+// sees the exit that came first. The caller holds the sandbox's lock.
+func (m *Manager) recordPendingExit(id string) {
+	m.mu.RLock()
+	exited, child := m.children[id]
+	m.mu.RUnlock()
+	if !child {
+		return
 	}
-	_, err := update(id, func(sb *Sandbox) { sb.NetworkAttached = attached })
+	select {
+	case <-exited:
+		if sb, err := m.Get(id); err == nil {
+			m.recordExit(id, sb.PausePID)
+		}
+	default:
+	}
+}
+
+// NetworkDetached records that the network DEL succeeded. It is only
+// published: a DEL run again is harmless, and Stop's write records it.
+func (m *Manager) NetworkDetached(id string) error {
+	defer m.locks.Lock(id)()
+	_, err := m.update(id, memory, func(st Status) (Status, error) {
+		st.NetworkAttached = false
+		return st, nil
+	})
 	return err
 }
 
 // MarkNotReady records that a READY sandbox is being stopped, before its
 // network is torn down, so a crash mid-stop never leaves a READY sandbox
-// without a network.
+// without a network. A sandbox still being created stays creating, so
+// that recovery undoes it.
 func (m *Manager) MarkNotReady(id string) error {
 	defer m.locks.Lock(id)()
-	_, err := m.updateTeardown(id, func(sb *Sandbox) {
-		if sb.State == StateReady {
-			sb.State = StateNotReady
+	_, err := m.update(id, teardown, func(st Status) (Status, error) {
+		if st.State == StateReady {
+			st.State = StateNotReady
 		}
+		return st, nil
 	})
 	return err
 }
 
-// SetReady records the pod IPs and marks the sandbox READY.
-func (m *Manager) SetReady(id string, ips []string) error {
+// ErrPauseExited: the pause process exited before the sandbox was ready.
+var ErrPauseExited = errors.New("its pause process exited during set-up")
+
+// Ready records the pod IPs and asks for the sandbox to become READY. The
+// transition table refuses it unless the sandbox is still being created:
+// in particular when its pause process exited meanwhile, in which case the
+// error wraps ErrPauseExited.
+func (m *Manager) Ready(id string, ips []string) error {
 	defer m.locks.Lock(id)()
-	_, err := m.update(id, func(sb *Sandbox) { sb.State, sb.IPs = StateReady, ips })
+	m.recordPendingExit(id)
+	_, err := m.update(id, durable, func(st Status) (Status, error) {
+		if st.PauseExited {
+			return st, fmt.Errorf("%w: %w", ErrRefused, ErrPauseExited)
+		}
+		st.State, st.IPs = StateReady, ips
+		return st, nil
+	})
 	return err
 }
 
@@ -368,9 +423,10 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		}
 		pinned = ""
 	}
-	_, err = m.updateTeardown(id, func(sb *Sandbox) {
-		sb.PausePID, sb.PauseStartTime, sb.NetNSPath = 0, 0, pinned
-		sb.State = StateNotReady // also from creating: a stopped sandbox is no longer interrupted
+	_, err = m.update(id, teardown, func(st Status) (Status, error) {
+		st.PausePID, st.PauseStartTime, st.NetNSPath = 0, 0, pinned
+		st.State = StateNotReady // also from creating: a stopped sandbox is no longer interrupted
+		return st, nil
 	})
 	return err
 }
@@ -409,7 +465,10 @@ func (m *Manager) stopPause(ctx context.Context, id string) error {
 	m.mu.Unlock()
 	if sb.PausePID != 0 {
 		// Stop's write records it; until then a restart sees a dead PID.
-		_, err = m.publish(id, func(sb *Sandbox) { sb.PausePID, sb.PauseStartTime = 0, 0 })
+		_, err = m.update(id, memory, func(st Status) (Status, error) {
+			st.PausePID, st.PauseStartTime = 0, 0
+			return st, nil
+		})
 	}
 	return err
 }
@@ -516,7 +575,7 @@ func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
 			interrupted = append(interrupted, sb.clone())
 		case sb.State == StateReady && !sameProcessAlive(sb.PausePID, sb.PauseStartTime):
 			klog.InfoS("Pause process of sandbox died while netshim was down", "sandbox", sb.ID, "pid", sb.PausePID)
-			if _, err := m.updateTeardown(sb.ID, func(sb *Sandbox) { sb.State = StateNotReady }); err != nil {
+			if _, err := m.update(sb.ID, teardown, pauseExited); err != nil {
 				return nil, err
 			}
 		}
@@ -629,9 +688,7 @@ func (m *Manager) RefreshState(id string) {
 		return
 	}
 	defer m.locks.Lock(id)()
-	_, _ = m.updateTeardown(id, func(sb *Sandbox) {
-		if sb.State == StateReady {
-			sb.State = StateNotReady
-		}
-	})
+	if sb, err := m.Get(id); err == nil && sb.State == StateReady {
+		_, _ = m.update(id, teardown, pauseExited)
+	}
 }
