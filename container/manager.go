@@ -173,13 +173,36 @@ func (m *Manager) List() []*Container {
 	return out
 }
 
-// update applies fn to a copy of the record, checkpoints it, then publishes it.
-func (m *Manager) update(id string, fn func(*Container)) (*Container, error) {
+// update is the one way a container's status changes: fn gets a copy of
+// the status and returns the next one, or an error to refuse; the
+// transition table may refuse too. The change is checkpointed, then
+// published. The caller holds the container's lock.
+func (m *Manager) update(id string, fn func(Status) (Status, error)) (*Container, error) {
+	return m.updateRecord(id, func(c *Container) error {
+		next, err := fn(c.Status)
+		if err != nil {
+			return err
+		}
+		if next.State != c.State {
+			if err := checkTransition(c.State, next.State); err != nil {
+				return err
+			}
+		}
+		c.Status = next
+		return nil
+	})
+}
+
+// updateRecord applies fn to a copy of the whole record, checkpoints it,
+// then publishes it. Only update and the config of UpdateResources use it.
+func (m *Manager) updateRecord(id string, fn func(*Container) error) (*Container, error) {
 	c, err := m.get(id)
 	if err != nil {
 		return nil, err
 	}
-	fn(c)
+	if err := fn(c); err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
 	if err := m.checkpoints.Save(c); err != nil {
 		return nil, err
 	}
@@ -227,7 +250,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Container, er
 	c := &Container{
 		ID: id, SandboxID: req.Pod.SandboxID, Name: ReservationName(req.Config, req.Pod.Config),
 		Image: req.Config.GetImage().GetImage(), ImageID: req.ImageID, ImageRef: req.ImageRef,
-		State: StateCreating, CreatedAt: time.Now(), LogPath: req.LogPath, Config: raw,
+		Status: Status{State: StateCreating}, CreatedAt: time.Now(), LogPath: req.LogPath, Config: raw,
 		Labels: req.Config.GetLabels(), Annotations: req.Config.GetAnnotations(),
 		Tty: req.Config.GetTty(), Stdin: req.Config.GetStdin(),
 		StopSignal: req.Image.StopSignal, Bundle: m.bundleDir(id),
@@ -301,13 +324,14 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 	}
 	pidStart, _ := proc.StartTime(pid)
 	monStart, _ := proc.StartTime(monitorPID)
-	_, err = m.update(c.ID, func(c *Container) {
-		c.State = StateCreated
-		c.PID, c.PIDStartTime = pid, pidStart
-		c.MonitorPID, c.MonitorPIDStartTime = monitorPID, monStart
+	_, err = m.update(c.ID, func(st Status) (Status, error) {
+		st.State = StateCreated
+		st.PID, st.PIDStartTime = pid, pidStart
+		st.MonitorPID, st.MonitorPIDStartTime = monitorPID, monStart
 		if spec.Linux != nil {
-			c.CgroupsPath = spec.Linux.CgroupsPath
+			st.CgroupsPath = spec.Linux.CgroupsPath
 		}
+		return st, nil
 	})
 	return err
 }
@@ -385,20 +409,23 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err != nil {
 		return err
 	}
-	if c.State != StateCreated {
-		return fmt.Errorf("container %s is %s, not created: only a created container can be started: %w", id, c.State, errdefs.ErrFailedPrecondition)
+	// Asked of the table before runc is: only a created container starts.
+	if err := checkTransition(c.State, StateRunning); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	if err := m.cfg.Runtime.Start(ctx, id); err != nil {
 		// A start that failed leaves the container to exit; its monitor
 		// reports the code, and the state says what happened.
-		_, _ = m.update(id, func(c *Container) { c.Message = err.Error() })
+		_, _ = m.update(id, func(st Status) (Status, error) {
+			st.Message = err.Error()
+			return st, nil
+		})
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	crashpoint.Hit(crashpoint.DuringContainerStart)
-	_, err = m.update(id, func(c *Container) {
-		if c.State == StateCreated {
-			c.State, c.StartedAt = StateRunning, time.Now()
-		}
+	_, err = m.update(id, func(st Status) (Status, error) {
+		st.State, st.StartedAt = StateRunning, time.Now()
+		return st, nil
 	})
 	return err
 }
@@ -420,7 +447,7 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 	if err != nil {
 		return err
 	}
-	if c.State != StateRunning && c.State != StateCreated {
+	if !live(c.State) {
 		return nil
 	}
 	if timeout > 0 && c.State == StateRunning {
@@ -494,7 +521,7 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 // refresh brings the recorded state up to date with the monitor's exit file.
 func (m *Manager) refresh(id string) {
 	c, err := m.get(id)
-	if err != nil || (c.State != StateRunning && c.State != StateCreated) {
+	if err != nil || !live(c.State) {
 		return
 	}
 	defer m.locks.Lock(id)()
@@ -503,7 +530,7 @@ func (m *Manager) refresh(id string) {
 
 func (m *Manager) refreshLocked(id string) {
 	c, err := m.get(id)
-	if err != nil || (c.State != StateRunning && c.State != StateCreated) {
+	if err != nil || !live(c.State) {
 		return
 	}
 	code, at, ok, err := oci.ExitCode(m.exitDir(), id)
@@ -517,25 +544,28 @@ func (m *Manager) refreshLocked(id string) {
 		}
 		// Monitor and container both gone without an exit code (killed,
 		// or the node rebooted): the state cannot be known.
-		_, _ = m.update(id, func(c *Container) {
-			c.State, c.FinishedAt, c.ExitCode = StateUnknown, time.Now(), 255
-			c.Reason, c.Message = "Unknown", "the container's monitor is gone and left no exit code"
+		_, _ = m.update(id, func(st Status) (Status, error) {
+			st.State, st.FinishedAt, st.ExitCode = StateUnknown, time.Now(), 255
+			st.Reason, st.Message = "Unknown", "the container's monitor is gone and left no exit code"
+			return st, nil
 		})
 		return
 	}
-	_, err = m.update(id, func(c *Container) {
-		c.State, c.ExitCode, c.FinishedAt = StateExited, code, at
-		if c.StartedAt.IsZero() {
-			c.StartedAt = at
+	oom := oomKilled(c.Bundle)
+	_, err = m.update(id, func(st Status) (Status, error) {
+		st.State, st.ExitCode, st.FinishedAt = StateExited, code, at
+		if st.StartedAt.IsZero() {
+			st.StartedAt = at
 		}
 		switch {
-		case oomKilled(c.Bundle):
-			c.Reason = "OOMKilled"
+		case oom:
+			st.Reason = "OOMKilled"
 		case code == 0:
-			c.Reason = "Completed"
+			st.Reason = "Completed"
 		default:
-			c.Reason = "Error"
+			st.Reason = "Error"
 		}
+		return st, nil
 	})
 	if err != nil {
 		klog.ErrorS(err, "Could not record container exit", "container", id)
@@ -560,7 +590,7 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, res *r
 	if err != nil {
 		return err
 	}
-	if c.State != StateRunning && c.State != StateCreated {
+	if !live(c.State) {
 		return fmt.Errorf("container %s is %s: only a created or running container can be updated: %w", id, c.State, errdefs.ErrFailedPrecondition)
 	}
 	linux, err := LinuxResources(res)
@@ -582,7 +612,10 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, res *r
 	if err != nil {
 		return err
 	}
-	_, err = m.update(id, func(c *Container) { c.Config = raw })
+	_, err = m.updateRecord(id, func(c *Container) error {
+		c.Config = raw
+		return nil
+	})
 	return err
 }
 

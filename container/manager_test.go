@@ -371,7 +371,7 @@ func TestRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An interrupted create: a record in state creating with a mounted rootfs.
-	interrupted := &Container{ID: fmt.Sprintf("%064d", 7), Name: "c_pod_ns_uid_0", State: StateCreating, Bundle: m.bundleDir(fmt.Sprintf("%064d", 7))}
+	interrupted := &Container{ID: fmt.Sprintf("%064d", 7), Name: "c_pod_ns_uid_0", Status: Status{State: StateCreating}, Bundle: m.bundleDir(fmt.Sprintf("%064d", 7))}
 	if err := m.checkpoints.Save(interrupted); err != nil {
 		t.Fatal(err)
 	}

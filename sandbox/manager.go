@@ -204,8 +204,10 @@ func (m *Manager) update(id string, w write, fn func(Status) (Status, error)) (*
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", id, err)
 	}
-	if err := checkTransition(sb.State, next.State); err != nil {
-		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	if next.State != sb.State {
+		if err := checkTransition(sb.State, next.State); err != nil {
+			return nil, fmt.Errorf("sandbox %s: %w", id, err)
+		}
 	}
 	sb.Status = next
 	switch w {

@@ -6,8 +6,8 @@ import (
 	"github.com/netshim/netshim/pkg/errdefs"
 )
 
-// transitions is which state may follow which; staying in a state (a field
-// of the status changing) is always allowed. Nothing follows notready but
+// transitions is which state may follow which; a status may also change
+// without a change of state. Nothing follows notready but
 // notready: a sandbox whose pause is gone, or that was stopped, is never
 // made ready again, and ready follows only creating.
 //
@@ -30,11 +30,10 @@ var transitions = map[State][]State{
 // ErrRefused: the transition table does not allow the change asked for.
 var ErrRefused = fmt.Errorf("sandbox state change refused: %w", errdefs.ErrFailedPrecondition)
 
-// checkTransition is nil when to may follow from.
+// checkTransition is nil when the table lets to follow from. update lets
+// a status change without a change of state; an event that names a state
+// (start: running) asks the table even when it is the current one.
 func checkTransition(from, to State) error {
-	if from == to {
-		return nil
-	}
 	for _, s := range transitions[from] {
 		if s == to {
 			return nil
