@@ -32,7 +32,24 @@ type Config struct {
 	Runtime     Runtime
 	// Reaper reaps the pause processes, netshim being their subreaper.
 	Reaper *reaper.Reaper
+	// NetNS makes and removes the netns pins; nil is the kernel's.
+	NetNS NetNS
 }
+
+// NetNS makes and removes pinned network namespaces. It is an interface so
+// that the manager's tests run without root.
+type NetNS interface {
+	// Pin creates a network namespace and pins it at path.
+	Pin(path string) error
+	// Unpin removes the pin at path; a pin already gone is no error.
+	Unpin(path string) error
+}
+
+// kernelNetNS pins real network namespaces.
+type kernelNetNS struct{}
+
+func (kernelNetNS) Pin(path string) error   { return CreatePinnedNetNS(path) }
+func (kernelNetNS) Unpin(path string) error { return UnpinNetNS(path) }
 
 // Manager owns the sandbox records and the system resources of each.
 type Manager struct {
@@ -68,6 +85,9 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	if err := os.MkdirAll(cfg.NetNSDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create netns dir: %w", err)
+	}
+	if cfg.NetNS == nil {
+		cfg.NetNS = kernelNetNS{}
 	}
 	rootfs := filepath.Join(cfg.StateDir, "pause-rootfs")
 	if err := prepareRootfs(rootfs, cfg.PauseBinary); err != nil {
@@ -654,7 +674,7 @@ func (m *Manager) pin(path string) error {
 	if err := os.WriteFile(m.pinMarker(path), nil, 0o600); err != nil {
 		return fmt.Errorf("record netns pin %s: %w", path, err)
 	}
-	if err := CreatePinnedNetNS(path); err != nil {
+	if err := m.cfg.NetNS.Pin(path); err != nil {
 		_ = os.Remove(m.pinMarker(path))
 		return err
 	}
@@ -666,7 +686,7 @@ func (m *Manager) unpin(path string) error {
 	if path == "" {
 		return nil
 	}
-	if err := UnpinNetNS(path); err != nil {
+	if err := m.cfg.NetNS.Unpin(path); err != nil {
 		return err
 	}
 	if err := os.Remove(m.pinMarker(path)); err != nil && !os.IsNotExist(err) {
