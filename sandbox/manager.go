@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/checkpoint"
 	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/idindex"
@@ -54,7 +55,7 @@ func (kernelNetNS) Unpin(path string) error { return UnpinNetNS(path) }
 // Manager owns the sandbox records and the system resources of each.
 type Manager struct {
 	cfg         Config
-	checkpoints checkpoints
+	checkpoints checkpoint.Store[Sandbox]
 	rootfs      string
 	reaper      *reaper.Reaper
 	locks       keylock.Locks // one per sandbox ID: serialises changes to a record
@@ -71,7 +72,7 @@ const pauseStopTimeout = 10 * time.Second
 
 // NewManager prepares the directories and the shared pause rootfs.
 func NewManager(cfg Config) (*Manager, error) {
-	cpDir := filepath.Join(cfg.RootDir, "sandboxes")
+	cpDir := checkpointsDir(cfg.RootDir)
 	for _, d := range []string{cpDir, filepath.Join(cfg.StateDir, "sandboxes"), filepath.Join(cfg.StateDir, pinMarkerDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create state dir: %w", err)
@@ -95,7 +96,7 @@ func NewManager(cfg Config) (*Manager, error) {
 	}
 	return &Manager{
 		cfg:         cfg,
-		checkpoints: checkpoints{dir: cpDir},
+		checkpoints: newCheckpoints(cpDir),
 		rootfs:      rootfs,
 		reaper:      cfg.Reaper,
 		byID:        map[string]*Sandbox{},
@@ -232,11 +233,11 @@ func (m *Manager) update(id string, w write, fn func(Status) (Status, error)) (*
 	sb.Status = next
 	switch w {
 	case durable:
-		if err := m.checkpoints.save(sb); err != nil {
+		if err := m.checkpoints.Save(sb); err != nil {
 			return nil, err
 		}
 	case teardown:
-		if err := m.checkpoints.saveMakingRoom(sb); err != nil {
+		if err := m.checkpoints.SaveMakingRoom(sb); err != nil {
 			klog.ErrorS(err, "Sandbox checkpoint dropped; the sandbox is kept in memory until it is removed", "sandbox", sb.ID)
 		}
 	}
@@ -276,7 +277,7 @@ func (m *Manager) Create(spec Spec) (*Sandbox, error) {
 	// find the pin and send the DEL. A power cut may lose it, but takes the
 	// pin (tmpfs) and the pause with it, and the network GC at start
 	// reclaims the attachment. Ready's write is the durable one.
-	if err := m.checkpoints.saveUnsynced(sb); err != nil {
+	if err := m.checkpoints.SaveUnsynced(sb); err != nil {
 		m.release(sb)
 		return nil, err
 	}
@@ -544,7 +545,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := os.RemoveAll(m.bundleDir(id)); err != nil {
 		return fmt.Errorf("remove bundle of sandbox %s: %w", id, err)
 	}
-	if err := m.checkpoints.remove(id); err != nil {
+	if err := m.checkpoints.Remove(id); err != nil {
 		return err
 	}
 	m.forgetRecord(sb)
@@ -553,7 +554,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 
 // forget undoes a Create whose netns could not be made.
 func (m *Manager) forget(sb *Sandbox) {
-	if err := m.checkpoints.remove(sb.ID); err != nil {
+	if err := m.checkpoints.Remove(sb.ID); err != nil {
 		klog.ErrorS(err, "Failed to remove checkpoint while undoing a sandbox", "sandbox", sb.ID)
 	}
 	m.forgetRecord(sb)
@@ -582,7 +583,7 @@ func (m *Manager) release(sb *Sandbox) {
 // undo, since only it can tear down their network. It removes nothing: the
 // caller sweeps orphans (SweepOrphans) once every DEL owed has been sent.
 func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
-	good, bad := m.checkpoints.loadAll()
+	good, bad := m.checkpoints.LoadAll()
 	for _, e := range bad {
 		klog.ErrorS(e, "Set aside a corrupt sandbox checkpoint")
 	}

@@ -242,7 +242,7 @@ func (h *harness) nothingLeft(t *testing.T, sb *Sandbox) {
 	if held {
 		t.Errorf("name of %s still reserved", sb.ID)
 	}
-	for _, p := range []string{h.checkpoints.path(sb.ID), h.bundleDir(sb.ID), sb.NetNSPath, h.pinMarker(sb.NetNSPath)} {
+	for _, p := range []string{h.checkpoints.Path(sb.ID), h.bundleDir(sb.ID), sb.NetNSPath, h.pinMarker(sb.NetNSPath)} {
 		if _, err := os.Lstat(p); err == nil {
 			t.Errorf("%s left behind", p)
 		}
@@ -259,7 +259,7 @@ func (h *harness) nothingLeft(t *testing.T, sb *Sandbox) {
 
 func onDisk(t *testing.T, h *harness, id string) *Sandbox {
 	t.Helper()
-	good, bad := h.checkpoints.loadAll()
+	good, bad := h.checkpoints.LoadAll()
 	if len(bad) != 0 {
 		t.Fatalf("corrupt checkpoints: %v", bad)
 	}
@@ -394,7 +394,7 @@ func TestCreateUndoneWhenThePinFails(t *testing.T) {
 	if len(h.List()) != 0 {
 		t.Fatalf("records left: %v", h.List())
 	}
-	if entries, _ := os.ReadDir(h.checkpoints.dir); len(entries) != 0 {
+	if entries, _ := os.ReadDir(h.checkpoints.Dir); len(entries) != 0 {
 		t.Fatalf("checkpoints left: %v", entries)
 	}
 	if entries, _ := os.ReadDir(filepath.Join(h.cfg.StateDir, pinMarkerDir)); len(entries) != 0 {
