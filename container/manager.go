@@ -2,8 +2,6 @@ package container
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -22,6 +19,7 @@ import (
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/idindex"
 	"github.com/netshim/netshim/pkg/keylock"
+	"github.com/netshim/netshim/pkg/memstore"
 	"github.com/netshim/netshim/pkg/proc"
 	"github.com/netshim/netshim/pkg/reaper"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -73,10 +71,7 @@ type Manager struct {
 	checkpoints checkpoint.Store[Container]
 	locks       keylock.Locks // one per container: serialises its lifecycle
 
-	mu    sync.RWMutex
-	byID  map[string]*Container
-	ids   idindex.Index
-	names map[string]string // reservation name → container ID
+	records *memstore.Store[Container] // by ID and prefix; reservation names
 }
 
 // exitWait bounds the wait for a SIGKILLed container to be reported gone.
@@ -88,10 +83,9 @@ func NewManager(cfg Config) (*Manager, error) {
 		cfg: cfg,
 		checkpoints: checkpoint.Store[Container]{
 			Dir: filepath.Join(cfg.RootDir, "checkpoints"), Kind: "container",
-			ID: func(c *Container) string { return c.ID }, Valid: isID,
+			ID: func(c *Container) string { return c.ID }, Valid: idindex.Valid,
 		},
-		byID:  map[string]*Container{},
-		names: map[string]string{},
+		records: memstore.New((*Container).clone),
 	}
 	for _, d := range []string{m.checkpoints.Dir, m.layersDir(), m.exitDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -108,25 +102,9 @@ func (m *Manager) bundleDir(id string) string {
 	return filepath.Join(m.cfg.StateDir, "bundles", id)
 }
 
-func isID(id string) bool {
-	if len(id) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(id)
-	return err == nil
-}
-
-func newID() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
-
 // Resolve returns the full ID of the one container whose ID starts with prefix.
 func (m *Manager) Resolve(prefix string) (string, error) {
-	id, err := m.ids.Get(prefix)
+	id, err := m.records.Resolve(prefix)
 	if err != nil {
 		return "", fmt.Errorf("container %w", err)
 	}
@@ -145,23 +123,16 @@ func (m *Manager) Get(idOrPrefix string) (*Container, error) {
 }
 
 func (m *Manager) get(id string) (*Container, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	c, ok := m.byID[id]
+	c, ok := m.records.Get(id)
 	if !ok {
 		return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
 	}
-	return c.clone(), nil
+	return c, nil
 }
 
 // List returns copies of every record, oldest first, states brought up to date.
 func (m *Manager) List() []*Container {
-	m.mu.RLock()
-	ids := make([]string, 0, len(m.byID))
-	for id := range m.byID {
-		ids = append(ids, id)
-	}
-	m.mu.RUnlock()
+	ids := m.records.IDs()
 	out := make([]*Container, 0, len(ids))
 	for _, id := range ids {
 		m.refresh(id)
@@ -206,11 +177,7 @@ func (m *Manager) updateRecord(id string, fn func(*Container) error) (*Container
 	if err := m.checkpoints.Save(c); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	if _, ok := m.byID[id]; ok {
-		m.byID[id] = c
-	}
-	m.mu.Unlock()
+	m.records.Replace(id, c)
 	return c.clone(), nil
 }
 
@@ -243,7 +210,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Container, er
 	if err != nil {
 		return nil, fmt.Errorf("encode container config: %w", err)
 	}
-	id, err := newID()
+	id, err := idindex.New()
 	if err != nil {
 		return nil, fmt.Errorf("make container id: %w", err)
 	}
@@ -257,23 +224,16 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Container, er
 	}
 	c.Metadata.Name, c.Metadata.Attempt = req.Config.GetMetadata().GetName(), req.Config.GetMetadata().GetAttempt()
 
-	m.mu.Lock()
-	if holder, ok := m.names[c.Name]; ok {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("container name %q is held by container %s: %w", c.Name, holder, errdefs.ErrAlreadyExists)
+	if err := m.records.Reserve(c.Name, id); err != nil {
+		return nil, fmt.Errorf("container %w", err)
 	}
-	m.names[c.Name] = id
-	m.mu.Unlock()
 	defer m.locks.Lock(id)()
 
 	if err := m.checkpoints.Save(c); err != nil {
 		m.release(c)
 		return nil, err
 	}
-	m.mu.Lock()
-	m.byID[id] = c
-	m.ids.Add(id)
-	m.mu.Unlock()
+	m.records.Add(id, c.clone())
 	crashpoint.Hit(crashpoint.DuringContainerCreate)
 
 	if err := m.create(ctx, c, req); err != nil {
@@ -365,10 +325,7 @@ func (m *Manager) removeResources(ctx context.Context, c *Container) error {
 	if err := m.checkpoints.Remove(c.ID); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	delete(m.byID, c.ID)
-	m.ids.Delete(c.ID)
-	m.mu.Unlock()
+	m.records.Delete(c.ID)
 	m.release(c)
 	return nil
 }
@@ -380,7 +337,7 @@ func (m *Manager) waitMonitorGone(ctx context.Context, c *Container) {
 		return
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for sameProcessAlive(c.MonitorPID, c.MonitorPIDStartTime) {
+	for proc.SameAlive(c.MonitorPID, c.MonitorPIDStartTime) {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			_ = syscall.Kill(c.MonitorPID, syscall.SIGKILL)
 			return
@@ -390,11 +347,7 @@ func (m *Manager) waitMonitorGone(ctx context.Context, c *Container) {
 }
 
 func (m *Manager) release(c *Container) {
-	m.mu.Lock()
-	if m.names[c.Name] == c.ID {
-		delete(m.names, c.Name)
-	}
-	m.mu.Unlock()
+	m.records.Release(c.Name, c.ID)
 }
 
 // Start starts a created container.
@@ -493,7 +446,7 @@ func (m *Manager) waitExit(ctx context.Context, id string, d time.Duration) bool
 }
 
 func (m *Manager) anyAlive(c *Container) bool {
-	return sameProcessAlive(c.PID, c.PIDStartTime) || sameProcessAlive(c.MonitorPID, c.MonitorPIDStartTime)
+	return proc.SameAlive(c.PID, c.PIDStartTime) || proc.SameAlive(c.MonitorPID, c.MonitorPIDStartTime)
 }
 
 // Remove stops the container if it runs and removes all of it. Removing an
@@ -661,11 +614,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 	}
 	var errs []error
 	for _, c := range good {
-		m.mu.Lock()
-		m.byID[c.ID] = c
-		m.ids.Add(c.ID)
-		m.names[c.Name] = c.ID
-		m.mu.Unlock()
+		m.records.Add(c.ID, c.clone())
+		if err := m.records.Reserve(c.Name, c.ID); err != nil {
+			klog.ErrorS(err, "Two container checkpoints hold one name", "container", c.ID)
+		}
 		if c.State == StateCreating {
 			klog.InfoS("Undoing container whose create was interrupted", "container", c.ID)
 			if err := m.removeResources(ctx, c); err != nil {
@@ -682,12 +634,10 @@ func (m *Manager) Recover(ctx context.Context) error {
 // sweepOrphans removes runtime containers, bundles, writable layers and
 // leases that no record knows (a crash between their making and the record).
 func (m *Manager) sweepOrphans(ctx context.Context) {
-	m.mu.RLock()
-	known := make(map[string]bool, len(m.byID))
-	for id := range m.byID {
+	known := map[string]bool{}
+	for _, id := range m.records.IDs() {
 		known[id] = true
 	}
-	m.mu.RUnlock()
 	if ids, err := m.cfg.Runtime.List(ctx); err != nil {
 		klog.ErrorS(err, "Could not list runtime containers to sweep orphans")
 	} else {
@@ -727,21 +677,11 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 
 // InUseImages are the image IDs that containers hold.
 func (m *Manager) InUseImages() map[string]bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	used := map[string]bool{}
-	for _, c := range m.byID {
+	for _, c := range m.records.List() {
 		used[c.ImageID] = true
 	}
 	return used
-}
-
-func sameProcessAlive(pid int, start uint64) bool {
-	if pid <= 0 {
-		return false
-	}
-	s, alive := proc.StartTime(pid)
-	return alive && s == start
 }
 
 // stopSignal parses an image's StopSignal ("SIGQUIT", "QUIT", "3"); SIGTERM when unset or unknown.

@@ -180,10 +180,7 @@ func nothingLeft(t *testing.T, m *Manager, w *world, cfg Config, id, name string
 	if _, err := m.Get(id); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("record of %s still there: %v", id, err)
 	}
-	m.mu.RLock()
-	_, held := m.names[name]
-	m.mu.RUnlock()
-	if held {
+	if _, held := m.records.Holder(name); held {
 		t.Errorf("name %s still reserved", name)
 	}
 	for _, p := range []string{
@@ -343,7 +340,7 @@ func TestRemove(t *testing.T) {
 func TestPrefixAmbiguous(t *testing.T) {
 	m, _, _ := newTestManager(t)
 	for _, id := range []string{"aa11", "aa22"} {
-		m.ids.Add(id)
+		m.records.Add(id, &Container{ID: id})
 	}
 	if _, err := m.Get("aa"); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("ambiguous prefix: %v", err)

@@ -1,10 +1,10 @@
 package sandbox
 
 import (
-	"encoding/hex"
 	"path/filepath"
 
 	"github.com/netshim/netshim/pkg/checkpoint"
+	"github.com/netshim/netshim/pkg/idindex"
 )
 
 // newCheckpoints is the store of sandbox records, one file per sandbox in
@@ -14,16 +14,8 @@ import (
 func newCheckpoints(dir string) checkpoint.Store[Sandbox] {
 	return checkpoint.Store[Sandbox]{
 		Dir: dir, Kind: "sandbox", Legacy: "sandbox",
-		ID: func(sb *Sandbox) string { return sb.ID }, Valid: isSandboxID,
+		ID: func(sb *Sandbox) string { return sb.ID }, Valid: idindex.Valid,
 	}
 }
 
 func checkpointsDir(rootDir string) string { return filepath.Join(rootDir, "sandboxes") }
-
-func isSandboxID(id string) bool {
-	if len(id) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(id)
-	return err == nil
-}

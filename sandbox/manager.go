@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -18,6 +16,7 @@ import (
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/idindex"
 	"github.com/netshim/netshim/pkg/keylock"
+	"github.com/netshim/netshim/pkg/memstore"
 	"github.com/netshim/netshim/pkg/proc"
 	"github.com/netshim/netshim/pkg/reaper"
 	"golang.org/x/sys/unix"
@@ -60,10 +59,9 @@ type Manager struct {
 	reaper      *reaper.Reaper
 	locks       keylock.Locks // one per sandbox ID: serialises changes to a record
 
+	records *memstore.Store[Sandbox] // by ID and prefix; reservation names
+
 	mu       sync.RWMutex
-	byID     map[string]*Sandbox
-	ids      idindex.Index              // the IDs of byID, for lookup by prefix
-	names    map[string]string          // reservation name → sandbox ID
 	children map[string]<-chan struct{} // sandbox ID → closed when its pause exits
 }
 
@@ -99,8 +97,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		checkpoints: newCheckpoints(cpDir),
 		rootfs:      rootfs,
 		reaper:      cfg.Reaper,
-		byID:        map[string]*Sandbox{},
-		names:       map[string]string{},
+		records:     memstore.New((*Sandbox).clone),
 		children:    map[string]<-chan struct{}{},
 	}, nil
 }
@@ -125,22 +122,11 @@ func (m *Manager) netnsPinPath(sb *Sandbox) string {
 	return filepath.Join(m.cfg.NetNSDir, fmt.Sprintf("%s_%s_%s", name, sb.Spec.Namespace, sb.ID[:12]))
 }
 
-func newID() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
-
 // Files are the paths of the sandbox's shared files that containers mount.
 func (m *Manager) Files(id string) Files {
 	b := m.bundleDir(id)
 	f := Files{ResolvConf: filepath.Join(b, resolvConfFile), Hostname: filepath.Join(b, hostnameFile), Hosts: filepath.Join(b, hostsFile)}
-	m.mu.RLock()
-	sb, ok := m.byID[id]
-	m.mu.RUnlock()
-	if ok && !sb.Spec.HostIPC {
+	if sb, ok := m.records.Get(id); ok && !sb.Spec.HostIPC {
 		f.Shm = filepath.Join(b, shmDir)
 	}
 	return f
@@ -149,7 +135,7 @@ func (m *Manager) Files(id string) Files {
 // Resolve returns the full ID of the one sandbox whose ID starts with
 // prefix; none wraps errdefs.ErrNotFound, several is an error saying it is ambiguous.
 func (m *Manager) Resolve(prefix string) (string, error) {
-	id, err := m.ids.Get(prefix)
+	id, err := m.records.Resolve(prefix)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return "", fmt.Errorf("pod sandbox %q %w", prefix, errdefs.ErrNotFound)
 	}
@@ -158,23 +144,16 @@ func (m *Manager) Resolve(prefix string) (string, error) {
 
 // Get returns a copy of the record of id.
 func (m *Manager) Get(id string) (*Sandbox, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	sb, ok := m.byID[id]
+	sb, ok := m.records.Get(id)
 	if !ok {
 		return nil, ErrNotFound
 	}
-	return sb.clone(), nil
+	return sb, nil
 }
 
 // List returns copies of every record, oldest first.
 func (m *Manager) List() []*Sandbox {
-	m.mu.RLock()
-	out := make([]*Sandbox, 0, len(m.byID))
-	for _, sb := range m.byID {
-		out = append(out, sb.clone())
-	}
-	m.mu.RUnlock()
+	out := m.records.List()
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
 	return out
 }
@@ -241,18 +220,14 @@ func (m *Manager) update(id string, w write, fn func(Status) (Status, error)) (*
 			klog.ErrorS(err, "Sandbox checkpoint dropped; the sandbox is kept in memory until it is removed", "sandbox", sb.ID)
 		}
 	}
-	m.mu.Lock()
-	if _, ok := m.byID[id]; ok {
-		m.byID[id] = sb
-	}
-	m.mu.Unlock()
+	m.records.Replace(id, sb)
 	return sb.clone(), nil
 }
 
 // Create reserves the sandbox's name, checkpoints it (state creating), then
 // creates and pins its netns. On failure it undoes all of that.
 func (m *Manager) Create(spec Spec) (*Sandbox, error) {
-	id, err := newID()
+	id, err := idindex.New()
 	if err != nil {
 		return nil, fmt.Errorf("make sandbox id: %w", err)
 	}
@@ -264,13 +239,9 @@ func (m *Manager) Create(spec Spec) (*Sandbox, error) {
 		sb.NetNSPath = m.netnsPinPath(sb)
 		sb.NetworkAttached = true
 	}
-	m.mu.Lock()
-	if holder, ok := m.names[name]; ok {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("%w: %q is held by sandbox %s", ErrNameReserved, name, holder)
+	if err := m.records.Reserve(name, id); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNameReserved, err)
 	}
-	m.names[name] = id
-	m.mu.Unlock()
 	defer m.locks.Lock(id)()
 
 	// Unsynced: a process crash keeps it, which is what recovery needs to
@@ -281,10 +252,7 @@ func (m *Manager) Create(spec Spec) (*Sandbox, error) {
 		m.release(sb)
 		return nil, err
 	}
-	m.mu.Lock()
-	m.byID[id] = sb
-	m.ids.Add(id)
-	m.mu.Unlock()
+	m.records.Add(id, sb.clone())
 	if sb.NetNSPath != "" {
 		crashpoint.Hit(crashpoint.BeforeNetNSPin)
 		if err := m.pin(sb.NetNSPath); err != nil {
@@ -497,7 +465,7 @@ func (m *Manager) stopPause(ctx context.Context, id string) error {
 }
 
 func (m *Manager) killPause(ctx context.Context, sb *Sandbox) error {
-	if !sameProcessAlive(sb.PausePID, sb.PauseStartTime) {
+	if !proc.SameAlive(sb.PausePID, sb.PauseStartTime) {
 		return nil
 	}
 	if err := unix.Kill(sb.PausePID, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
@@ -517,7 +485,7 @@ func (m *Manager) killPause(ctx context.Context, sb *Sandbox) error {
 		}
 	}
 	// Adopted after a restart: not our child, so poll until it is gone.
-	for sameProcessAlive(sb.PausePID, sb.PauseStartTime) {
+	for proc.SameAlive(sb.PausePID, sb.PauseStartTime) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("pause pid %d of sandbox %s did not exit: %w", sb.PausePID, sb.ID, ctx.Err())
@@ -561,20 +529,15 @@ func (m *Manager) forget(sb *Sandbox) {
 }
 
 func (m *Manager) forgetRecord(sb *Sandbox) {
+	m.records.Delete(sb.ID)
 	m.mu.Lock()
-	delete(m.byID, sb.ID)
-	m.ids.Delete(sb.ID)
 	delete(m.children, sb.ID)
 	m.mu.Unlock()
 	m.release(sb)
 }
 
 func (m *Manager) release(sb *Sandbox) {
-	m.mu.Lock()
-	if m.names[sb.Spec.ReservationName()] == sb.ID {
-		delete(m.names, sb.Spec.ReservationName())
-	}
-	m.mu.Unlock()
+	m.records.Release(sb.Spec.ReservationName(), sb.ID)
 }
 
 // Recover loads every checkpoint at start and reconciles it with the system:
@@ -588,15 +551,14 @@ func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
 		klog.ErrorS(e, "Set aside a corrupt sandbox checkpoint")
 	}
 	for _, sb := range good {
-		m.mu.Lock()
-		m.byID[sb.ID] = sb
-		m.ids.Add(sb.ID)
-		m.names[sb.Spec.ReservationName()] = sb.ID
-		m.mu.Unlock()
+		m.records.Add(sb.ID, sb.clone())
+		if err := m.records.Reserve(sb.Spec.ReservationName(), sb.ID); err != nil {
+			klog.ErrorS(err, "Two sandbox checkpoints hold one name", "sandbox", sb.ID)
+		}
 		switch {
 		case sb.State == StateCreating:
 			interrupted = append(interrupted, sb.clone())
-		case sb.State == StateReady && !sameProcessAlive(sb.PausePID, sb.PauseStartTime):
+		case sb.State == StateReady && !proc.SameAlive(sb.PausePID, sb.PauseStartTime):
 			klog.InfoS("Pause process of sandbox died while netshim was down", "sandbox", sb.ID, "pid", sb.PausePID)
 			if _, err := m.update(sb.ID, teardown, pauseExited); err != nil {
 				return nil, err
@@ -616,14 +578,12 @@ func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
 // or with another netshim. Call it after the network GC, so that every
 // forgotten attachment got its DEL while its netns was still there.
 func (m *Manager) SweepOrphans(ctx context.Context) {
-	m.mu.RLock()
 	known := map[string]bool{}
 	pins := map[string]bool{}
-	for id, sb := range m.byID {
-		known[id] = true
+	for _, sb := range m.records.List() {
+		known[sb.ID] = true
 		pins[sb.NetNSPath] = true
 	}
-	m.mu.RUnlock()
 	if ids, err := m.cfg.Runtime.List(ctx); err != nil {
 		klog.ErrorS(err, "Could not list runtime containers to sweep orphans")
 	} else {
@@ -707,7 +667,7 @@ func (m *Manager) RefreshState(id string) {
 		return // the reaper sees our own children exit
 	}
 	sb, err := m.Get(id)
-	if err != nil || sb.State != StateReady || sameProcessAlive(sb.PausePID, sb.PauseStartTime) {
+	if err != nil || sb.State != StateReady || proc.SameAlive(sb.PausePID, sb.PauseStartTime) {
 		return
 	}
 	defer m.locks.Lock(id)()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/netshim/netshim/pkg/errdefs"
+	"github.com/netshim/netshim/pkg/proc"
 	"github.com/netshim/netshim/pkg/reaper"
 )
 
@@ -236,10 +237,7 @@ func (h *harness) nothingLeft(t *testing.T, sb *Sandbox) {
 	if _, err := h.Resolve(sb.ID[:8]); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("ID %s still resolves: %v", sb.ID, err)
 	}
-	h.mu.RLock()
-	_, held := h.names[sb.Spec.ReservationName()]
-	h.mu.RUnlock()
-	if held {
+	if holder, held := h.records.Holder(sb.Spec.ReservationName()); held && holder == sb.ID {
 		t.Errorf("name of %s still reserved", sb.ID)
 	}
 	for _, p := range []string{h.checkpoints.Path(sb.ID), h.bundleDir(sb.ID), sb.NetNSPath, h.pinMarker(sb.NetNSPath)} {
@@ -275,7 +273,7 @@ func onDisk(t *testing.T, h *harness, id string) *Sandbox {
 func TestSandboxStartReadyStopRemove(t *testing.T) {
 	h := newHarness(t)
 	sb := h.start(t, "web")
-	if sb.State != StateCreating || !sb.NetworkAttached || sb.PausePID == 0 || !sameProcessAlive(sb.PausePID, sb.PauseStartTime) {
+	if sb.State != StateCreating || !sb.NetworkAttached || sb.PausePID == 0 || !proc.SameAlive(sb.PausePID, sb.PauseStartTime) {
 		t.Fatalf("after the start: %+v", sb.Status)
 	}
 	if _, err := os.Stat(sb.NetNSPath); err != nil {
@@ -299,7 +297,7 @@ func TestSandboxStartReadyStopRemove(t *testing.T) {
 	}
 	h.undo(t, sb.ID)
 	h.nothingLeft(t, sb)
-	if sameProcessAlive(sb.PausePID, sb.PauseStartTime) {
+	if proc.SameAlive(sb.PausePID, sb.PauseStartTime) {
 		t.Error("pause still running after the stop")
 	}
 }
