@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -72,6 +73,10 @@ type Manager struct {
 	locks       keylock.Locks // one per container: serialises its lifecycle
 
 	records *memstore.Store[Container] // by ID and prefix; reservation names
+	exits   *exitWatch
+
+	mu       sync.Mutex
+	monitors map[string]<-chan struct{} // container ID → closed when its monitor, our child, exits
 }
 
 // exitWait bounds the wait for a SIGKILLed container to be reported gone.
@@ -85,15 +90,24 @@ func NewManager(cfg Config) (*Manager, error) {
 			Dir: filepath.Join(cfg.RootDir, "checkpoints"), Kind: "container",
 			ID: func(c *Container) string { return c.ID }, Valid: idindex.Valid,
 		},
-		records: memstore.New((*Container).clone),
+		records:  memstore.New((*Container).clone),
+		monitors: map[string]<-chan struct{}{},
 	}
 	for _, d := range []string{m.checkpoints.Dir, m.layersDir(), m.exitDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create container state dir: %w", err)
 		}
 	}
+	exits, err := watchExits(m.exitDir(), m.refresh)
+	if err != nil {
+		return nil, err
+	}
+	m.exits = exits
 	return m, nil
 }
+
+// Close stops watching for exits; containers keep running.
+func (m *Manager) Close() { m.exits.close() }
 
 func (m *Manager) exitDir() string           { return filepath.Join(m.cfg.StateDir, "exits") }
 func (m *Manager) layersDir() string         { return filepath.Join(m.cfg.RootDir, "layers") }
@@ -277,7 +291,10 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 		Tty: c.Tty, Stdin: c.Stdin, StdinOnce: req.Config.GetStdinOnce(),
 	})
 	if monitorPID > 0 && m.cfg.Reaper != nil {
-		m.cfg.Reaper.Track(monitorPID) // netshim is the monitor's subreaper
+		exited := m.cfg.Reaper.Track(monitorPID) // netshim is the monitor's subreaper
+		m.mu.Lock()
+		m.monitors[c.ID] = exited
+		m.mu.Unlock()
 	}
 	if err != nil {
 		return err
@@ -326,6 +343,9 @@ func (m *Manager) removeResources(ctx context.Context, c *Container) error {
 		return err
 	}
 	m.records.Delete(c.ID)
+	m.mu.Lock()
+	delete(m.monitors, c.ID)
+	m.mu.Unlock()
 	m.release(c)
 	return nil
 }
@@ -426,22 +446,44 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 	return nil
 }
 
-// waitExit waits until the monitor wrote the container's exit code.
+// adoptedRecheck is how often a wait looks whether the monitor of a
+// container adopted after a restart, which is not seen exiting, is gone
+// without having written an exit code.
+const adoptedRecheck = 100 * time.Millisecond
+
+// waitExit waits until the monitor wrote the container's exit code, which
+// the exit dir's watch reports when it is written, or until monitor and
+// container are both gone without one.
 func (m *Manager) waitExit(ctx context.Context, id string, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	interval := 2 * time.Millisecond
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	m.mu.Lock()
+	monitorGone, child := m.monitors[id]
+	m.mu.Unlock()
 	for {
+		written := m.exits.next(id) // before the read: a write in between wakes it
 		if _, _, ok, _ := oci.ExitCode(m.exitDir(), id); ok {
 			return true
 		}
 		if c, err := m.get(id); err == nil && !m.anyAlive(c) {
 			return true // monitor and container both gone: no code will come
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		var recheck <-chan time.Time
+		if !child {
+			recheck = time.After(adoptedRecheck)
+		}
+		select {
+		case <-written:
+		case <-monitorGone:
+			// Seen; the next round reads what it left, and from then on
+			// looks now and then, as for an adopted one.
+			monitorGone, child = nil, false
+		case <-recheck:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
 			return false
 		}
-		time.Sleep(interval)
-		interval = min(interval*2, 100*time.Millisecond)
 	}
 }
 

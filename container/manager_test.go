@@ -148,6 +148,7 @@ func newTestManager(t *testing.T) (*Manager, *world, Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(m.Close)
 	return m, w, cfg
 }
 
@@ -381,12 +382,14 @@ func TestRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// netshim restarts; meanwhile one container exits.
+	// netshim stops; meanwhile one container exits; netshim starts again.
+	m.Close()
 	w.exit(exited.ID, 0)
 	m2, err := NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(m2.Close)
 	if err := m2.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}
