@@ -384,8 +384,12 @@ func (m *Manager) Ready(id string, ips []string) error {
 	defer m.locks.Lock(id)()
 	m.recordPendingExit(id)
 	_, err := m.update(id, durable, func(st Status) (Status, error) {
-		if st.PauseExited {
-			return st, fmt.Errorf("%w: %w", ErrRefused, ErrPauseExited)
+		// Asked of the table even from ready: set-up is done once.
+		if err := checkTransition(st.State, StateReady); err != nil {
+			if st.PauseExited {
+				return st, fmt.Errorf("%w: %w", err, ErrPauseExited)
+			}
+			return st, err
 		}
 		st.State, st.IPs = StateReady, ips
 		return st, nil

@@ -292,8 +292,11 @@ func TestSandboxStartReadyStopRemove(t *testing.T) {
 	if d := onDisk(t, h, sb.ID); d.State != StateReady || d.PausePID != sb.PausePID || len(d.IPs) != 1 {
 		t.Fatalf("checkpoint once ready: %+v", d.Status)
 	}
-	if err := h.Ready(sb.ID, nil); err != nil && !errors.Is(err, ErrRefused) {
-		t.Fatalf("second Ready: %v", err)
+	if err := h.Ready(sb.ID, nil); !errors.Is(err, ErrRefused) {
+		t.Fatalf("second Ready: %v, want refused", err)
+	}
+	if got, _ := h.Get(sb.ID); len(got.IPs) != 1 {
+		t.Fatalf("a refused Ready changed the IPs: %v", got.IPs)
 	}
 	h.undo(t, sb.ID)
 	h.nothingLeft(t, sb)

@@ -15,7 +15,7 @@ import (
 //
 //	event                     creating            ready      notready
 //	pause started             creating            -          -
-//	set-up done (Ready)       ready               refused    refused
+//	set-up done (Ready)       ready               refused    refused (ErrPauseExited if it exited)
 //	pause exited              notready (*)        notready   notready
 //	stopping (MarkNotReady)   creating            notready   notready
 //	stopped (Stop)            notready            notready   notready
