@@ -141,6 +141,33 @@ func (s Store[T]) LoadAll() (good []*T, bad []error) {
 	return good, bad
 }
 
+// Load reads the checkpoint of id alone. A missing one wraps
+// fs.ErrNotExist; one that is not a valid checkpoint of id is an error
+// (the caller decides whether to set it aside, with SetAside).
+func (s Store[T]) Load(id string) (*T, error) {
+	data, err := readNoFollow(s.Path(id))
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint of %s %s: %w", s.Kind, id, err)
+	}
+	rec, err := s.Decode(data)
+	if err == nil && s.ID(rec) != id {
+		err = fmt.Errorf("holds %s %s", s.Kind, s.ID(rec))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", s.Path(id), err)
+	}
+	return rec, nil
+}
+
+// SetAside renames the checkpoint of id to *.corrupt, out of the way of
+// every later load but there to be looked at.
+func (s Store[T]) SetAside(id string) error {
+	if err := os.Rename(s.Path(id), s.Path(id)+CorruptSuffix); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("set aside checkpoint of %s %s: %w", s.Kind, id, err)
+	}
+	return nil
+}
+
 // readNoFollow reads path, refusing a symlink put there after the listing.
 func readNoFollow(path string) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)

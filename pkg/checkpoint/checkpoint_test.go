@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -236,5 +237,45 @@ func TestLegacyEnvelopeIsReadAndRewritten(t *testing.T) {
 	// Tampered, the old envelope is refused like any other.
 	if _, err := s.Decode([]byte(strings.Replace(oldEnvelope, "198.18.0.5", "198.18.0.6", 1))); err == nil {
 		t.Fatal("a tampered old envelope was accepted")
+	}
+}
+
+// Load reads one record with the same checks as LoadAll; a missing one is
+// fs.ErrNotExist, and SetAside moves a bad one out of the way.
+func TestLoadOne(t *testing.T) {
+	s := newStore(t.TempDir())
+	if _, err := s.Load(idA); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Load of a missing record: %v, want ErrNotExist", err)
+	}
+	if err := s.SaveUnsynced(testRecord(idA)); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Load(idA); err != nil || r.ID != idA {
+		t.Fatalf("Load = %+v, %v", r, err)
+	}
+	data, _ := s.Encode(testRecord(idA))
+	if err := os.WriteFile(s.Path(idB), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(idB); err == nil || errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Load of a file holding another record: %v", err)
+	}
+	if err := os.Remove(s.Path(idA)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(s.Path(idB), s.Path(idA)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Load(idA); err == nil {
+		t.Fatal("Load followed a link")
+	}
+	if err := s.SetAside(idB); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.Path(idB) + CorruptSuffix); err != nil {
+		t.Fatalf("not set aside: %v", err)
+	}
+	if err := s.SetAside(idB); err != nil {
+		t.Fatalf("setting aside what is gone: %v", err)
 	}
 }
