@@ -99,3 +99,51 @@ func TestImageRecordsTagsAndLookups(t *testing.T) {
 		t.Errorf("image A after B's removal: %v, %v", img, err)
 	}
 }
+
+// A node upgraded from a netshim whose leases were bare JSON files named
+// after the container keeps them: the layers they hold survive the start's
+// GC, and the lease is rewritten as a checkpoint.
+func TestOldLeasesUpgradeAndKeepTheirLayers(t *testing.T) {
+	root := t.TempDir()
+	container := strings.Repeat("c0", 32)
+	chain := "sha256:" + strings.Repeat("ab", 32)
+	leases := filepath.Join(root, "images", "leases")
+	layer := filepath.Join(root, "images", "layers", strings.Repeat("ab", 32), "diff")
+	for _, d := range []string{leases, layer} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := `{"imageID":"sha256:` + strings.Repeat("d1", 32) + `","chains":["` + chain + `"]}`
+	if err := os.WriteFile(filepath.Join(leases, container), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewStore(Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(layer); err != nil {
+		t.Fatalf("the start's GC took a layer an old lease holds: %v", err)
+	}
+	if got := s.Leases(); len(got) != 1 || got[0] != container {
+		t.Fatalf("leases %v, want the old one's container", got)
+	}
+	if _, err := os.Stat(filepath.Join(leases, container)); !os.IsNotExist(err) {
+		t.Errorf("the old lease file is still there: %v", err)
+	}
+	l, err := s.leaseRecords.Load(container)
+	if err != nil || len(l.Chains) != 1 || l.Chains[0] != chain {
+		t.Fatalf("the lease as a checkpoint: %+v, %v", l, err)
+	}
+	// And it holds across the next start.
+	s2, err := NewStore(Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s2.Leases(); len(got) != 1 {
+		t.Fatalf("leases after a second start: %v", got)
+	}
+	if _, err := os.Stat(layer); err != nil {
+		t.Fatalf("layer gone after a second start: %v", err)
+	}
+}
