@@ -446,51 +446,6 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 	return nil
 }
 
-// adoptedRecheck is how often a wait looks whether the monitor of a
-// container adopted after a restart, which is not seen exiting, is gone
-// without having written an exit code.
-const adoptedRecheck = 100 * time.Millisecond
-
-// waitExit waits until the monitor wrote the container's exit code, which
-// the exit dir's watch reports when it is written, or until monitor and
-// container are both gone without one.
-func (m *Manager) waitExit(ctx context.Context, id string, d time.Duration) bool {
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	m.mu.Lock()
-	monitorGone, child := m.monitors[id]
-	m.mu.Unlock()
-	for {
-		written := m.exits.next(id) // before the read: a write in between wakes it
-		if _, _, ok, _ := oci.ExitCode(m.exitDir(), id); ok {
-			return true
-		}
-		if c, err := m.get(id); err == nil && !m.anyAlive(c) {
-			return true // monitor and container both gone: no code will come
-		}
-		var recheck <-chan time.Time
-		if !child {
-			recheck = time.After(adoptedRecheck)
-		}
-		select {
-		case <-written:
-		case <-monitorGone:
-			// Seen; the next round reads what it left, and from then on
-			// looks now and then, as for an adopted one.
-			monitorGone, child = nil, false
-		case <-recheck:
-		case <-deadline.C:
-			return false
-		case <-ctx.Done():
-			return false
-		}
-	}
-}
-
-func (m *Manager) anyAlive(c *Container) bool {
-	return proc.SameAlive(c.PID, c.PIDStartTime) || proc.SameAlive(c.MonitorPID, c.MonitorPIDStartTime)
-}
-
 // Remove stops the container if it runs and removes all of it. Removing an
 // unknown ID does nothing.
 func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
@@ -511,65 +466,6 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	}
 	crashpoint.Hit(crashpoint.DuringContainerRemove)
 	return m.removeResources(ctx, c)
-}
-
-// refresh brings the recorded state up to date with the monitor's exit file.
-func (m *Manager) refresh(id string) {
-	c, err := m.get(id)
-	if err != nil || !live(c.State) {
-		return
-	}
-	defer m.locks.Lock(id)()
-	m.refreshLocked(id)
-}
-
-func (m *Manager) refreshLocked(id string) {
-	c, err := m.get(id)
-	if err != nil || !live(c.State) {
-		return
-	}
-	code, at, ok, err := oci.ExitCode(m.exitDir(), id)
-	if err != nil {
-		klog.ErrorS(err, "Could not read exit file", "container", id)
-		return
-	}
-	if !ok {
-		if m.anyAlive(c) {
-			return
-		}
-		// Monitor and container both gone without an exit code (killed,
-		// or the node rebooted): the state cannot be known.
-		_, _ = m.update(id, func(st Status) (Status, error) {
-			st.State, st.FinishedAt, st.ExitCode = StateUnknown, time.Now(), 255
-			st.Reason, st.Message = "Unknown", "the container's monitor is gone and left no exit code"
-			return st, nil
-		})
-		return
-	}
-	oom := oomKilled(c.Bundle)
-	_, err = m.update(id, func(st Status) (Status, error) {
-		st.State, st.ExitCode, st.FinishedAt = StateExited, code, at
-		if st.StartedAt.IsZero() {
-			st.StartedAt = at
-		}
-		switch {
-		case oom:
-			st.Reason = "OOMKilled"
-		case code == 0:
-			st.Reason = "Completed"
-		default:
-			st.Reason = "Error"
-		}
-		return st, nil
-	})
-	if err != nil {
-		klog.ErrorS(err, "Could not record container exit", "container", id)
-	}
-}
-
-func oomKilled(bundle string) bool {
-	_, err := os.Stat(filepath.Join(bundle, oci.OOMFile))
-	return err == nil
 }
 
 // UpdateResources applies new limits to a container and records them in
@@ -645,77 +541,6 @@ func (m *Manager) ReopenLog(idOrPrefix string) error {
 
 // logReopenWait bounds how long ReopenContainerLog waits for the new file.
 const logReopenWait = 10 * time.Second
-
-// Recover loads every checkpoint at start, undoes creates that were
-// interrupted, brings states up to date (containers that exited while
-// netshim was down have their exit files) and sweeps what no record knows.
-func (m *Manager) Recover(ctx context.Context) error {
-	good, bad := m.checkpoints.LoadAll()
-	for _, e := range bad {
-		klog.ErrorS(e, "Set aside a corrupt container checkpoint")
-	}
-	var errs []error
-	for _, c := range good {
-		m.records.Add(c.ID, c.clone())
-		if err := m.records.Reserve(c.Name, c.ID); err != nil {
-			klog.ErrorS(err, "Two container checkpoints hold one name", "container", c.ID)
-		}
-		if c.State == StateCreating {
-			klog.InfoS("Undoing container whose create was interrupted", "container", c.ID)
-			if err := m.removeResources(ctx, c); err != nil {
-				errs = append(errs, fmt.Errorf("undo interrupted container %s: %w", c.ID, err))
-			}
-			continue
-		}
-		m.refresh(c.ID)
-	}
-	m.sweepOrphans(ctx)
-	return errors.Join(append(errs, bad...)...)
-}
-
-// sweepOrphans removes runtime containers, bundles, writable layers and
-// leases that no record knows (a crash between their making and the record).
-func (m *Manager) sweepOrphans(ctx context.Context) {
-	known := map[string]bool{}
-	for _, id := range m.records.IDs() {
-		known[id] = true
-	}
-	if ids, err := m.cfg.Runtime.List(ctx); err != nil {
-		klog.ErrorS(err, "Could not list runtime containers to sweep orphans")
-	} else {
-		for _, id := range ids {
-			if !known[id] {
-				klog.InfoS("Removing orphan runtime container", "container", id)
-				if err := m.cfg.Runtime.Delete(ctx, id, true); err != nil {
-					klog.ErrorS(err, "Failed to remove orphan runtime container", "container", id)
-				}
-			}
-		}
-	}
-	orphans := map[string]bool{}
-	for _, dir := range []string{filepath.Join(m.cfg.StateDir, "bundles"), m.layersDir()} {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if !known[e.Name()] {
-				orphans[e.Name()] = true
-			}
-		}
-	}
-	for _, id := range m.cfg.Rootfs.Leases() {
-		if !known[id] {
-			orphans[id] = true
-		}
-	}
-	for id := range orphans {
-		klog.InfoS("Removing what is left of an unknown container", "container", id)
-		if err := m.cfg.Rootfs.Unmount(id, m.layerDir(id)); err != nil {
-			klog.ErrorS(err, "Failed to unmount an orphan rootfs", "container", id)
-			continue
-		}
-		_ = os.RemoveAll(m.bundleDir(id))
-		_ = os.Remove(filepath.Join(m.exitDir(), id))
-	}
-}
 
 // InUseImages are the image IDs that containers hold.
 func (m *Manager) InUseImages() map[string]bool {

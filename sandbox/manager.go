@@ -36,21 +36,6 @@ type Config struct {
 	NetNS NetNS
 }
 
-// NetNS makes and removes pinned network namespaces. It is an interface so
-// that the manager's tests run without root.
-type NetNS interface {
-	// Pin creates a network namespace and pins it at path.
-	Pin(path string) error
-	// Unpin removes the pin at path; a pin already gone is no error.
-	Unpin(path string) error
-}
-
-// kernelNetNS pins real network namespaces.
-type kernelNetNS struct{}
-
-func (kernelNetNS) Pin(path string) error   { return CreatePinnedNetNS(path) }
-func (kernelNetNS) Unpin(path string) error { return UnpinNetNS(path) }
-
 // Manager owns the sandbox records and the system resources of each.
 type Manager struct {
 	cfg         Config
@@ -110,16 +95,6 @@ func (m *Manager) Close() {}
 
 func (m *Manager) bundleDir(id string) string {
 	return filepath.Join(m.cfg.StateDir, "sandboxes", id)
-}
-
-// netnsPinPath names the pin after the sandbox, so `ip netns list` shows
-// which pod it belongs to; the ID prefix keeps it unique.
-func (m *Manager) netnsPinPath(sb *Sandbox) string {
-	name := sb.Spec.Name
-	if max := 200; len(name) > max { // stay well inside NAME_MAX with the rest
-		name = name[:max]
-	}
-	return filepath.Join(m.cfg.NetNSDir, fmt.Sprintf("%s_%s_%s", name, sb.Spec.Namespace, sb.ID[:12]))
 }
 
 // Files are the paths of the sandbox's shared files that containers mount.
@@ -300,51 +275,6 @@ func (m *Manager) StartPause(ctx context.Context, id string) error {
 	}
 	go m.watchExit(id, pid, exited)
 	return nil
-}
-
-// watchExit records the exit of a pause process whenever it comes.
-func (m *Manager) watchExit(id string, pid int, exited <-chan struct{}) {
-	<-exited
-	defer m.locks.Lock(id)()
-	m.recordExit(id, pid)
-}
-
-// recordExit applies the pause-exited event to the sandbox whose pause pid
-// was. While the sandbox is being created the change stays in memory: on
-// disk it is still creating, which recovery undoes. The caller holds the
-// sandbox's lock.
-func (m *Manager) recordExit(id string, pid int) {
-	sb, err := m.Get(id)
-	if err != nil || sb.PausePID != pid || sb.PauseExited {
-		return // removed, stopped on purpose, or already recorded
-	}
-	klog.InfoS("Pause process exited", "sandbox", id, "pid", pid, "state", sb.State)
-	w := teardown
-	if sb.State == StateCreating {
-		w = memory
-	}
-	if _, err := m.update(id, w, pauseExited); err != nil {
-		klog.ErrorS(err, "Could not record a pause process's exit", "sandbox", id)
-	}
-}
-
-// recordPendingExit applies the exit of a pause process that has exited
-// but whose watcher has not run yet, so that what is asked next (Ready)
-// sees the exit that came first. The caller holds the sandbox's lock.
-func (m *Manager) recordPendingExit(id string) {
-	m.mu.RLock()
-	exited, child := m.children[id]
-	m.mu.RUnlock()
-	if !child {
-		return
-	}
-	select {
-	case <-exited:
-		if sb, err := m.Get(id); err == nil {
-			m.recordExit(id, sb.PausePID)
-		}
-	default:
-	}
 }
 
 // NetworkDetached records that the network DEL succeeded. It is only
@@ -542,140 +472,4 @@ func (m *Manager) forgetRecord(sb *Sandbox) {
 
 func (m *Manager) release(sb *Sandbox) {
 	m.records.Release(sb.Spec.ReservationName(), sb.ID)
-}
-
-// Recover loads every checkpoint at start and reconciles it with the system:
-// a ready sandbox whose pause process died while netshim was down becomes
-// NOTREADY. Sandboxes still in StateCreating are returned for the caller to
-// undo, since only it can tear down their network. It removes nothing: the
-// caller sweeps orphans (SweepOrphans) once every DEL owed has been sent.
-func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
-	good, bad := m.checkpoints.LoadAll()
-	for _, e := range bad {
-		klog.ErrorS(e, "Set aside a corrupt sandbox checkpoint")
-	}
-	for _, sb := range good {
-		m.records.Add(sb.ID, sb.clone())
-		if err := m.records.Reserve(sb.Spec.ReservationName(), sb.ID); err != nil {
-			klog.ErrorS(err, "Two sandbox checkpoints hold one name", "sandbox", sb.ID)
-		}
-		switch {
-		case sb.State == StateCreating:
-			interrupted = append(interrupted, sb.clone())
-		case sb.State == StateReady && !proc.SameAlive(sb.PausePID, sb.PauseStartTime):
-			klog.InfoS("Pause process of sandbox died while netshim was down", "sandbox", sb.ID, "pid", sb.PausePID)
-			if _, err := m.update(sb.ID, teardown, pauseExited); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if len(bad) > 0 {
-		err = fmt.Errorf("%d corrupt checkpoints set aside: %w", len(bad), errors.Join(bad...))
-	}
-	return interrupted, err
-}
-
-// SweepOrphans removes what this netshim made but no checkpoint knows:
-// runtime containers and bundles in its own dirs, and the netns pins it
-// recorded making (a marker in its state dir). A pin in the netns dir
-// without a marker is never touched: the dir may be shared with `ip netns`
-// or with another netshim. Call it after the network GC, so that every
-// forgotten attachment got its DEL while its netns was still there.
-func (m *Manager) SweepOrphans(ctx context.Context) {
-	known := map[string]bool{}
-	pins := map[string]bool{}
-	for _, sb := range m.records.List() {
-		known[sb.ID] = true
-		pins[sb.NetNSPath] = true
-	}
-	if ids, err := m.cfg.Runtime.List(ctx); err != nil {
-		klog.ErrorS(err, "Could not list runtime containers to sweep orphans")
-	} else {
-		for _, id := range ids {
-			if known[id] {
-				continue
-			}
-			klog.InfoS("Removing orphan runtime container", "id", id)
-			if err := m.cfg.Runtime.Delete(ctx, id, true); err != nil {
-				klog.ErrorS(err, "Failed to remove orphan runtime container", "id", id)
-			}
-		}
-	}
-	bundles, _ := os.ReadDir(filepath.Join(m.cfg.StateDir, "sandboxes"))
-	for _, b := range bundles {
-		if !known[b.Name()] {
-			klog.InfoS("Removing orphan bundle", "id", b.Name())
-			if err := unmountShm(filepath.Join(m.cfg.StateDir, "sandboxes", b.Name())); err != nil {
-				klog.ErrorS(err, "Failed to unmount the /dev/shm of an orphan bundle", "id", b.Name())
-				continue
-			}
-			_ = os.RemoveAll(filepath.Join(m.cfg.StateDir, "sandboxes", b.Name()))
-		}
-	}
-	markers, _ := os.ReadDir(filepath.Join(m.cfg.StateDir, pinMarkerDir))
-	for _, e := range markers {
-		path := filepath.Join(m.cfg.NetNSDir, e.Name())
-		if pins[path] {
-			continue
-		}
-		klog.InfoS("Removing orphan netns pin", "path", path)
-		if err := m.unpin(path); err != nil {
-			klog.ErrorS(err, "Failed to remove orphan netns pin", "path", path)
-		}
-	}
-}
-
-// pinMarkerDir, under the state dir, holds an empty file named after each
-// netns pin this netshim made and has not yet removed: its own record of
-// which pins in a shared netns dir are its to sweep.
-const pinMarkerDir = "netns-pins"
-
-func (m *Manager) pinMarker(path string) string {
-	return filepath.Join(m.cfg.StateDir, pinMarkerDir, filepath.Base(path))
-}
-
-// pin marks path as this netshim's, then creates and pins a netns there.
-func (m *Manager) pin(path string) error {
-	if err := os.WriteFile(m.pinMarker(path), nil, 0o600); err != nil {
-		return fmt.Errorf("record netns pin %s: %w", path, err)
-	}
-	if err := m.cfg.NetNS.Pin(path); err != nil {
-		_ = os.Remove(m.pinMarker(path))
-		return err
-	}
-	return nil
-}
-
-// unpin removes the pin at path, then its marker.
-func (m *Manager) unpin(path string) error {
-	if path == "" {
-		return nil
-	}
-	if err := m.cfg.NetNS.Unpin(path); err != nil {
-		return err
-	}
-	if err := os.Remove(m.pinMarker(path)); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("remove record of netns pin %s: %w", path, err)
-	}
-	return nil
-}
-
-// RefreshState marks a READY sandbox whose pause process is no longer alive
-// NOTREADY; it covers pause processes adopted across a restart, which are not
-// netshim's children and so are not seen exiting.
-func (m *Manager) RefreshState(id string) {
-	m.mu.RLock()
-	_, child := m.children[id]
-	m.mu.RUnlock()
-	if child {
-		return // the reaper sees our own children exit
-	}
-	sb, err := m.Get(id)
-	if err != nil || sb.State != StateReady || proc.SameAlive(sb.PausePID, sb.PauseStartTime) {
-		return
-	}
-	defer m.locks.Lock(id)()
-	if sb, err := m.Get(id); err == nil && sb.State == StateReady {
-		_, _ = m.update(id, teardown, pauseExited)
-	}
 }
