@@ -30,7 +30,6 @@ import (
 	"github.com/netshim/netshim/pkg/checkpoint"
 	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/pkg/errdefs"
-	"github.com/netshim/netshim/pkg/idindex"
 	"github.com/netshim/netshim/pkg/memstore"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -123,14 +122,6 @@ func newImageRecords() *memstore.Store[Image] {
 	return memstore.New((*Image).clone).WithIndexKey(func(id string) string { return strings.TrimPrefix(id, "sha256:") })
 }
 
-// lease keeps an image's layers for a container; it names the chains so
-// they stay even when the image itself is removed.
-type lease struct {
-	Container string   `json:"container"`
-	ImageID   string   `json:"imageID"`
-	Chains    []string `json:"chains"`
-}
-
 // NewStore opens (or makes) the store, dropping what an interrupted pull left.
 func NewStore(cfg Config) (*Store, error) {
 	regs, err := loadRegistriesConf(cfg.RegistryConfig)
@@ -144,8 +135,7 @@ func NewStore(cfg Config) (*Store, error) {
 	if err := os.RemoveAll(s.path("tmp")); err != nil {
 		return nil, fmt.Errorf("clear image temp dir: %w", err)
 	}
-	s.leaseRecords = checkpoint.Store[lease]{Dir: s.path("leases"), Kind: "image lease of container",
-		ID: func(l *lease) string { return l.Container }, Valid: idindex.Valid}
+	s.leaseRecords = newLeaseRecords(s.path("leases"))
 	for _, d := range []string{"tmp", "blobs/sha256", "layers", "leases"} {
 		if err := os.MkdirAll(s.path(d), 0o700); err != nil {
 			return nil, fmt.Errorf("create image store: %w", err)
@@ -182,50 +172,7 @@ func (s *Store) load() error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("read image records: %w", err)
 	}
-	if err := s.upgradeLeases(); err != nil {
-		return err
-	}
-	good, bad := s.leaseRecords.LoadAll()
-	for _, err := range bad {
-		klog.ErrorS(err, "Set aside an unreadable image lease; the layers it kept may be collected")
-	}
-	for _, l := range good {
-		s.leases[l.Container] = *l
-	}
-	return nil
-}
-
-// upgradeLeases rewrites the leases an older netshim wrote (bare JSON in a
-// file named after the container, no envelope) as checkpoints, so that a
-// node's running containers keep their layers across the upgrade. One
-// that cannot be read is left for LoadAll to set aside and report.
-func (s *Store) upgradeLeases() error {
-	entries, err := os.ReadDir(s.path("leases"))
-	if err != nil {
-		return fmt.Errorf("read image leases: %w", err)
-	}
-	for _, e := range entries {
-		if !idindex.Valid(e.Name()) || !e.Type().IsRegular() {
-			continue
-		}
-		old := s.path("leases", e.Name())
-		var l lease
-		data, err := os.ReadFile(old)
-		if err == nil {
-			err = json.Unmarshal(data, &l)
-		}
-		if err != nil {
-			continue
-		}
-		l.Container = e.Name()
-		if err := s.leaseRecords.Save(&l); err != nil {
-			return fmt.Errorf("upgrade image lease of container %s: %w", l.Container, err)
-		}
-		if err := os.Remove(old); err != nil {
-			return fmt.Errorf("upgrade image lease of container %s: %w", l.Container, err)
-		}
-	}
-	return nil
+	return s.loadLeases()
 }
 
 // saveLocked writes every image record atomically; s.mu is held.
