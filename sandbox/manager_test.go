@@ -549,3 +549,65 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// The network ADD failed: the caller undoes the sandbox from creating. If
+// the DEL of that failed ADD fails too, the stopped sandbox keeps its pin
+// and its DEL owed, and is no longer one that recovery would undo.
+func TestFailedAddUndoneFromCreating(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	sb := h.start(t, "web")
+	if err := h.MarkNotReady(sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.Get(sb.ID); got.State != StateCreating {
+		t.Fatalf("stopping a sandbox being created made it %s; recovery would not undo it", got.State)
+	}
+	if err := h.StopPause(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Stop(ctx, sb.ID); err != nil { // the DEL failed: no NetworkDetached
+		t.Fatal(err)
+	}
+	if err := h.Remove(ctx, sb.ID); err == nil {
+		t.Fatal("remove forgot a sandbox whose DEL is owed")
+	}
+	if d := onDisk(t, h, sb.ID); d.State != StateNotReady || !d.NetworkAttached || h.node.pinned() != 1 {
+		t.Fatalf("after the undo's DEL failed: %+v, %d pins", d.Status, h.node.pinned())
+	}
+	if err := h.Ready(sb.ID, nil); !errors.Is(err, ErrRefused) {
+		t.Fatalf("Ready of a stopped sandbox: %v, want refused", err)
+	}
+	if interrupted, err := h.restart(t).Recover(); err != nil || len(interrupted) != 0 {
+		t.Fatalf("a restart finds %v interrupted (%v): the stopped sandbox is kept for its DEL, not undone", interrupted, err)
+	}
+	h.undo(t, sb.ID)
+	h.nothingLeft(t, sb)
+}
+
+// A pause adopted after a restart is not netshim's child: its death is
+// seen when the sandbox's status is asked for.
+func TestAdoptedPauseDeathSeenOnRefresh(t *testing.T) {
+	h := newHarness(t)
+	sb := h.start(t, "web")
+	if err := h.Ready(sb.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	m2 := h.restart(t)
+	if _, err := m2.Recover(); err != nil {
+		t.Fatal(err)
+	}
+	m2.RefreshState(sb.ID)
+	if got, _ := m2.Get(sb.ID); got.State != StateReady {
+		t.Fatalf("a live adopted pause: %s", got.State)
+	}
+	h.node.killPause(h.Manager, sb.ID)
+	m2.RefreshState(sb.ID)
+	got, _ := m2.Get(sb.ID)
+	if got.State != StateNotReady || !got.PauseExited {
+		t.Fatalf("after the adopted pause died: %+v", got.Status)
+	}
+	h.Manager = m2
+	h.undo(t, sb.ID)
+	h.nothingLeft(t, sb)
+}
