@@ -36,7 +36,8 @@ func TestPauseDyingDuringAddFailsTheSandbox(t *testing.T) {
 		st, info := s.status(resp.PodSandboxId)
 		t.Fatalf("RunPodSandbox succeeded although the pause (pid %d) died during the ADD: state %v", info.PID, st.State)
 	}
-	if !strings.Contains(err.Error(), "pause") {
+	t.Logf("RunPodSandbox: %v", err)
+	if !strings.Contains(err.Error(), "pause process exited") {
 		t.Errorf("RunPodSandbox failed with %v; want it to say the pause process exited", err)
 	}
 	list, lerr := s.rt.ListPodSandbox(s.ctx(), &runtimeapi.ListPodSandboxRequest{})
