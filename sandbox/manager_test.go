@@ -611,3 +611,36 @@ func TestAdoptedPauseDeathSeenOnRefresh(t *testing.T) {
 	h.undo(t, sb.ID)
 	h.nothingLeft(t, sb)
 }
+
+// An unpin that fails fails the stop, keeps the pin recorded and the
+// sandbox known, so that a later stop retries it; nothing is forgotten.
+func TestStopRetriedAfterTheUnpinFails(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	sb := h.start(t, "web")
+	if err := h.Ready(sb.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.NetworkDetached(sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.node.failUnpin = errors.New("device busy")
+	if err := h.Stop(ctx, sb.ID); err == nil {
+		t.Fatal("Stop succeeded without unpinning")
+	}
+	if err := h.Remove(ctx, sb.ID); err == nil {
+		t.Fatal("Remove succeeded without unpinning")
+	}
+	got, err := h.Get(sb.ID)
+	if err != nil || got.NetNSPath != sb.NetNSPath || h.node.pinned() != 1 {
+		t.Fatalf("after the failed unpin: %+v, %v, %d pins; want the pin kept for the retry", got, err, h.node.pinned())
+	}
+	if _, err := os.Stat(h.pinMarker(sb.NetNSPath)); err != nil {
+		t.Fatalf("the pin's marker went before the pin: %v", err)
+	}
+	h.node.failUnpin = nil
+	if err := h.Remove(ctx, sb.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.nothingLeft(t, sb)
+}
