@@ -71,16 +71,10 @@ type Container struct {
 	ImageID  string `json:"imageID"`
 	ImageRef string `json:"imageRef"`
 
-	State      State     `json:"state"`
-	CreatedAt  time.Time `json:"createdAt"`
-	StartedAt  time.Time `json:"startedAt,omitzero"`
-	FinishedAt time.Time `json:"finishedAt,omitzero"`
-	ExitCode   int32     `json:"exitCode,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
-	Message    string    `json:"message,omitempty"`
-	// PID of the container's init while it runs, with its start time (PID reuse).
-	PID          int    `json:"pid,omitempty"`
-	PIDStartTime uint64 `json:"pidStartTime,omitempty"`
+	CreatedAt time.Time `json:"createdAt"`
+	// Status changes only through the manager's transitions; its fields
+	// are inlined in the checkpoint, as before it was a struct of its own.
+	Status
 
 	// LogPath is exactly the path kubelet asked for (sandbox log_directory +
 	// container log_path); kubelet deletes LogPath* on RemoveContainer.
@@ -94,17 +88,30 @@ type Container struct {
 	Tty   bool `json:"tty,omitempty"`
 	Stdin bool `json:"stdin,omitempty"`
 
-	// MonitorPID is the container's conmon, with its start time.
-	MonitorPID          int    `json:"monitorPID,omitempty"`
-	MonitorPIDStartTime uint64 `json:"monitorPIDStartTime,omitempty"`
-	// CgroupsPath is the container's cgroup, relative to each hierarchy's root.
-	CgroupsPath string `json:"cgroupsPath,omitempty"`
 	// StopSignal is the image's, "" for SIGTERM.
 	StopSignal string `json:"stopSignal,omitempty"`
 
 	// Bundle is the OCI bundle dir under the state dir; it also holds the
 	// monitor's files (AttachSocketPath, CtlPath, exit file, pid files).
 	Bundle string `json:"bundle"`
+}
+
+// Status is the part of a container's record that changes.
+type Status struct {
+	State      State     `json:"state"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	ExitCode   int32     `json:"exitCode,omitempty"`
+	Reason     string    `json:"reason,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	// PID of the container's init while it runs, with its start time (PID reuse).
+	PID          int    `json:"pid,omitempty"`
+	PIDStartTime uint64 `json:"pidStartTime,omitempty"`
+	// MonitorPID is the container's conmon, with its start time.
+	MonitorPID          int    `json:"monitorPID,omitempty"`
+	MonitorPIDStartTime uint64 `json:"monitorPIDStartTime,omitempty"`
+	// CgroupsPath is the container's cgroup, relative to each hierarchy's root.
+	CgroupsPath string `json:"cgroupsPath,omitempty"`
 }
 
 // AttachSocketPath is conmon's attach socket of the container.

@@ -2,8 +2,6 @@ package container
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/idindex"
 	"github.com/netshim/netshim/pkg/keylock"
+	"github.com/netshim/netshim/pkg/memstore"
 	"github.com/netshim/netshim/pkg/proc"
 	"github.com/netshim/netshim/pkg/reaper"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -73,10 +72,11 @@ type Manager struct {
 	checkpoints checkpoint.Store[Container]
 	locks       keylock.Locks // one per container: serialises its lifecycle
 
-	mu    sync.RWMutex
-	byID  map[string]*Container
-	ids   idindex.Index
-	names map[string]string // reservation name → container ID
+	records *memstore.Store[Container] // by ID and prefix; reservation names
+	exits   *exitWatch
+
+	mu       sync.Mutex
+	monitors map[string]<-chan struct{} // container ID → closed when its monitor, our child, exits
 }
 
 // exitWait bounds the wait for a SIGKILLed container to be reported gone.
@@ -88,18 +88,26 @@ func NewManager(cfg Config) (*Manager, error) {
 		cfg: cfg,
 		checkpoints: checkpoint.Store[Container]{
 			Dir: filepath.Join(cfg.RootDir, "checkpoints"), Kind: "container",
-			ID: func(c *Container) string { return c.ID }, Valid: isID,
+			ID: func(c *Container) string { return c.ID }, Valid: idindex.Valid,
 		},
-		byID:  map[string]*Container{},
-		names: map[string]string{},
+		records:  memstore.New((*Container).clone),
+		monitors: map[string]<-chan struct{}{},
 	}
 	for _, d := range []string{m.checkpoints.Dir, m.layersDir(), m.exitDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create container state dir: %w", err)
 		}
 	}
+	exits, err := watchExits(m.exitDir(), m.refresh)
+	if err != nil {
+		return nil, err
+	}
+	m.exits = exits
 	return m, nil
 }
+
+// Close stops watching for exits; containers keep running.
+func (m *Manager) Close() { m.exits.close() }
 
 func (m *Manager) exitDir() string           { return filepath.Join(m.cfg.StateDir, "exits") }
 func (m *Manager) layersDir() string         { return filepath.Join(m.cfg.RootDir, "layers") }
@@ -108,25 +116,9 @@ func (m *Manager) bundleDir(id string) string {
 	return filepath.Join(m.cfg.StateDir, "bundles", id)
 }
 
-func isID(id string) bool {
-	if len(id) != 64 {
-		return false
-	}
-	_, err := hex.DecodeString(id)
-	return err == nil
-}
-
-func newID() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
-
 // Resolve returns the full ID of the one container whose ID starts with prefix.
 func (m *Manager) Resolve(prefix string) (string, error) {
-	id, err := m.ids.Get(prefix)
+	id, err := m.records.Resolve(prefix)
 	if err != nil {
 		return "", fmt.Errorf("container %w", err)
 	}
@@ -145,23 +137,16 @@ func (m *Manager) Get(idOrPrefix string) (*Container, error) {
 }
 
 func (m *Manager) get(id string) (*Container, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	c, ok := m.byID[id]
+	c, ok := m.records.Get(id)
 	if !ok {
 		return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
 	}
-	return c.clone(), nil
+	return c, nil
 }
 
 // List returns copies of every record, oldest first, states brought up to date.
 func (m *Manager) List() []*Container {
-	m.mu.RLock()
-	ids := make([]string, 0, len(m.byID))
-	for id := range m.byID {
-		ids = append(ids, id)
-	}
-	m.mu.RUnlock()
+	ids := m.records.IDs()
 	out := make([]*Container, 0, len(ids))
 	for _, id := range ids {
 		m.refresh(id)
@@ -173,21 +158,40 @@ func (m *Manager) List() []*Container {
 	return out
 }
 
-// update applies fn to a copy of the record, checkpoints it, then publishes it.
-func (m *Manager) update(id string, fn func(*Container)) (*Container, error) {
+// update is the one way a container's status changes: fn gets a copy of
+// the status and returns the next one, or an error to refuse; the
+// transition table may refuse too. The change is checkpointed, then
+// published. The caller holds the container's lock.
+func (m *Manager) update(id string, fn func(Status) (Status, error)) (*Container, error) {
+	return m.updateRecord(id, func(c *Container) error {
+		next, err := fn(c.Status)
+		if err != nil {
+			return err
+		}
+		if next.State != c.State {
+			if err := checkTransition(c.State, next.State); err != nil {
+				return err
+			}
+		}
+		c.Status = next
+		return nil
+	})
+}
+
+// updateRecord applies fn to a copy of the whole record, checkpoints it,
+// then publishes it. Only update and the config of UpdateResources use it.
+func (m *Manager) updateRecord(id string, fn func(*Container) error) (*Container, error) {
 	c, err := m.get(id)
 	if err != nil {
 		return nil, err
 	}
-	fn(c)
+	if err := fn(c); err != nil {
+		return nil, fmt.Errorf("container %s: %w", id, err)
+	}
 	if err := m.checkpoints.Save(c); err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
-	if _, ok := m.byID[id]; ok {
-		m.byID[id] = c
-	}
-	m.mu.Unlock()
+	m.records.Replace(id, c)
 	return c.clone(), nil
 }
 
@@ -220,37 +224,30 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Container, er
 	if err != nil {
 		return nil, fmt.Errorf("encode container config: %w", err)
 	}
-	id, err := newID()
+	id, err := idindex.New()
 	if err != nil {
 		return nil, fmt.Errorf("make container id: %w", err)
 	}
 	c := &Container{
 		ID: id, SandboxID: req.Pod.SandboxID, Name: ReservationName(req.Config, req.Pod.Config),
 		Image: req.Config.GetImage().GetImage(), ImageID: req.ImageID, ImageRef: req.ImageRef,
-		State: StateCreating, CreatedAt: time.Now(), LogPath: req.LogPath, Config: raw,
+		Status: Status{State: StateCreating}, CreatedAt: time.Now(), LogPath: req.LogPath, Config: raw,
 		Labels: req.Config.GetLabels(), Annotations: req.Config.GetAnnotations(),
 		Tty: req.Config.GetTty(), Stdin: req.Config.GetStdin(),
 		StopSignal: req.Image.StopSignal, Bundle: m.bundleDir(id),
 	}
 	c.Metadata.Name, c.Metadata.Attempt = req.Config.GetMetadata().GetName(), req.Config.GetMetadata().GetAttempt()
 
-	m.mu.Lock()
-	if holder, ok := m.names[c.Name]; ok {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("container name %q is held by container %s: %w", c.Name, holder, errdefs.ErrAlreadyExists)
+	if err := m.records.Reserve(c.Name, id); err != nil {
+		return nil, fmt.Errorf("container %w", err)
 	}
-	m.names[c.Name] = id
-	m.mu.Unlock()
 	defer m.locks.Lock(id)()
 
 	if err := m.checkpoints.Save(c); err != nil {
 		m.release(c)
 		return nil, err
 	}
-	m.mu.Lock()
-	m.byID[id] = c
-	m.ids.Add(id)
-	m.mu.Unlock()
+	m.records.Add(id, c.clone())
 	crashpoint.Hit(crashpoint.DuringContainerCreate)
 
 	if err := m.create(ctx, c, req); err != nil {
@@ -294,20 +291,24 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 		Tty: c.Tty, Stdin: c.Stdin, StdinOnce: req.Config.GetStdinOnce(),
 	})
 	if monitorPID > 0 && m.cfg.Reaper != nil {
-		m.cfg.Reaper.Track(monitorPID) // netshim is the monitor's subreaper
+		exited := m.cfg.Reaper.Track(monitorPID) // netshim is the monitor's subreaper
+		m.mu.Lock()
+		m.monitors[c.ID] = exited
+		m.mu.Unlock()
 	}
 	if err != nil {
 		return err
 	}
 	pidStart, _ := proc.StartTime(pid)
 	monStart, _ := proc.StartTime(monitorPID)
-	_, err = m.update(c.ID, func(c *Container) {
-		c.State = StateCreated
-		c.PID, c.PIDStartTime = pid, pidStart
-		c.MonitorPID, c.MonitorPIDStartTime = monitorPID, monStart
+	_, err = m.update(c.ID, func(st Status) (Status, error) {
+		st.State = StateCreated
+		st.PID, st.PIDStartTime = pid, pidStart
+		st.MonitorPID, st.MonitorPIDStartTime = monitorPID, monStart
 		if spec.Linux != nil {
-			c.CgroupsPath = spec.Linux.CgroupsPath
+			st.CgroupsPath = spec.Linux.CgroupsPath
 		}
+		return st, nil
 	})
 	return err
 }
@@ -341,9 +342,9 @@ func (m *Manager) removeResources(ctx context.Context, c *Container) error {
 	if err := m.checkpoints.Remove(c.ID); err != nil {
 		return err
 	}
+	m.records.Delete(c.ID)
 	m.mu.Lock()
-	delete(m.byID, c.ID)
-	m.ids.Delete(c.ID)
+	delete(m.monitors, c.ID)
 	m.mu.Unlock()
 	m.release(c)
 	return nil
@@ -356,7 +357,7 @@ func (m *Manager) waitMonitorGone(ctx context.Context, c *Container) {
 		return
 	}
 	deadline := time.Now().Add(2 * time.Second)
-	for sameProcessAlive(c.MonitorPID, c.MonitorPIDStartTime) {
+	for proc.SameAlive(c.MonitorPID, c.MonitorPIDStartTime) {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			_ = syscall.Kill(c.MonitorPID, syscall.SIGKILL)
 			return
@@ -366,11 +367,7 @@ func (m *Manager) waitMonitorGone(ctx context.Context, c *Container) {
 }
 
 func (m *Manager) release(c *Container) {
-	m.mu.Lock()
-	if m.names[c.Name] == c.ID {
-		delete(m.names, c.Name)
-	}
-	m.mu.Unlock()
+	m.records.Release(c.Name, c.ID)
 }
 
 // Start starts a created container.
@@ -385,20 +382,23 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err != nil {
 		return err
 	}
-	if c.State != StateCreated {
-		return fmt.Errorf("container %s is %s, not created: only a created container can be started: %w", id, c.State, errdefs.ErrFailedPrecondition)
+	// Asked of the table before runc is: only a created container starts.
+	if err := checkTransition(c.State, StateRunning); err != nil {
+		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	if err := m.cfg.Runtime.Start(ctx, id); err != nil {
 		// A start that failed leaves the container to exit; its monitor
 		// reports the code, and the state says what happened.
-		_, _ = m.update(id, func(c *Container) { c.Message = err.Error() })
+		_, _ = m.update(id, func(st Status) (Status, error) {
+			st.Message = err.Error()
+			return st, nil
+		})
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	crashpoint.Hit(crashpoint.DuringContainerStart)
-	_, err = m.update(id, func(c *Container) {
-		if c.State == StateCreated {
-			c.State, c.StartedAt = StateRunning, time.Now()
-		}
+	_, err = m.update(id, func(st Status) (Status, error) {
+		st.State, st.StartedAt = StateRunning, time.Now()
+		return st, nil
 	})
 	return err
 }
@@ -420,7 +420,7 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 	if err != nil {
 		return err
 	}
-	if c.State != StateRunning && c.State != StateCreated {
+	if !live(c.State) {
 		return nil
 	}
 	if timeout > 0 && c.State == StateRunning {
@@ -446,29 +446,6 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 	return nil
 }
 
-// waitExit waits until the monitor wrote the container's exit code.
-func (m *Manager) waitExit(ctx context.Context, id string, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	interval := 2 * time.Millisecond
-	for {
-		if _, _, ok, _ := oci.ExitCode(m.exitDir(), id); ok {
-			return true
-		}
-		if c, err := m.get(id); err == nil && !m.anyAlive(c) {
-			return true // monitor and container both gone: no code will come
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return false
-		}
-		time.Sleep(interval)
-		interval = min(interval*2, 100*time.Millisecond)
-	}
-}
-
-func (m *Manager) anyAlive(c *Container) bool {
-	return sameProcessAlive(c.PID, c.PIDStartTime) || sameProcessAlive(c.MonitorPID, c.MonitorPIDStartTime)
-}
-
 // Remove stops the container if it runs and removes all of it. Removing an
 // unknown ID does nothing.
 func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
@@ -491,62 +468,6 @@ func (m *Manager) Remove(ctx context.Context, idOrPrefix string) error {
 	return m.removeResources(ctx, c)
 }
 
-// refresh brings the recorded state up to date with the monitor's exit file.
-func (m *Manager) refresh(id string) {
-	c, err := m.get(id)
-	if err != nil || (c.State != StateRunning && c.State != StateCreated) {
-		return
-	}
-	defer m.locks.Lock(id)()
-	m.refreshLocked(id)
-}
-
-func (m *Manager) refreshLocked(id string) {
-	c, err := m.get(id)
-	if err != nil || (c.State != StateRunning && c.State != StateCreated) {
-		return
-	}
-	code, at, ok, err := oci.ExitCode(m.exitDir(), id)
-	if err != nil {
-		klog.ErrorS(err, "Could not read exit file", "container", id)
-		return
-	}
-	if !ok {
-		if m.anyAlive(c) {
-			return
-		}
-		// Monitor and container both gone without an exit code (killed,
-		// or the node rebooted): the state cannot be known.
-		_, _ = m.update(id, func(c *Container) {
-			c.State, c.FinishedAt, c.ExitCode = StateUnknown, time.Now(), 255
-			c.Reason, c.Message = "Unknown", "the container's monitor is gone and left no exit code"
-		})
-		return
-	}
-	_, err = m.update(id, func(c *Container) {
-		c.State, c.ExitCode, c.FinishedAt = StateExited, code, at
-		if c.StartedAt.IsZero() {
-			c.StartedAt = at
-		}
-		switch {
-		case oomKilled(c.Bundle):
-			c.Reason = "OOMKilled"
-		case code == 0:
-			c.Reason = "Completed"
-		default:
-			c.Reason = "Error"
-		}
-	})
-	if err != nil {
-		klog.ErrorS(err, "Could not record container exit", "container", id)
-	}
-}
-
-func oomKilled(bundle string) bool {
-	_, err := os.Stat(filepath.Join(bundle, oci.OOMFile))
-	return err == nil
-}
-
 // UpdateResources applies new limits to a container and records them in
 // its config, so its status reports them.
 func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, res *runtimeapi.LinuxContainerResources) error {
@@ -560,7 +481,7 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, res *r
 	if err != nil {
 		return err
 	}
-	if c.State != StateRunning && c.State != StateCreated {
+	if !live(c.State) {
 		return fmt.Errorf("container %s is %s: only a created or running container can be updated: %w", id, c.State, errdefs.ErrFailedPrecondition)
 	}
 	linux, err := LinuxResources(res)
@@ -582,7 +503,10 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, res *r
 	if err != nil {
 		return err
 	}
-	_, err = m.update(id, func(c *Container) { c.Config = raw })
+	_, err = m.updateRecord(id, func(c *Container) error {
+		c.Config = raw
+		return nil
+	})
 	return err
 }
 
@@ -618,97 +542,13 @@ func (m *Manager) ReopenLog(idOrPrefix string) error {
 // logReopenWait bounds how long ReopenContainerLog waits for the new file.
 const logReopenWait = 10 * time.Second
 
-// Recover loads every checkpoint at start, undoes creates that were
-// interrupted, brings states up to date (containers that exited while
-// netshim was down have their exit files) and sweeps what no record knows.
-func (m *Manager) Recover(ctx context.Context) error {
-	good, bad := m.checkpoints.LoadAll()
-	for _, e := range bad {
-		klog.ErrorS(e, "Set aside a corrupt container checkpoint")
-	}
-	var errs []error
-	for _, c := range good {
-		m.mu.Lock()
-		m.byID[c.ID] = c
-		m.ids.Add(c.ID)
-		m.names[c.Name] = c.ID
-		m.mu.Unlock()
-		if c.State == StateCreating {
-			klog.InfoS("Undoing container whose create was interrupted", "container", c.ID)
-			if err := m.removeResources(ctx, c); err != nil {
-				errs = append(errs, fmt.Errorf("undo interrupted container %s: %w", c.ID, err))
-			}
-			continue
-		}
-		m.refresh(c.ID)
-	}
-	m.sweepOrphans(ctx)
-	return errors.Join(append(errs, bad...)...)
-}
-
-// sweepOrphans removes runtime containers, bundles, writable layers and
-// leases that no record knows (a crash between their making and the record).
-func (m *Manager) sweepOrphans(ctx context.Context) {
-	m.mu.RLock()
-	known := make(map[string]bool, len(m.byID))
-	for id := range m.byID {
-		known[id] = true
-	}
-	m.mu.RUnlock()
-	if ids, err := m.cfg.Runtime.List(ctx); err != nil {
-		klog.ErrorS(err, "Could not list runtime containers to sweep orphans")
-	} else {
-		for _, id := range ids {
-			if !known[id] {
-				klog.InfoS("Removing orphan runtime container", "container", id)
-				if err := m.cfg.Runtime.Delete(ctx, id, true); err != nil {
-					klog.ErrorS(err, "Failed to remove orphan runtime container", "container", id)
-				}
-			}
-		}
-	}
-	orphans := map[string]bool{}
-	for _, dir := range []string{filepath.Join(m.cfg.StateDir, "bundles"), m.layersDir()} {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			if !known[e.Name()] {
-				orphans[e.Name()] = true
-			}
-		}
-	}
-	for _, id := range m.cfg.Rootfs.Leases() {
-		if !known[id] {
-			orphans[id] = true
-		}
-	}
-	for id := range orphans {
-		klog.InfoS("Removing what is left of an unknown container", "container", id)
-		if err := m.cfg.Rootfs.Unmount(id, m.layerDir(id)); err != nil {
-			klog.ErrorS(err, "Failed to unmount an orphan rootfs", "container", id)
-			continue
-		}
-		_ = os.RemoveAll(m.bundleDir(id))
-		_ = os.Remove(filepath.Join(m.exitDir(), id))
-	}
-}
-
 // InUseImages are the image IDs that containers hold.
 func (m *Manager) InUseImages() map[string]bool {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
 	used := map[string]bool{}
-	for _, c := range m.byID {
+	for _, c := range m.records.List() {
 		used[c.ImageID] = true
 	}
 	return used
-}
-
-func sameProcessAlive(pid int, start uint64) bool {
-	if pid <= 0 {
-		return false
-	}
-	s, alive := proc.StartTime(pid)
-	return alive && s == start
 }
 
 // stopSignal parses an image's StopSignal ("SIGQUIT", "QUIT", "3"); SIGTERM when unset or unknown.

@@ -148,6 +148,7 @@ func newTestManager(t *testing.T) (*Manager, *world, Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(m.Close)
 	return m, w, cfg
 }
 
@@ -180,10 +181,7 @@ func nothingLeft(t *testing.T, m *Manager, w *world, cfg Config, id, name string
 	if _, err := m.Get(id); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("record of %s still there: %v", id, err)
 	}
-	m.mu.RLock()
-	_, held := m.names[name]
-	m.mu.RUnlock()
-	if held {
+	if _, held := m.records.Holder(name); held {
 		t.Errorf("name %s still reserved", name)
 	}
 	for _, p := range []string{
@@ -343,7 +341,7 @@ func TestRemove(t *testing.T) {
 func TestPrefixAmbiguous(t *testing.T) {
 	m, _, _ := newTestManager(t)
 	for _, id := range []string{"aa11", "aa22"} {
-		m.ids.Add(id)
+		m.records.Add(id, &Container{ID: id})
 	}
 	if _, err := m.Get("aa"); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("ambiguous prefix: %v", err)
@@ -371,7 +369,7 @@ func TestRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An interrupted create: a record in state creating with a mounted rootfs.
-	interrupted := &Container{ID: fmt.Sprintf("%064d", 7), Name: "c_pod_ns_uid_0", State: StateCreating, Bundle: m.bundleDir(fmt.Sprintf("%064d", 7))}
+	interrupted := &Container{ID: fmt.Sprintf("%064d", 7), Name: "c_pod_ns_uid_0", Status: Status{State: StateCreating}, Bundle: m.bundleDir(fmt.Sprintf("%064d", 7))}
 	if err := m.checkpoints.Save(interrupted); err != nil {
 		t.Fatal(err)
 	}
@@ -384,12 +382,14 @@ func TestRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// netshim restarts; meanwhile one container exits.
+	// netshim stops; meanwhile one container exits; netshim starts again.
+	m.Close()
 	w.exit(exited.ID, 0)
 	m2, err := NewManager(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(m2.Close)
 	if err := m2.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -76,8 +76,8 @@ func (f *fakeSandboxes) MarkNotReady(id string) error {
 	return nil
 }
 
-func (f *fakeSandboxes) SetNetworkAttached(id string, attached bool) error {
-	f.byID[id].NetworkAttached = attached
+func (f *fakeSandboxes) NetworkDetached(id string) error {
+	f.byID[id].NetworkAttached = false
 	return nil
 }
 
@@ -136,7 +136,7 @@ func interruptedSandbox(t *testing.T, id string) *sandbox.Sandbox {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &sandbox.Sandbox{ID: id, Spec: spec, State: sandbox.StateCreating, NetworkAttached: true}
+	return &sandbox.Sandbox{ID: id, Spec: spec, Status: sandbox.Status{State: sandbox.StateCreating, NetworkAttached: true}}
 }
 
 // One sandbox whose DEL fails at start must not stop netshim, nor keep the

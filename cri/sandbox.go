@@ -62,7 +62,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 
 	ips, err := s.startSandbox(ctx, sb, cfg)
 	if err == nil {
-		err = s.sandboxes.SetReady(sb.ID, ips)
+		err = s.sandboxes.Ready(sb.ID, ips)
 	}
 	if err != nil {
 		undoCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), undoTimeout)
@@ -194,7 +194,7 @@ func (s *Server) tearDownNetwork(ctx context.Context, sb *sandbox.Sandbox) error
 	if err := s.network.TearDownPod(ctx, podNetwork(sb.ID, cfg)); err != nil {
 		return fmt.Errorf("tear down network (plugin %s): %w", s.network.PluginName(), err)
 	}
-	return s.sandboxes.SetNetworkAttached(sb.ID, false)
+	return s.sandboxes.NetworkDetached(sb.ID)
 }
 
 func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {

@@ -32,8 +32,8 @@ const (
 type Sandboxes interface {
 	Create(spec sandbox.Spec) (*sandbox.Sandbox, error)
 	StartPause(ctx context.Context, id string) error
-	SetNetworkAttached(id string, attached bool) error
-	SetReady(id string, ips []string) error
+	NetworkDetached(id string) error
+	Ready(id string, ips []string) error
 	MarkNotReady(id string) error
 	StopPause(ctx context.Context, id string) error
 	Stop(ctx context.Context, id string) error

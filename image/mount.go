@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"compress/gzip"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/netshim/netshim/pkg/atomicfile"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"golang.org/x/sys/unix"
 )
@@ -28,9 +26,8 @@ func (s *Store) Mount(containerID, imageID, dir string, readOnly bool) (string, 
 		s.mu.Unlock()
 		return "", err
 	}
-	l := lease{ImageID: img.ID, Chains: append([]string(nil), img.Chains...)}
-	data, _ := json.Marshal(l)
-	if err := atomicfile.Write(s.path("leases", containerID), data, 0o600); err != nil {
+	l := lease{Container: containerID, ImageID: img.ID, Chains: append([]string(nil), img.Chains...)}
+	if err := s.leaseRecords.Save(&l); err != nil {
 		s.mu.Unlock()
 		return "", fmt.Errorf("lease image %s: %w", img.ID, err)
 	}
@@ -86,7 +83,7 @@ func (s *Store) Unmount(containerID, dir string) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := os.Remove(s.path("leases", containerID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := s.leaseRecords.Remove(containerID); err != nil {
 		return fmt.Errorf("drop image lease: %w", err)
 	}
 	if _, ok := s.leases[containerID]; ok {

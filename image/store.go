@@ -27,9 +27,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/netshim/netshim/pkg/atomicfile"
+	"github.com/netshim/netshim/pkg/checkpoint"
 	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/pkg/errdefs"
-	"github.com/netshim/netshim/pkg/idindex"
+	"github.com/netshim/netshim/pkg/memstore"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
@@ -103,21 +104,22 @@ type Store struct {
 	pulls  singleflight.Group // one download per reference
 	layers singleflight.Group // one unpack per chain
 
-	mu     sync.RWMutex
-	images map[string]*Image // by ID
-	ids    idindex.Index     // hex of every ID, for lookup by prefix
-	leases map[string]lease  // by container ID
+	mu sync.RWMutex
+	// images are by ID ("sha256:<hex>"), found by a prefix of the hex.
+	// Changes go through s.mu too, so that a tag moves from one image to
+	// another in one step.
+	images *memstore.Store[Image]
+	leases map[string]lease // by container ID
+	// leaseRecords are the leases on disk, one checkpoint per container.
+	leaseRecords checkpoint.Store[lease]
 	// pulling counts the in-flight pulls that need each chain: a GC run
 	// by a concurrent removal must not take a layer a pull has just
 	// unpacked but not yet recorded.
 	pulling map[string]int
 }
 
-// lease keeps an image's layers for a container; it names the chains so
-// they stay even when the image itself is removed.
-type lease struct {
-	ImageID string   `json:"imageID"`
-	Chains  []string `json:"chains"`
+func newImageRecords() *memstore.Store[Image] {
+	return memstore.New((*Image).clone).WithIndexKey(func(id string) string { return strings.TrimPrefix(id, "sha256:") })
 }
 
 // NewStore opens (or makes) the store, dropping what an interrupted pull left.
@@ -127,12 +129,13 @@ func NewStore(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: filepath.Join(cfg.Root, "images"), certsDir: cfg.CertsDir, regs: regs,
-		metrics: newMetrics(cfg.Registerer), images: map[string]*Image{}, leases: map[string]lease{}, pulling: map[string]int{}}
+		metrics: newMetrics(cfg.Registerer), images: newImageRecords(), leases: map[string]lease{}, pulling: map[string]int{}}
 	// A pull killed midway leaves only temp files: they go, and nothing
 	// half-made is ever in blobs/ or layers/ under its final name.
 	if err := os.RemoveAll(s.path("tmp")); err != nil {
 		return nil, fmt.Errorf("clear image temp dir: %w", err)
 	}
+	s.leaseRecords = newLeaseRecords(s.path("leases"))
 	for _, d := range []string{"tmp", "blobs/sha256", "layers", "leases"} {
 		if err := os.MkdirAll(s.path(d), 0o700); err != nil {
 			return nil, fmt.Errorf("create image store: %w", err)
@@ -164,37 +167,17 @@ func (s *Store) load() error {
 			klog.ErrorS(err, "Image records are corrupt; set aside, images must be pulled again", "file", aside)
 		}
 		for _, img := range list {
-			s.images[img.ID] = img
-			s.ids.Add(strings.TrimPrefix(img.ID, "sha256:"))
+			s.images.Add(img.ID, img)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("read image records: %w", err)
 	}
-	entries, err := os.ReadDir(s.path("leases"))
-	if err != nil {
-		return fmt.Errorf("read image leases: %w", err)
-	}
-	for _, e := range entries {
-		var l lease
-		data, err := os.ReadFile(s.path("leases", e.Name()))
-		if err == nil {
-			err = json.Unmarshal(data, &l)
-		}
-		if err != nil {
-			klog.ErrorS(err, "Unreadable image lease", "container", e.Name())
-			continue
-		}
-		s.leases[e.Name()] = l
-	}
-	return nil
+	return s.loadLeases()
 }
 
 // saveLocked writes every image record atomically; s.mu is held.
 func (s *Store) saveLocked() error {
-	list := make([]*Image, 0, len(s.images))
-	for _, img := range s.images {
-		list = append(list, img)
-	}
+	list := s.images.List()
 	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
 	data, err := json.Marshal(list)
 	if err != nil {
@@ -398,21 +381,21 @@ func (s *Store) holdChains(chains []string) func() {
 func (s *Store) commit(img *Image, r reference, repoDigest string) *Image {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.images[img.ID]; ok {
+	if old, ok := s.images.Get(img.ID); ok {
 		img.RepoTags, img.RepoDigests, img.Pinned = old.RepoTags, old.RepoDigests, old.Pinned
 	}
 	if r.Tag != "" {
 		tag := r.String()
-		for id, other := range s.images {
-			if id != img.ID {
+		for _, other := range s.images.List() {
+			if other.ID != img.ID && slices.Contains(other.RepoTags, tag) {
 				other.RepoTags = without(other.RepoTags, tag)
+				s.images.Replace(other.ID, other)
 			}
 		}
 		img.RepoTags = appendUnique(img.RepoTags, tag)
 	}
 	img.RepoDigests = appendUnique(img.RepoDigests, repoDigest)
-	s.images[img.ID] = img
-	s.ids.Add(strings.TrimPrefix(img.ID, "sha256:"))
+	s.images.Add(img.ID, img.clone())
 	if err := s.saveLocked(); err != nil {
 		klog.ErrorS(err, "Could not save image records")
 	}
@@ -515,7 +498,7 @@ func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID, chain strin
 	if err := os.WriteFile(filepath.Join(tmp, "layer.json"), meta, 0o600); err != nil {
 		return 0, err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return 0, err
 	}
 	crashpoint.Hit(crashpoint.DuringImagePull)
@@ -523,15 +506,6 @@ func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID, chain strin
 		return 0, fmt.Errorf("commit layer %s: %w", digest, err)
 	}
 	return counted.n, nil
-}
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 type countingReader struct {
@@ -573,26 +547,25 @@ func authenticator(a *Auth) authn.Authenticator {
 func (s *Store) Get(ref string) (*Image, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	img, err := s.getLocked(ref)
-	if err != nil {
-		return nil, err
-	}
-	return img.clone(), nil
+	return s.getLocked(ref)
 }
 
+// getLocked returns a copy of the image ref names; s.mu is held.
 func (s *Store) getLocked(ref string) (*Image, error) {
 	if ref == "" {
 		return nil, fmt.Errorf("empty image reference: %w", errdefs.ErrInvalidArgument)
 	}
-	if img, ok := s.images[ref]; ok {
+	if img, ok := s.images.Get(ref); ok {
 		return img, nil
 	}
 	if hexID, ok := strings.CutPrefix(ref, "sha256:"); ok || isHex(ref) {
 		if !ok {
 			hexID = ref
 		}
-		if id, err := s.ids.Get(hexID); err == nil {
-			return s.images["sha256:"+id], nil
+		if id, err := s.images.Resolve(hexID); err == nil {
+			if img, ok := s.images.Get("sha256:" + id); ok {
+				return img, nil
+			}
 		} else if !errors.Is(err, errdefs.ErrNotFound) {
 			return nil, err
 		}
@@ -602,12 +575,10 @@ func (s *Store) getLocked(ref string) (*Image, error) {
 		return nil, fmt.Errorf("image %q: %w", ref, errdefs.ErrNotFound)
 	}
 	want := r.String()
-	for _, img := range s.images {
-		for _, t := range append(append([]string(nil), img.RepoTags...), img.RepoDigests...) {
-			if t == want {
-				return img, nil
-			}
-		}
+	if img, ok := s.images.Find(func(img *Image) bool {
+		return slices.Contains(img.RepoTags, want) || slices.Contains(img.RepoDigests, want)
+	}); ok {
+		return img, nil
 	}
 	return nil, fmt.Errorf("image %q: %w", ref, errdefs.ErrNotFound)
 }
@@ -624,10 +595,7 @@ func isHex(s string) bool {
 func (s *Store) List() []*Image {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	out := make([]*Image, 0, len(s.images))
-	for _, img := range s.images {
-		out = append(out, img.clone())
-	}
+	out := s.images.List()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
@@ -649,10 +617,10 @@ func (s *Store) Remove(ref string) error {
 	}
 	if tag := s.tagNamed(img, ref); tag != "" && len(img.RepoTags) > 1 {
 		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return t == tag })
+		s.images.Replace(img.ID, img)
 		return s.saveLocked()
 	}
-	delete(s.images, img.ID)
-	s.ids.Delete(strings.TrimPrefix(img.ID, "sha256:"))
+	s.images.Delete(img.ID)
 	if err := s.saveLocked(); err != nil {
 		return err
 	}
@@ -664,7 +632,7 @@ func (s *Store) Remove(ref string) error {
 // tagNamed returns the tag of img that ref names, or "" when ref names it
 // otherwise (by ID, ID prefix or digest).
 func (s *Store) tagNamed(img *Image, ref string) string {
-	if _, ok := s.images[ref]; ok {
+	if _, ok := s.images.Get(ref); ok {
 		return ""
 	}
 	r, err := parseReference(ref)
@@ -683,7 +651,7 @@ func (s *Store) gcLocked() {
 	for c := range s.pulling {
 		used[c] = true
 	}
-	for _, img := range s.images {
+	for _, img := range s.images.List() {
 		for _, c := range img.Chains {
 			used[strings.TrimPrefix(c, "sha256:")] = true
 		}

@@ -1,149 +1,58 @@
 package sandbox
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
-func testSandbox(id string) *Sandbox {
-	return &Sandbox{
-		ID:        id,
-		Spec:      Spec{Name: "web", Namespace: "default", UID: "u1", Attempt: 2, Labels: map[string]string{"app": "web"}},
-		CreatedAt: time.Unix(1700000000, 0).UTC(),
-		State:     StateReady,
-		NetNSPath: "/run/netns/web_default_" + id[:12],
-		PausePID:  4242,
-		IPs:       []string{"198.18.0.5"},
-	}
-}
+// oldCheckpoint is a READY sandbox's checkpoint byte for byte as netshim
+// wrote it before pkg/checkpoint was the one format (the record under
+// "sandbox" in the envelope).
+const oldCheckpoint = `{"version":1,"checksum":"d74b6e0b81a52f4e54f9fe8552dc1fbddff642e7c8bc590cdad7df0ded99772f","sandbox":{"id":"5f0c3b2a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a","spec":{"name":"web","namespace":"default","uid":"0b6c1e5e-2d9f-4c1a-9e7b-3f2a1d0c9b8e","attempt":1,"labels":{"app":"web"},"annotations":{"kubernetes.io/config.source":"api"},"hostname":"web","dns":{"servers":["198.18.0.10"],"searches":["default.svc.cluster.local"],"options":["ndots:5"]},"cgroupParent":"/kubepods/besteffort/pod0b6c1e5e","config":"CgN3ZWI="},"createdAt":"2025-12-05T16:00:00.123456789Z","state":"ready","netnsPath":"/var/run/netns/web_default_5f0c3b2a9d8e","pausePID":4242,"pauseStartTime":987654,"networkAttached":true,"ips":["198.18.0.5"]}}`
 
-const idA = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-const idB = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+const oldID = "5f0c3b2a9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a"
 
-func TestCheckpointRoundTrip(t *testing.T) {
-	c := checkpoints{dir: t.TempDir()}
-	want := testSandbox(idA)
-	if err := c.save(want); err != nil {
+// A node's state dir written by the old netshim upgrades without losing the
+// pod: the sandbox is recovered whole (its DEL still owed, its pin known),
+// and its next write is in the one format.
+func TestOldNodeStateDirUpgrades(t *testing.T) {
+	h := newHarness(t)
+	if err := os.WriteFile(filepath.Join(checkpointsDir(h.cfg.RootDir), oldID+".json"), []byte(oldCheckpoint), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	got, bad := c.loadAll()
-	if len(bad) != 0 || len(got) != 1 {
-		t.Fatalf("loaded %d good, %v bad; want 1 good", len(got), bad)
+	m := h.restart(t)
+	interrupted, err := m.Recover()
+	if err != nil || len(interrupted) != 0 {
+		t.Fatalf("Recover: %v, interrupted %v", err, interrupted)
 	}
-	g := got[0]
-	if g.ID != want.ID || g.Spec.ReservationName() != want.Spec.ReservationName() || g.State != want.State ||
-		g.NetNSPath != want.NetNSPath || g.PausePID != want.PausePID || g.IPs[0] != want.IPs[0] || !g.CreatedAt.Equal(want.CreatedAt) {
-		t.Fatalf("round trip changed the record:\n got %+v\nwant %+v", g, want)
+	sb, err := m.Get(oldID)
+	if err != nil {
+		t.Fatalf("the old node's sandbox was lost: %v", err)
 	}
-	if err := c.remove(idA); err != nil {
-		t.Fatal(err)
+	if sb.Spec.ReservationName() != "web_default_0b6c1e5e-2d9f-4c1a-9e7b-3f2a1d0c9b8e_1" || sb.Spec.DNS == nil ||
+		sb.Spec.DNS.Servers[0] != "198.18.0.10" || string(sb.Spec.Config) != "\x0a\x03web" ||
+		sb.Spec.CgroupParent != "/kubepods/besteffort/pod0b6c1e5e" || sb.CreatedAt.UnixNano() != 1764950400123456789 {
+		t.Fatalf("spec not recovered whole: %+v", sb.Spec)
 	}
-	if err := c.remove(idA); err != nil {
-		t.Fatalf("second remove: %v, want nil (idempotent)", err)
+	if !sb.NetworkAttached || sb.NetNSPath != "/var/run/netns/web_default_5f0c3b2a9d8e" || len(sb.IPs) != 1 || sb.IPs[0] != "198.18.0.5" {
+		t.Fatalf("status not recovered whole: %+v", sb.Status)
 	}
-}
-
-func TestCorruptCheckpointIsSetAsideAndReported(t *testing.T) {
-	dir := t.TempDir()
-	c := checkpoints{dir: dir}
-	if err := c.save(testSandbox(idA)); err != nil {
-		t.Fatal(err)
+	// Its pause (PID 4242 with that start time) is not running here: it
+	// is NOTREADY, which is the write that upgrades the file.
+	if sb.State != StateNotReady {
+		t.Fatalf("state %s, want notready: its pause is gone", sb.State)
 	}
-	// A tampered record: valid JSON, wrong checksum.
-	if err := c.save(testSandbox(idB)); err != nil {
-		t.Fatal(err)
-	}
-	data, _ := os.ReadFile(c.path(idB))
-	tampered := strings.Replace(string(data), "198.18.0.5", "198.18.0.6", 1)
-	if err := os.WriteFile(c.path(idB), []byte(tampered), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	// A torn file.
-	torn := filepath.Join(dir, strings.Repeat("c", 64)+".json")
-	if err := os.WriteFile(torn, []byte(`{"version":1,"checks`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	good, bad := c.loadAll()
-	if len(good) != 1 || good[0].ID != idA {
-		t.Fatalf("good = %d records, want only %s", len(good), idA)
-	}
-	if len(bad) != 2 {
-		t.Fatalf("bad = %v, want 2 reported", bad)
-	}
-	for _, p := range []string{c.path(idB), torn} {
-		if _, err := os.Stat(p + ".corrupt"); err != nil {
-			t.Errorf("%s not set aside as .corrupt: %v", p, err)
-		}
-		if _, err := os.Stat(p); !os.IsNotExist(err) {
-			t.Errorf("%s still in place", p)
-		}
-	}
-}
-
-func TestDecodeRejectsWrongVersionAndBadID(t *testing.T) {
-	sb := testSandbox(idA)
-	data, err := encodeCheckpoint(sb)
+	data, err := os.ReadFile(m.checkpoints.Path(oldID))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := decodeCheckpoint([]byte(strings.Replace(string(data), `"version":1`, `"version":9`, 1))); err == nil {
-		t.Error("version 9 accepted")
+	if !strings.Contains(string(data), `"record":`) {
+		t.Fatalf("checkpoint still in the old format: %s", data)
 	}
-	sb.ID = "../../etc"
-	data, _ = encodeCheckpoint(sb)
-	if _, err := decodeCheckpoint(data); err == nil {
-		t.Error("a checkpoint with a path-like ID was accepted")
-	}
-}
-
-// Whatever bytes a checkpoint file holds, decoding returns a record with a
-// valid ID or an error: it never panics and never accepts a path-like ID.
-func FuzzDecodeCheckpoint(f *testing.F) {
-	good, _ := encodeCheckpoint(testSandbox(idA))
-	f.Add(good)
-	f.Add([]byte(`{"version":1,"checksum":"00","sandbox":{}}`))
-	f.Add([]byte(`{"version":1`))
-	f.Add([]byte(`null`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		sb, err := decodeCheckpoint(data)
-		if err == nil && !isSandboxID(sb.ID) {
-			t.Fatalf("accepted sandbox id %q", sb.ID)
-		}
-	})
-}
-
-// A checkpoint replaced by a directory (or anything else that is not a
-// checkpoint file) is reported and set aside, never skipped in silence.
-func TestNonFileInCheckpointDirIsReported(t *testing.T) {
-	dir := t.TempDir()
-	c := checkpoints{dir: dir}
-	if err := c.save(testSandbox(idA)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(c.path(idB), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("x"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	good, bad := c.loadAll()
-	if len(good) != 1 || good[0].ID != idA {
-		t.Fatalf("loaded %d good records, want only %s", len(good), idA)
-	}
-	if len(bad) != 2 || !strings.Contains(errors.Join(bad...).Error(), "not a regular file") {
-		t.Fatalf("bad = %v, want the directory and the foreign file reported", bad)
-	}
-	for _, aside := range []string{c.path(idB) + ".corrupt", filepath.Join(dir, "notes.txt.corrupt")} {
-		if _, err := os.Stat(aside); err != nil {
-			t.Errorf("%s not set aside: %v", aside, err)
-		}
-	}
-	// Set aside once: the next start reports nothing new.
-	if _, bad := c.loadAll(); len(bad) != 0 {
-		t.Fatalf("second load reported %v again", bad)
+	again, err := h.restart(t).Recover()
+	if err != nil || len(again) != 0 {
+		t.Fatalf("after the upgrade: %v, %v", err, again)
 	}
 }

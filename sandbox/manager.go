@@ -2,8 +2,6 @@ package sandbox
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -13,10 +11,12 @@ import (
 	"time"
 
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/checkpoint"
 	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/idindex"
 	"github.com/netshim/netshim/pkg/keylock"
+	"github.com/netshim/netshim/pkg/memstore"
 	"github.com/netshim/netshim/pkg/proc"
 	"github.com/netshim/netshim/pkg/reaper"
 	"golang.org/x/sys/unix"
@@ -32,20 +32,21 @@ type Config struct {
 	Runtime     Runtime
 	// Reaper reaps the pause processes, netshim being their subreaper.
 	Reaper *reaper.Reaper
+	// NetNS makes and removes the netns pins; nil is the kernel's.
+	NetNS NetNS
 }
 
 // Manager owns the sandbox records and the system resources of each.
 type Manager struct {
 	cfg         Config
-	checkpoints checkpoints
+	checkpoints checkpoint.Store[Sandbox]
 	rootfs      string
 	reaper      *reaper.Reaper
 	locks       keylock.Locks // one per sandbox ID: serialises changes to a record
 
+	records *memstore.Store[Sandbox] // by ID and prefix; reservation names
+
 	mu       sync.RWMutex
-	byID     map[string]*Sandbox
-	ids      idindex.Index              // the IDs of byID, for lookup by prefix
-	names    map[string]string          // reservation name → sandbox ID
 	children map[string]<-chan struct{} // sandbox ID → closed when its pause exits
 }
 
@@ -54,7 +55,7 @@ const pauseStopTimeout = 10 * time.Second
 
 // NewManager prepares the directories and the shared pause rootfs.
 func NewManager(cfg Config) (*Manager, error) {
-	cpDir := filepath.Join(cfg.RootDir, "sandboxes")
+	cpDir := checkpointsDir(cfg.RootDir)
 	for _, d := range []string{cpDir, filepath.Join(cfg.StateDir, "sandboxes"), filepath.Join(cfg.StateDir, pinMarkerDir)} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create state dir: %w", err)
@@ -69,17 +70,19 @@ func NewManager(cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(cfg.NetNSDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create netns dir: %w", err)
 	}
+	if cfg.NetNS == nil {
+		cfg.NetNS = kernelNetNS{}
+	}
 	rootfs := filepath.Join(cfg.StateDir, "pause-rootfs")
 	if err := prepareRootfs(rootfs, cfg.PauseBinary); err != nil {
 		return nil, err
 	}
 	return &Manager{
 		cfg:         cfg,
-		checkpoints: checkpoints{dir: cpDir},
+		checkpoints: newCheckpoints(cpDir),
 		rootfs:      rootfs,
 		reaper:      cfg.Reaper,
-		byID:        map[string]*Sandbox{},
-		names:       map[string]string{},
+		records:     memstore.New((*Sandbox).clone),
 		children:    map[string]<-chan struct{}{},
 	}, nil
 }
@@ -94,32 +97,11 @@ func (m *Manager) bundleDir(id string) string {
 	return filepath.Join(m.cfg.StateDir, "sandboxes", id)
 }
 
-// netnsPinPath names the pin after the sandbox, so `ip netns list` shows
-// which pod it belongs to; the ID prefix keeps it unique.
-func (m *Manager) netnsPinPath(sb *Sandbox) string {
-	name := sb.Spec.Name
-	if max := 200; len(name) > max { // stay well inside NAME_MAX with the rest
-		name = name[:max]
-	}
-	return filepath.Join(m.cfg.NetNSDir, fmt.Sprintf("%s_%s_%s", name, sb.Spec.Namespace, sb.ID[:12]))
-}
-
-func newID() (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
-}
-
 // Files are the paths of the sandbox's shared files that containers mount.
 func (m *Manager) Files(id string) Files {
 	b := m.bundleDir(id)
 	f := Files{ResolvConf: filepath.Join(b, resolvConfFile), Hostname: filepath.Join(b, hostnameFile), Hosts: filepath.Join(b, hostsFile)}
-	m.mu.RLock()
-	sb, ok := m.byID[id]
-	m.mu.RUnlock()
-	if ok && !sb.Spec.HostIPC {
+	if sb, ok := m.records.Get(id); ok && !sb.Spec.HostIPC {
 		f.Shm = filepath.Join(b, shmDir)
 	}
 	return f
@@ -128,7 +110,7 @@ func (m *Manager) Files(id string) Files {
 // Resolve returns the full ID of the one sandbox whose ID starts with
 // prefix; none wraps errdefs.ErrNotFound, several is an error saying it is ambiguous.
 func (m *Manager) Resolve(prefix string) (string, error) {
-	id, err := m.ids.Get(prefix)
+	id, err := m.records.Resolve(prefix)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return "", fmt.Errorf("pod sandbox %q %w", prefix, errdefs.ErrNotFound)
 	}
@@ -137,23 +119,16 @@ func (m *Manager) Resolve(prefix string) (string, error) {
 
 // Get returns a copy of the record of id.
 func (m *Manager) Get(id string) (*Sandbox, error) {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	sb, ok := m.byID[id]
+	sb, ok := m.records.Get(id)
 	if !ok {
 		return nil, ErrNotFound
 	}
-	return sb.clone(), nil
+	return sb, nil
 }
 
 // List returns copies of every record, oldest first.
 func (m *Manager) List() []*Sandbox {
-	m.mu.RLock()
-	out := make([]*Sandbox, 0, len(m.byID))
-	for _, sb := range m.byID {
-		out = append(out, sb.clone())
-	}
-	m.mu.RUnlock()
+	out := m.records.List()
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
 	return out
 }
@@ -171,88 +146,88 @@ func (m *Manager) GetNetNS(id string) (string, error) {
 	return sb.NetNSPath, nil
 }
 
-// update applies fn to a copy of the record, checkpoints it, then publishes it.
-func (m *Manager) update(id string, fn func(*Sandbox)) (*Sandbox, error) {
-	return m.updateWith(m.checkpoints.save, id, fn)
-}
+// write is how far a change of a record goes before it is published.
+type write int
 
-// updateTeardown is update for the steps that stop and remove a sandbox.
-// Its writes are unsynced: each step can be redone, and recovery handles
-// every older state a power cut could leave (a READY record whose pause is
-// dead becomes NOTREADY; an owed DEL is sent again). They must also
-// succeed on a full disk, or a pod could never be removed to free space:
-// when the checkpoint cannot be written even after its old copy was removed
-// to make room, the record lives on in memory only; if netshim restarts
-// before the sandbox is removed, it is forgotten, and what is left of it is
-// reclaimed like any orphan (GC's DEL, then the sweep).
-func (m *Manager) updateTeardown(id string, fn func(*Sandbox)) (*Sandbox, error) {
-	return m.updateWith(func(sb *Sandbox) error {
-		if err := m.checkpoints.saveMakingRoom(sb); err != nil {
-			klog.ErrorS(err, "Sandbox checkpoint dropped; the sandbox is kept in memory until it is removed", "sandbox", sb.ID)
-		}
-		return nil
-	}, id, fn)
-}
+const (
+	// durable: fsynced, for what recovery could not find again.
+	durable write = iota
+	// teardown: for the steps that stop and remove a sandbox. Unsynced:
+	// each step can be redone, and recovery handles every older state a
+	// power cut could leave (a READY record whose pause is dead becomes
+	// NOTREADY; an owed DEL is sent again). It must also succeed on a full
+	// disk, or a pod could never be removed to free space: when the
+	// checkpoint cannot be written even after its old copy was removed to
+	// make room, the record lives on in memory only; if netshim restarts
+	// before the sandbox is removed, it is forgotten, and what is left of it
+	// is reclaimed like any orphan (GC's DEL, then the sweep).
+	teardown
+	// memory: published only; the next checkpoint write carries it to disk.
+	memory
+)
 
-// publish applies fn to the record in memory only; the next checkpoint
-// write carries it to disk.
-func (m *Manager) publish(id string, fn func(*Sandbox)) (*Sandbox, error) {
-	return m.updateWith(func(*Sandbox) error { return nil }, id, fn)
-}
-
-func (m *Manager) updateWith(save func(*Sandbox) error, id string, fn func(*Sandbox)) (*Sandbox, error) {
+// update is the one way a sandbox's status changes: fn gets a copy of the
+// status and returns the next one, or an error to refuse; the transition
+// table may refuse too. The change is then written as w says and
+// published. The caller holds the sandbox's lock.
+func (m *Manager) update(id string, w write, fn func(Status) (Status, error)) (*Sandbox, error) {
 	sb, err := m.Get(id)
 	if err != nil {
 		return nil, err
 	}
-	fn(sb)
-	if err := save(sb); err != nil {
-		return nil, err
+	next, err := fn(sb.clone().Status)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
 	}
-	m.mu.Lock()
-	if _, ok := m.byID[id]; ok {
-		m.byID[id] = sb
+	if next.State != sb.State {
+		if err := checkTransition(sb.State, next.State); err != nil {
+			return nil, fmt.Errorf("sandbox %s: %w", id, err)
+		}
 	}
-	m.mu.Unlock()
+	sb.Status = next
+	switch w {
+	case durable:
+		if err := m.checkpoints.Save(sb); err != nil {
+			return nil, err
+		}
+	case teardown:
+		if err := m.checkpoints.SaveMakingRoom(sb); err != nil {
+			klog.ErrorS(err, "Sandbox checkpoint dropped; the sandbox is kept in memory until it is removed", "sandbox", sb.ID)
+		}
+	}
+	m.records.Replace(id, sb)
 	return sb.clone(), nil
 }
 
 // Create reserves the sandbox's name, checkpoints it (state creating), then
 // creates and pins its netns. On failure it undoes all of that.
 func (m *Manager) Create(spec Spec) (*Sandbox, error) {
-	id, err := newID()
+	id, err := idindex.New()
 	if err != nil {
 		return nil, fmt.Errorf("make sandbox id: %w", err)
 	}
 	name := spec.ReservationName()
-	sb := &Sandbox{ID: id, Spec: spec, CreatedAt: time.Now(), State: StateCreating}
+	sb := &Sandbox{ID: id, Spec: spec, CreatedAt: time.Now(), Status: Status{State: StateCreating}}
 	if !spec.HostNetwork {
 		// Both recorded before they exist, so recovery after a crash finds
 		// the pin and sends the DEL that every (possibly partial) ADD needs.
 		sb.NetNSPath = m.netnsPinPath(sb)
 		sb.NetworkAttached = true
 	}
-	m.mu.Lock()
-	if holder, ok := m.names[name]; ok {
-		m.mu.Unlock()
-		return nil, fmt.Errorf("%w: %q is held by sandbox %s", ErrNameReserved, name, holder)
+	if err := m.records.Reserve(name, id); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNameReserved, err)
 	}
-	m.names[name] = id
-	m.mu.Unlock()
 	defer m.locks.Lock(id)()
 
 	// Unsynced: a process crash keeps it, which is what recovery needs to
 	// find the pin and send the DEL. A power cut may lose it, but takes the
 	// pin (tmpfs) and the pause with it, and the network GC at start
-	// reclaims the attachment. SetReady's write is the durable one.
-	if err := m.checkpoints.saveUnsynced(sb); err != nil {
+	// reclaims the attachment. Ready's write is the durable one.
+	if err := m.checkpoints.SaveUnsynced(sb); err != nil {
 		m.release(sb)
 		return nil, err
 	}
-	m.mu.Lock()
-	m.byID[id] = sb
-	m.ids.Add(id)
-	m.mu.Unlock()
+	m.records.Add(id, sb.clone())
 	if sb.NetNSPath != "" {
 		crashpoint.Hit(crashpoint.BeforeNetNSPin)
 		if err := m.pin(sb.NetNSPath); err != nil {
@@ -289,61 +264,66 @@ func (m *Manager) StartPause(ctx context.Context, id string) error {
 	m.children[id] = exited
 	m.mu.Unlock()
 	start, _ := proc.StartTime(pid)
-	// Published, not checkpointed: SetReady's write records it. A crash
+	// Published, not checkpointed: Ready's write records it. A crash
 	// before that leaves a creating sandbox without a PID, which recovery
 	// undoes with a forced delete of its runtime container.
-	if _, err := m.publish(id, func(sb *Sandbox) { sb.PausePID, sb.PauseStartTime = pid, start }); err != nil {
+	if _, err := m.update(id, memory, func(st Status) (Status, error) {
+		st.PausePID, st.PauseStartTime = pid, start
+		return st, nil
+	}); err != nil {
 		return err
 	}
 	go m.watchExit(id, pid, exited)
 	return nil
 }
 
-// watchExit marks a ready sandbox NOTREADY when its pause process dies on its own.
-func (m *Manager) watchExit(id string, pid int, exited <-chan struct{}) {
-	<-exited
+// NetworkDetached records that the network DEL succeeded. It is only
+// published: a DEL run again is harmless, and Stop's write records it.
+func (m *Manager) NetworkDetached(id string) error {
 	defer m.locks.Lock(id)()
-	sb, err := m.Get(id)
-	if err != nil || sb.PausePID != pid {
-		return // removed, or stopped on purpose
-	}
-	klog.InfoS("Pause process exited", "sandbox", id, "pid", pid)
-	if sb.State == StateReady {
-		_, _ = m.updateTeardown(id, func(sb *Sandbox) { sb.State = StateNotReady })
-	}
-}
-
-// SetNetworkAttached records that a network ADD is about to run (true) or
-// that its DEL succeeded (false). Only the first must reach the disk: a
-// DEL run again is harmless, an ADD without its record would leak. The
-// second is published, and Stop's write records it.
-func (m *Manager) SetNetworkAttached(id string, attached bool) error {
-	defer m.locks.Lock(id)()
-	update := m.update
-	if !attached {
-		update = m.publish
-	}
-	_, err := update(id, func(sb *Sandbox) { sb.NetworkAttached = attached })
+	_, err := m.update(id, memory, func(st Status) (Status, error) {
+		st.NetworkAttached = false
+		return st, nil
+	})
 	return err
 }
 
 // MarkNotReady records that a READY sandbox is being stopped, before its
 // network is torn down, so a crash mid-stop never leaves a READY sandbox
-// without a network.
+// without a network. A sandbox still being created stays creating, so
+// that recovery undoes it.
 func (m *Manager) MarkNotReady(id string) error {
 	defer m.locks.Lock(id)()
-	_, err := m.updateTeardown(id, func(sb *Sandbox) {
-		if sb.State == StateReady {
-			sb.State = StateNotReady
+	_, err := m.update(id, teardown, func(st Status) (Status, error) {
+		if st.State == StateReady {
+			st.State = StateNotReady
 		}
+		return st, nil
 	})
 	return err
 }
 
-// SetReady records the pod IPs and marks the sandbox READY.
-func (m *Manager) SetReady(id string, ips []string) error {
+// ErrPauseExited: the pause process exited before the sandbox was ready.
+var ErrPauseExited = errors.New("its pause process exited during set-up")
+
+// Ready records the pod IPs and asks for the sandbox to become READY. The
+// transition table refuses it unless the sandbox is still being created:
+// in particular when its pause process exited meanwhile, in which case the
+// error wraps ErrPauseExited.
+func (m *Manager) Ready(id string, ips []string) error {
 	defer m.locks.Lock(id)()
-	_, err := m.update(id, func(sb *Sandbox) { sb.State, sb.IPs = StateReady, ips })
+	m.recordPendingExit(id)
+	_, err := m.update(id, durable, func(st Status) (Status, error) {
+		// Asked of the table even from ready: set-up is done once.
+		if err := checkTransition(st.State, StateReady); err != nil {
+			if st.PauseExited {
+				return st, fmt.Errorf("%w: %w", err, ErrPauseExited)
+			}
+			return st, err
+		}
+		st.State, st.IPs = StateReady, ips
+		return st, nil
+	})
 	return err
 }
 
@@ -368,9 +348,10 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 		}
 		pinned = ""
 	}
-	_, err = m.updateTeardown(id, func(sb *Sandbox) {
-		sb.PausePID, sb.PauseStartTime, sb.NetNSPath = 0, 0, pinned
-		sb.State = StateNotReady // also from creating: a stopped sandbox is no longer interrupted
+	_, err = m.update(id, teardown, func(st Status) (Status, error) {
+		st.PausePID, st.PauseStartTime, st.NetNSPath = 0, 0, pinned
+		st.State = StateNotReady // also from creating: a stopped sandbox is no longer interrupted
+		return st, nil
 	})
 	return err
 }
@@ -409,13 +390,16 @@ func (m *Manager) stopPause(ctx context.Context, id string) error {
 	m.mu.Unlock()
 	if sb.PausePID != 0 {
 		// Stop's write records it; until then a restart sees a dead PID.
-		_, err = m.publish(id, func(sb *Sandbox) { sb.PausePID, sb.PauseStartTime = 0, 0 })
+		_, err = m.update(id, memory, func(st Status) (Status, error) {
+			st.PausePID, st.PauseStartTime = 0, 0
+			return st, nil
+		})
 	}
 	return err
 }
 
 func (m *Manager) killPause(ctx context.Context, sb *Sandbox) error {
-	if !sameProcessAlive(sb.PausePID, sb.PauseStartTime) {
+	if !proc.SameAlive(sb.PausePID, sb.PauseStartTime) {
 		return nil
 	}
 	if err := unix.Kill(sb.PausePID, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
@@ -435,7 +419,7 @@ func (m *Manager) killPause(ctx context.Context, sb *Sandbox) error {
 		}
 	}
 	// Adopted after a restart: not our child, so poll until it is gone.
-	for sameProcessAlive(sb.PausePID, sb.PauseStartTime) {
+	for proc.SameAlive(sb.PausePID, sb.PauseStartTime) {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("pause pid %d of sandbox %s did not exit: %w", sb.PausePID, sb.ID, ctx.Err())
@@ -463,7 +447,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err := os.RemoveAll(m.bundleDir(id)); err != nil {
 		return fmt.Errorf("remove bundle of sandbox %s: %w", id, err)
 	}
-	if err := m.checkpoints.remove(id); err != nil {
+	if err := m.checkpoints.Remove(id); err != nil {
 		return err
 	}
 	m.forgetRecord(sb)
@@ -472,166 +456,20 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 
 // forget undoes a Create whose netns could not be made.
 func (m *Manager) forget(sb *Sandbox) {
-	if err := m.checkpoints.remove(sb.ID); err != nil {
+	if err := m.checkpoints.Remove(sb.ID); err != nil {
 		klog.ErrorS(err, "Failed to remove checkpoint while undoing a sandbox", "sandbox", sb.ID)
 	}
 	m.forgetRecord(sb)
 }
 
 func (m *Manager) forgetRecord(sb *Sandbox) {
+	m.records.Delete(sb.ID)
 	m.mu.Lock()
-	delete(m.byID, sb.ID)
-	m.ids.Delete(sb.ID)
 	delete(m.children, sb.ID)
 	m.mu.Unlock()
 	m.release(sb)
 }
 
 func (m *Manager) release(sb *Sandbox) {
-	m.mu.Lock()
-	if m.names[sb.Spec.ReservationName()] == sb.ID {
-		delete(m.names, sb.Spec.ReservationName())
-	}
-	m.mu.Unlock()
-}
-
-// Recover loads every checkpoint at start and reconciles it with the system:
-// a ready sandbox whose pause process died while netshim was down becomes
-// NOTREADY. Sandboxes still in StateCreating are returned for the caller to
-// undo, since only it can tear down their network. It removes nothing: the
-// caller sweeps orphans (SweepOrphans) once every DEL owed has been sent.
-func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
-	good, bad := m.checkpoints.loadAll()
-	for _, e := range bad {
-		klog.ErrorS(e, "Set aside a corrupt sandbox checkpoint")
-	}
-	for _, sb := range good {
-		m.mu.Lock()
-		m.byID[sb.ID] = sb
-		m.ids.Add(sb.ID)
-		m.names[sb.Spec.ReservationName()] = sb.ID
-		m.mu.Unlock()
-		switch {
-		case sb.State == StateCreating:
-			interrupted = append(interrupted, sb.clone())
-		case sb.State == StateReady && !sameProcessAlive(sb.PausePID, sb.PauseStartTime):
-			klog.InfoS("Pause process of sandbox died while netshim was down", "sandbox", sb.ID, "pid", sb.PausePID)
-			if _, err := m.updateTeardown(sb.ID, func(sb *Sandbox) { sb.State = StateNotReady }); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if len(bad) > 0 {
-		err = fmt.Errorf("%d corrupt checkpoints set aside: %w", len(bad), errors.Join(bad...))
-	}
-	return interrupted, err
-}
-
-// SweepOrphans removes what this netshim made but no checkpoint knows:
-// runtime containers and bundles in its own dirs, and the netns pins it
-// recorded making (a marker in its state dir). A pin in the netns dir
-// without a marker is never touched: the dir may be shared with `ip netns`
-// or with another netshim. Call it after the network GC, so that every
-// forgotten attachment got its DEL while its netns was still there.
-func (m *Manager) SweepOrphans(ctx context.Context) {
-	m.mu.RLock()
-	known := map[string]bool{}
-	pins := map[string]bool{}
-	for id, sb := range m.byID {
-		known[id] = true
-		pins[sb.NetNSPath] = true
-	}
-	m.mu.RUnlock()
-	if ids, err := m.cfg.Runtime.List(ctx); err != nil {
-		klog.ErrorS(err, "Could not list runtime containers to sweep orphans")
-	} else {
-		for _, id := range ids {
-			if known[id] {
-				continue
-			}
-			klog.InfoS("Removing orphan runtime container", "id", id)
-			if err := m.cfg.Runtime.Delete(ctx, id, true); err != nil {
-				klog.ErrorS(err, "Failed to remove orphan runtime container", "id", id)
-			}
-		}
-	}
-	bundles, _ := os.ReadDir(filepath.Join(m.cfg.StateDir, "sandboxes"))
-	for _, b := range bundles {
-		if !known[b.Name()] {
-			klog.InfoS("Removing orphan bundle", "id", b.Name())
-			if err := unmountShm(filepath.Join(m.cfg.StateDir, "sandboxes", b.Name())); err != nil {
-				klog.ErrorS(err, "Failed to unmount the /dev/shm of an orphan bundle", "id", b.Name())
-				continue
-			}
-			_ = os.RemoveAll(filepath.Join(m.cfg.StateDir, "sandboxes", b.Name()))
-		}
-	}
-	markers, _ := os.ReadDir(filepath.Join(m.cfg.StateDir, pinMarkerDir))
-	for _, e := range markers {
-		path := filepath.Join(m.cfg.NetNSDir, e.Name())
-		if pins[path] {
-			continue
-		}
-		klog.InfoS("Removing orphan netns pin", "path", path)
-		if err := m.unpin(path); err != nil {
-			klog.ErrorS(err, "Failed to remove orphan netns pin", "path", path)
-		}
-	}
-}
-
-// pinMarkerDir, under the state dir, holds an empty file named after each
-// netns pin this netshim made and has not yet removed: its own record of
-// which pins in a shared netns dir are its to sweep.
-const pinMarkerDir = "netns-pins"
-
-func (m *Manager) pinMarker(path string) string {
-	return filepath.Join(m.cfg.StateDir, pinMarkerDir, filepath.Base(path))
-}
-
-// pin marks path as this netshim's, then creates and pins a netns there.
-func (m *Manager) pin(path string) error {
-	if err := os.WriteFile(m.pinMarker(path), nil, 0o600); err != nil {
-		return fmt.Errorf("record netns pin %s: %w", path, err)
-	}
-	if err := CreatePinnedNetNS(path); err != nil {
-		_ = os.Remove(m.pinMarker(path))
-		return err
-	}
-	return nil
-}
-
-// unpin removes the pin at path, then its marker.
-func (m *Manager) unpin(path string) error {
-	if path == "" {
-		return nil
-	}
-	if err := UnpinNetNS(path); err != nil {
-		return err
-	}
-	if err := os.Remove(m.pinMarker(path)); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("remove record of netns pin %s: %w", path, err)
-	}
-	return nil
-}
-
-// RefreshState marks a READY sandbox whose pause process is no longer alive
-// NOTREADY; it covers pause processes adopted across a restart, which are not
-// netshim's children and so are not seen exiting.
-func (m *Manager) RefreshState(id string) {
-	m.mu.RLock()
-	_, child := m.children[id]
-	m.mu.RUnlock()
-	if child {
-		return // the reaper sees our own children exit
-	}
-	sb, err := m.Get(id)
-	if err != nil || sb.State != StateReady || sameProcessAlive(sb.PausePID, sb.PauseStartTime) {
-		return
-	}
-	defer m.locks.Lock(id)()
-	_, _ = m.updateTeardown(id, func(sb *Sandbox) {
-		if sb.State == StateReady {
-			sb.State = StateNotReady
-		}
-	})
+	m.records.Release(sb.Spec.ReservationName(), sb.ID)
 }

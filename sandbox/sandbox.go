@@ -55,12 +55,20 @@ func (s Spec) ReservationName() string {
 	return fmt.Sprintf("%s_%s_%s_%d", s.Name, s.Namespace, s.UID, s.Attempt)
 }
 
-// Sandbox is the record of one sandbox, as checkpointed.
+// Sandbox is the record of one sandbox, as checkpointed: what was asked
+// for, which never changes, and its Status, which changes only through the
+// manager's transitions.
 type Sandbox struct {
 	ID        string    `json:"id"`
 	Spec      Spec      `json:"spec"`
 	CreatedAt time.Time `json:"createdAt"`
-	State     State     `json:"state"`
+	Status
+}
+
+// Status is the part of a sandbox's record that changes. Its fields are
+// inlined in the checkpoint, as they were before it was a struct of its own.
+type Status struct {
+	State State `json:"state"`
 
 	// NetNSPath is the pin of the sandbox's netns; "" with host network or once unpinned.
 	NetNSPath string `json:"netnsPath,omitempty"`
@@ -68,6 +76,8 @@ type Sandbox struct {
 	// guards against PID reuse); zero once it is stopped.
 	PausePID       int    `json:"pausePID,omitempty"`
 	PauseStartTime uint64 `json:"pauseStartTime,omitempty"`
+	// PauseExited is set when the pause process exited on its own.
+	PauseExited bool `json:"pauseExited,omitempty"`
 	// NetworkAttached is set before the network ADD starts and cleared only
 	// after a DEL succeeded, so every ADD, even a failed one, gets its DEL.
 	NetworkAttached bool     `json:"networkAttached,omitempty"`

@@ -124,6 +124,7 @@ func run(o options, notifySocket string) error {
 	if err != nil {
 		return err
 	}
+	defer containers.Close()
 	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins, Containers: containers, Images: images, Exec: containerRuntime}, cri.Dirs{
 		Protected: []string{o.rootDir, o.stateDir, o.netnsDir, o.cniConfDir, o.cniCacheDir},
 	})

@@ -2,6 +2,7 @@ package cni
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -152,5 +153,35 @@ func TestSucceededAddKeepsNoRecord(t *testing.T) {
 	}
 	if ids := p.pending.sandboxIDs(); len(ids) != 0 {
 		t.Errorf("records after a successful ADD: %v", ids)
+	}
+}
+
+// A record as netshim wrote it before the records were checkpoints (the
+// bare JSON, no envelope) still gets its DEL with the config it holds, so
+// an upgrade does not strand the DEL of a failed ADD.
+func TestLegacyAddRecordStillDeletes(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "calls")
+	p := newFakePlugin(t, map[string]string{
+		"oldnet": loggingPlugin("oldnet", log, true), "newnet": loggingPlugin("newnet", log, false), "loopback": okLoopback,
+	}, `{"cniVersion":"1.0.0","name":"old","plugins":[{"type":"oldnet"}]}`, nsHost{})
+	failSetUp(t, p, brokenPod)
+	rec, _, err := p.pending.load(brokenPod.SandboxID)
+	if err != nil || rec == nil {
+		t.Fatalf("the failed ADD's record: %v, %v", rec, err)
+	}
+	legacy := fmt.Sprintf(`{"network":%q,"config":%q,"args":[["IgnoreUnknown","1"]]}`,
+		rec.Network, base64.StdEncoding.EncodeToString(rec.Config))
+	if err := os.WriteFile(p.pending.path(brokenPod.SandboxID), []byte(legacy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	switchNetwork(t, p, "new", "newnet")
+	if err := p.TearDownPod(context.Background(), brokenPod); err != nil {
+		t.Fatalf("TearDownPod: %v", err)
+	}
+	if calls := logLines(t, log); !strings.Contains(calls, "DEL oldnet "+brokenPod.SandboxID) || strings.Contains(calls, "newnet") {
+		t.Errorf("the legacy record's DEL did not use its config; calls:\n%s", calls)
+	}
+	if ids := p.pending.sandboxIDs(); len(ids) != 0 {
+		t.Errorf("the legacy record outlived its DEL: %v", ids)
 	}
 }

@@ -1,8 +1,11 @@
-// Package idindex resolves an ID from its unique prefix, as containerd's and
-// CRI-O's truncindex do, so the 13-character IDs crictl prints work as IDs.
+// Package idindex makes record IDs and resolves an ID from its unique
+// prefix, as containerd's and CRI-O's truncindex do, so the 13-character
+// IDs crictl prints work as IDs.
 package idindex
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -57,4 +60,23 @@ func (x *Index) Get(prefix string) (string, error) {
 			prefix, x.ids[i], x.ids[i+1], errdefs.ErrInvalidArgument)
 	}
 	return x.ids[i], nil
+}
+
+// New returns a fresh random ID: 64 hex digits, as containerd and CRI-O make them.
+func New() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("make an ID: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// Valid reports whether id has the form New makes, so that it is safe as
+// a file name.
+func Valid(id string) bool {
+	if len(id) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
 }

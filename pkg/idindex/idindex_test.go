@@ -50,3 +50,21 @@ func TestExactBeatsLonger(t *testing.T) {
 		t.Errorf("Get(ab) = %q, %v", got, err)
 	}
 }
+
+// New makes IDs that Valid accepts and that differ; Valid refuses anything
+// that is not 64 hex digits, so an ID is always safe as a file name.
+func TestNewAndValid(t *testing.T) {
+	a, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New()
+	if !Valid(a) || !Valid(b) || a == b {
+		t.Fatalf("New gave %q and %q", a, b)
+	}
+	for _, bad := range []string{"", a[:63], a + "0", "../" + a[3:], strings.ToUpper(a[:1]) + "g" + a[2:]} {
+		if Valid(bad) {
+			t.Errorf("Valid(%q) = true", bad)
+		}
+	}
+}

@@ -52,3 +52,13 @@ func Alive(pid int) bool {
 	_, alive := StartTime(pid)
 	return alive
 }
+
+// SameAlive reports whether pid is alive and still the process that
+// started at start, not a later one that reuses its PID.
+func SameAlive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	s, alive := StartTime(pid)
+	return alive && s == start
+}

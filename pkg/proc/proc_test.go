@@ -35,3 +35,22 @@ func TestAliveFollowsAProcessThroughItsExit(t *testing.T) {
 		t.Error("a reaped child counts as alive")
 	}
 }
+
+// SameAlive tells the process from a later one with its PID: a start
+// time that is not the process's is not it.
+func TestSameAliveChecksTheStartTime(t *testing.T) {
+	self := os.Getpid()
+	start, alive := StartTime(self)
+	if !alive {
+		t.Fatal("this process is not alive")
+	}
+	if !SameAlive(self, start) {
+		t.Error("SameAlive(self, its start) = false")
+	}
+	if SameAlive(self, start+1) {
+		t.Error("a PID with another start time counts as the same process")
+	}
+	if SameAlive(0, 0) || SameAlive(-1, 0) {
+		t.Error("PID 0 or below counts as alive")
+	}
+}

@@ -15,7 +15,7 @@ func TestManyCyclesLeakNothing(t *testing.T) {
 	const cycles = 200
 	addr := freeLoopbackAddr(t)
 	s := startShim(t, withArgs("--metrics-address", addr))
-	pausesBefore := countPause(t)
+	pausesBefore := countPause(t, s)
 
 	cycle := func() {
 		id := s.runPod(podConfig("cycle"))
@@ -49,7 +49,7 @@ func TestManyCyclesLeakNothing(t *testing.T) {
 			t.Errorf("%s holds %d entries, want 0", d, len(e))
 		}
 	}
-	eventually(t, reapWait, "no pause process left", func() bool { return countPause(t) <= pausesBefore })
+	eventually(t, reapWait, "no pause process left", func() bool { return countPause(t, s) <= pausesBefore })
 }
 
 // openFDs counts netshim's open file descriptors.

@@ -26,7 +26,7 @@ func TestKillAtEveryStepLeavesNothingBehind(t *testing.T) {
 		crashpoint.AfterCNILoopback, crashpoint.AfterCNIDefault, crashpoint.DuringStop,
 	} {
 		t.Run(point, func(t *testing.T) {
-			pausesBefore := countPause(t)
+			pausesBefore := countPause(t, nil)
 			s := startShim(t)
 			if point == crashpoint.DuringStop {
 				ids := runConcurrently(s, 20)
@@ -73,7 +73,7 @@ func TestKillAtEveryStepLeavesNothingBehind(t *testing.T) {
 					t.Errorf("%s holds %d entries (first %s), want 0", d, len(e), e[0].Name())
 				}
 			}
-			eventually(t, orphanReapWait, "the pause processes to be gone", func() bool { return countPause(t) <= pausesBefore })
+			eventually(t, orphanReapWait, "the pause processes to be gone", func() bool { return countPause(t, s) <= pausesBefore })
 		})
 	}
 }

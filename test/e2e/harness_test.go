@@ -32,6 +32,9 @@ import (
 var binDir string
 
 func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == killPausePlugin {
+		os.Exit(runKillPausePlugin()) // run by netshim as a CNI plugin
+	}
 	if reason := cannotRun(); reason != "" {
 		if os.Getenv("CI") == "true" {
 			fmt.Fprintf(os.Stderr, "e2e: cannot run under CI: %s\n", reason)
@@ -122,14 +125,15 @@ func newTestNet(t *testing.T) testNet {
 // shim is one running netshim with its own dirs, and a CRI client to it.
 type shim struct {
 	t        *testing.T
-	noConf   bool            // start with an empty CNI conf dir
-	extra    string          // a plugin appended to the test conflist at start
-	cniVer   string          // cniVersion of the test conflist
-	v6Subnet string          // a ULA /64 listed before the IPv4 range, when set
-	ipMasq   bool            // the bridge masquerades pod traffic (iptables rules per pod)
-	cgroups  map[string]bool // pod cgroups that existed before this shim started
-	binDir   string          // the CNI bin dir netshim is given: binDir, or the test's own copy
-	env      []string        // extra environment for the next start
+	noConf   bool              // start with an empty CNI conf dir
+	extra    string            // a plugin appended to the test conflist at start
+	cniVer   string            // cniVersion of the test conflist
+	v6Subnet string            // a ULA /64 listed before the IPv4 range, when set
+	ipMasq   bool              // the bridge masquerades pod traffic (iptables rules per pod)
+	cgroups  map[string]bool   // pod cgroups that existed before this shim started
+	binDir   string            // the CNI bin dir netshim is given: binDir, or the test's own copy
+	plugins  map[string]string // extra plugins for its own bin dir: name → the file it links to
+	env      []string          // extra environment for the next start
 	dir      string
 	net      testNet
 	socket   string
@@ -179,6 +183,18 @@ func withOwnPluginDir() shimOption {
 	return func(s *shim) { s.binDir = filepath.Join(s.dir, "cni-bin") }
 }
 
+// withPlugin gives netshim a CNI bin dir of its own holding, beside the
+// built plugins, a plugin name that links to path.
+func withPlugin(name, path string) shimOption {
+	return func(s *shim) {
+		withOwnPluginDir()(s)
+		if s.plugins == nil {
+			s.plugins = map[string]string{}
+		}
+		s.plugins[name] = path
+	}
+}
+
 // withArgs adds flags to netshim's command line.
 func withArgs(args ...string) shimOption { return func(s *shim) { s.args = append(s.args, args...) } }
 
@@ -200,6 +216,11 @@ func startShim(t *testing.T, opts ...shimOption) *shim {
 		}
 		for _, p := range []string{"bridge", "host-local", "loopback", "portmap", "bandwidth"} {
 			if err := os.Symlink(filepath.Join(binDir, p), filepath.Join(s.binDir, p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, path := range s.plugins {
+			if err := os.Symlink(path, filepath.Join(s.binDir, name)); err != nil {
 				t.Fatal(err)
 			}
 		}

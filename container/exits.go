@@ -1,0 +1,216 @@
+package container
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/proc"
+	"k8s.io/klog/v2"
+)
+
+// exitWatch watches the dir where conmon writes each container's exit file
+// (inotify, through fsnotify), so that an exit is seen when it is written:
+// a stop returns then, and the container's state is brought up to date
+// without anyone asking, instead of being polled for.
+type exitWatch struct {
+	dir    string
+	w      *fsnotify.Watcher
+	onExit func(id string) // called, in a goroutine of its own, for every exit file written
+
+	mu      sync.Mutex
+	waiters map[string]chan struct{} // closed at the next event for the ID's exit file
+
+	exited chan struct{}
+}
+
+func watchExits(dir string, onExit func(id string)) (*exitWatch, error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch exit dir %s: %w", dir, err)
+	}
+	if err := w.Add(dir); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("watch exit dir %s: %w", dir, err)
+	}
+	x := &exitWatch{dir: dir, w: w, onExit: onExit, waiters: map[string]chan struct{}{}, exited: make(chan struct{})}
+	go x.loop()
+	return x, nil
+}
+
+// next returns a channel closed at the next write of id's exit file. Call
+// it before reading the file, so that a write in between is not missed.
+func (x *exitWatch) next(id string) <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ch, ok := x.waiters[id]
+	if !ok {
+		ch = make(chan struct{})
+		x.waiters[id] = ch
+	}
+	return ch
+}
+
+func (x *exitWatch) wake(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if ch, ok := x.waiters[id]; ok {
+		close(ch)
+		delete(x.waiters, id)
+	}
+}
+
+// wakeAll wakes every waiter, to read its file again: after a lost event.
+func (x *exitWatch) wakeAll() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for id, ch := range x.waiters {
+		close(ch)
+		delete(x.waiters, id)
+	}
+}
+
+func (x *exitWatch) loop() {
+	defer close(x.exited)
+	for {
+		select {
+		case ev, ok := <-x.w.Events:
+			if !ok {
+				return
+			}
+			// conmon creates the file and writes the code: either event
+			// may be the one after which the code is there. A removal (the
+			// container's own) is nothing to wake for.
+			if !ev.Has(fsnotify.Create|fsnotify.Write) || filepath.Dir(ev.Name) != x.dir {
+				continue
+			}
+			id := filepath.Base(ev.Name)
+			x.wake(id)
+			if x.onExit != nil {
+				go x.onExit(id)
+			}
+		case err, ok := <-x.w.Errors:
+			if !ok {
+				return
+			}
+			// An overflow loses events: every waiter reads its file again.
+			klog.InfoS("Exit dir watch error; rereading every awaited exit file", "dir", x.dir, "err", err)
+			x.wakeAll()
+		}
+	}
+}
+
+func (x *exitWatch) close() {
+	_ = x.w.Close()
+	<-x.exited
+	x.wakeAll()
+}
+
+// adoptedRecheck is how often a wait looks whether the monitor of a
+// container adopted after a restart, which is not seen exiting, is gone
+// without having written an exit code.
+const adoptedRecheck = 100 * time.Millisecond
+
+// waitExit waits until the monitor wrote the container's exit code, which
+// the exit dir's watch reports when it is written, or until monitor and
+// container are both gone without one.
+func (m *Manager) waitExit(ctx context.Context, id string, d time.Duration) bool {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	m.mu.Lock()
+	monitorGone, child := m.monitors[id]
+	m.mu.Unlock()
+	for {
+		written := m.exits.next(id) // before the read: a write in between wakes it
+		if _, _, ok, _ := oci.ExitCode(m.exitDir(), id); ok {
+			return true
+		}
+		if c, err := m.get(id); err == nil && !m.anyAlive(c) {
+			return true // monitor and container both gone: no code will come
+		}
+		var recheck <-chan time.Time
+		if !child {
+			recheck = time.After(adoptedRecheck)
+		}
+		select {
+		case <-written:
+		case <-monitorGone:
+			// Seen; the next round reads what it left, and from then on
+			// looks now and then, as for an adopted one.
+			monitorGone, child = nil, false
+		case <-recheck:
+		case <-deadline.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+func (m *Manager) anyAlive(c *Container) bool {
+	return proc.SameAlive(c.PID, c.PIDStartTime) || proc.SameAlive(c.MonitorPID, c.MonitorPIDStartTime)
+}
+
+// refresh brings the recorded state up to date with the monitor's exit file.
+func (m *Manager) refresh(id string) {
+	c, err := m.get(id)
+	if err != nil || !live(c.State) {
+		return
+	}
+	defer m.locks.Lock(id)()
+	m.refreshLocked(id)
+}
+
+func (m *Manager) refreshLocked(id string) {
+	c, err := m.get(id)
+	if err != nil || !live(c.State) {
+		return
+	}
+	code, at, ok, err := oci.ExitCode(m.exitDir(), id)
+	if err != nil {
+		klog.ErrorS(err, "Could not read exit file", "container", id)
+		return
+	}
+	if !ok {
+		if m.anyAlive(c) {
+			return
+		}
+		// Monitor and container both gone without an exit code (killed,
+		// or the node rebooted): the state cannot be known.
+		_, _ = m.update(id, func(st Status) (Status, error) {
+			st.State, st.FinishedAt, st.ExitCode = StateUnknown, time.Now(), 255
+			st.Reason, st.Message = "Unknown", "the container's monitor is gone and left no exit code"
+			return st, nil
+		})
+		return
+	}
+	oom := oomKilled(c.Bundle)
+	_, err = m.update(id, func(st Status) (Status, error) {
+		st.State, st.ExitCode, st.FinishedAt = StateExited, code, at
+		if st.StartedAt.IsZero() {
+			st.StartedAt = at
+		}
+		switch {
+		case oom:
+			st.Reason = "OOMKilled"
+		case code == 0:
+			st.Reason = "Completed"
+		default:
+			st.Reason = "Error"
+		}
+		return st, nil
+	})
+	if err != nil {
+		klog.ErrorS(err, "Could not record container exit", "container", id)
+	}
+}
+
+func oomKilled(bundle string) bool {
+	_, err := os.Stat(filepath.Join(bundle, oci.OOMFile))
+	return err == nil
+}
