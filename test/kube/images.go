@@ -81,7 +81,7 @@ type Image struct {
 func Images() []Image {
 	return []Image{
 		{"registry.k8s.io/e2e-test-images/agnhost:2.56", true,
-			"agnhost from k8s.io/kubernetes/test/images/agnhost; busybox, curl, dig, nslookup, nc from Debian", agnhost},
+			"agnhost from k8s.io/kubernetes/test/images/agnhost; busybox, dash as sh, bash, curl, dig, nslookup, nc, ip from Debian", agnhost},
 		{"registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7", false,
 			"agnhost's file system (dig, nslookup, sh) with sh as its command", dnsutils},
 		{CoreDNSImage, true, "CoreDNS from github.com/coredns/coredns", coredns},
@@ -193,25 +193,36 @@ func coredns(c *Cluster) (v1.Image, error) {
 	return single(filepath.Join(c.Spec.BinDir, "coredns"), "coredns")
 }
 
-// debianTools are the programs agnhost's specs exec besides agnhost: the
-// shell and small tools come from busybox, these from Debian's packages.
-var debianTools = []string{"curl", "dig", "nslookup", "nc"}
+// debianTools are the programs agnhost's specs exec besides agnhost, and
+// where the image has them: Debian's dash as /bin/sh, because Debian's
+// busybox-static is a "standalone" shell that runs its own applets before
+// PATH (its nc has no -u), where upstream's Alpine shell finds
+// /usr/bin/nc; bash, curl, dig, nslookup, OpenBSD's nc and iproute2's ip.
+var debianTools = []struct{ name, dest string }{
+	{"dash", "bin/sh"}, {"bash", "bin/bash"},
+	{"curl", "usr/bin/curl"}, {"dig", "usr/bin/dig"}, {"nslookup", "usr/bin/nslookup"},
+	{"nc", "usr/bin/nc"}, {"ip", "usr/bin/ip"},
+}
 
-// toolsLayer holds agnhost's file system beyond busybox: Debian's curl,
-// dig, nslookup and nc (OpenBSD's, with -z), with the shared libraries
-// ldd names, at /usr/bin and their real library paths (merged /usr).
+// toolsLayer holds agnhost's file system beyond busybox: the Debian tools
+// with the shared libraries ldd names, at their real paths (merged /usr),
+// and upstream's extras: the agnhost-2 link, /uploads, and the user and
+// group agnhost's image defines.
 func toolsLayer() (v1.Layer, error) {
 	files := []registry.File{
 		{Name: "usr/", Type: tar.TypeDir}, {Name: "usr/bin/", Type: tar.TypeDir}, {Name: "usr/lib/", Type: tar.TypeDir},
 		{Name: "usr/lib64/", Type: tar.TypeDir},
 		{Name: "lib", Type: tar.TypeSymlink, Linkname: "usr/lib"}, {Name: "lib64", Type: tar.TypeSymlink, Linkname: "usr/lib64"},
+		{Name: "uploads/", Type: tar.TypeDir}, {Name: "agnhost-2", Type: tar.TypeSymlink, Linkname: "agnhost"},
+		{Name: "etc/passwd", Body: []byte("root:x:0:0:root:/root:/bin/sh\nuser-defined-in-image:x:1000:1000:Linux User:/home/user-defined-in-image:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")},
+		{Name: "etc/group", Body: []byte("root:x:0:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\nnogroup:x:65534:\n")},
 	}
 	seen := map[string]bool{}
 	libs := map[string]bool{}
 	for _, tool := range debianTools {
-		path, err := exec.LookPath(tool)
+		path, err := exec.LookPath(tool.name)
 		if err != nil {
-			return nil, fmt.Errorf("%s missing: install Debian's curl, bind9-dnsutils and netcat-openbsd (hack/install-deps.sh does)", tool)
+			return nil, fmt.Errorf("%s missing: install Debian's dash, bash, curl, bind9-dnsutils, netcat-openbsd and iproute2 (hack/install-deps.sh does)", tool.name)
 		}
 		real, err := filepath.EvalSymlinks(path)
 		if err != nil {
@@ -221,7 +232,7 @@ func toolsLayer() (v1.Layer, error) {
 		if err != nil {
 			return nil, err
 		}
-		files = append(files, registry.File{Name: "usr/bin/" + tool, Body: data, Mode: 0o755})
+		files = append(files, registry.File{Name: tool.dest, Body: data, Mode: 0o755})
 		deps, err := sharedLibraries(real)
 		if err != nil {
 			return nil, err
