@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/netshim/netshim/pkg/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -41,6 +42,8 @@ const (
 type validationError struct{ msg string }
 
 func (e *validationError) Error() string { return e.msg }
+
+func (e *validationError) Is(target error) bool { return target == errdefs.ErrInvalidArgument }
 
 func invalid(format string, args ...any) error {
 	return &validationError{msg: fmt.Sprintf(format, args...)}

@@ -121,7 +121,7 @@ func assertRefusals(t *testing.T, rows []refusal, mustQuote func(*runtimeapi.Pod
 	for _, tc := range rows {
 		cfg := validConfig()
 		tc.mutate(cfg)
-		err := toStatus(validateSandboxConfig(cfg, testProtected), "run pod sandbox")
+		err := grpcError(validateSandboxConfig(cfg, testProtected))
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("%s: %v, want InvalidArgument", tc.name, err)
 			continue
@@ -371,7 +371,7 @@ func TestHostIPFamilyMustBeThePodNetworks(t *testing.T) {
 		{"", false, true, true},
 	}
 	for _, c := range cases {
-		err := toStatus(validateHostIPFamilies(pm(c.ip), c.v4, c.v6), "")
+		err := grpcError(validateHostIPFamilies(pm(c.ip), c.v4, c.v6))
 		switch {
 		case c.ok && err != nil:
 			t.Errorf("host IP %q with v4=%v v6=%v: %v", c.ip, c.v4, c.v6, err)
