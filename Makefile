@@ -24,7 +24,7 @@ INSTALL_ENV   = PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BIN='$(BIN)' SYSCONFDIR=
 .PHONY: all deps tools build install uninstall install-test run test unit e2e multinode vet fuzz fuzz-smoke bench bench-compare bench-kubelet critest kubelet-e2e cluster-up cluster-down clean
 
 # Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
-FUZZ_TARGETS := ./sandbox:FuzzDecodeCheckpoint ./network/cni:FuzzLoadFile ./cri:FuzzValidateSandboxConfig
+FUZZ_TARGETS := ./sandbox:FuzzDecodeCheckpoint ./network/cni:FuzzLoadFile ./pkg/validate:FuzzValidateSandboxConfig
 FUZZTIME     ?= 60s
 
 all: build

@@ -13,6 +13,7 @@ import (
 
 	"github.com/moby/profiles/seccomp"
 	"github.com/netshim/netshim/pkg/errdefs"
+	"github.com/netshim/netshim/pkg/validate"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -47,114 +48,18 @@ var (
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-func invalid(format string, args ...any) error {
-	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errdefs.ErrInvalidArgument)
-}
-
-// ValidateConfig checks a ContainerConfig before anything is created.
-func ValidateConfig(cfg *runtimeapi.ContainerConfig) error {
-	if cfg == nil {
-		return invalid("config is required")
-	}
-	if cfg.GetMetadata().GetName() == "" {
-		return invalid("config.metadata.name is required")
-	}
-	if strings.ContainsAny(cfg.GetMetadata().GetName(), "/\x00") {
-		return invalid("config.metadata.name %q: must not contain '/'", cfg.GetMetadata().GetName())
-	}
-	if cfg.GetImage().GetImage() == "" {
-		return invalid("config.image.image is required")
-	}
-	if p := cfg.GetLogPath(); strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return invalid("config.log_path %q holds a control character", p)
-	} else if p != "" && (filepath.IsAbs(p) || hasDotDot(p)) {
-		return invalid("config.log_path %q: must be relative to the pod's log directory, without '..'", p)
-	}
-	for i, m := range cfg.GetMounts() {
-		if !filepath.IsAbs(m.GetContainerPath()) || hasDotDot(m.GetContainerPath()) {
-			return invalid("mounts[%d].container_path %q: must be an absolute path without '..'", i, m.GetContainerPath())
-		}
-		if !filepath.IsAbs(m.GetHostPath()) {
-			return invalid("mounts[%d].host_path %q: must be an absolute path", i, m.GetHostPath())
-		}
-		if m.GetRecursiveReadOnly() {
-			if !m.GetReadonly() {
-				return invalid("mounts[%d]: recursive_read_only needs readonly", i)
-			}
-			if m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE {
-				return invalid("mounts[%d]: recursive_read_only needs propagation PRIVATE, not %s", i, m.GetPropagation())
-			}
-		}
-	}
-	for i, d := range cfg.GetDevices() {
-		if !filepath.IsAbs(d.GetContainerPath()) || !filepath.IsAbs(d.GetHostPath()) {
-			return invalid("devices[%d]: host_path %q and container_path %q must be absolute", i, d.GetHostPath(), d.GetContainerPath())
-		}
-		if strings.Trim(d.GetPermissions(), "rwm") != "" {
-			return invalid("devices[%d].permissions %q: only r, w and m are allowed", i, d.GetPermissions())
-		}
-	}
-	sc := cfg.GetLinux().GetSecurityContext()
-	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
-		return invalid("linux.security_context.run_as_group needs run_as_user or run_as_username")
-	}
-	if v := sc.GetRunAsUser(); v != nil && v.GetValue() < 0 {
-		return invalid("linux.security_context.run_as_user %d is negative", v.GetValue())
-	}
-	if v := sc.GetRunAsGroup(); v != nil && v.GetValue() < 0 {
-		return invalid("linux.security_context.run_as_group %d is negative", v.GetValue())
-	}
-	for i, g := range sc.GetSupplementalGroups() {
-		if g < 0 {
-			return invalid("linux.security_context.supplemental_groups[%d] %d is negative", i, g)
-		}
-	}
-	ns := sc.GetNamespaceOptions()
-	for name, mode := range map[string]runtimeapi.NamespaceMode{"network": ns.GetNetwork(), "pid": ns.GetPid(), "ipc": ns.GetIpc()} {
-		if _, ok := runtimeapi.NamespaceMode_name[int32(mode)]; !ok {
-			return invalid("linux.security_context.namespace_options.%s %d is not a namespace mode (POD, CONTAINER, NODE, TARGET)", name, mode)
-		}
-		// A container always joins its pod's network and IPC namespaces
-		// (as in containerd); one of its own would be ignored, so refuse.
-		if name != "pid" && (mode == runtimeapi.NamespaceMode_CONTAINER || mode == runtimeapi.NamespaceMode_TARGET) {
-			return invalid("linux.security_context.namespace_options.%s %s: netshim gives a container its pod's %s namespace; ask for POD or NODE", name, mode, name)
-		}
-	}
-	if ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
-		return invalid("linux.security_context.namespace_options.pid TARGET is not supported by netshim")
-	}
-	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() != runtimeapi.NamespaceMode_NODE {
-		return invalid("linux.security_context.namespace_options.userns_options.mode %s: netshim does not run containers in user namespaces; use NODE", u.GetMode())
-	} else if u != nil && (len(u.GetUids()) != 0 || len(u.GetGids()) != 0) {
-		return invalid("linux.security_context.namespace_options.userns_options: mode NODE with %d UID and %d GID mappings; mappings need a user namespace, which netshim does not make", len(u.GetUids()), len(u.GetGids()))
-	}
-	if _, err := LinuxResources(cfg.GetLinux().GetResources()); err != nil {
-		return err
-	}
-	return nil
-}
-
-func hasDotDot(p string) bool {
-	for _, part := range strings.Split(p, "/") {
-		if part == ".." {
-			return true
-		}
-	}
-	return false
+func invalid(field, format string, args ...any) error {
+	return errdefs.InvalidField(field, format, args...)
 }
 
 // BuildSpec returns the OCI runtime spec that runc runs the container with.
 func BuildSpec(in SpecInput) (*specs.Spec, error) {
 	cfg := in.Config
-	if err := ValidateConfig(cfg); err != nil {
+	if err := validate.Container(cfg, in.Pod.Config); err != nil {
 		return nil, err
 	}
 	sc := cfg.GetLinux().GetSecurityContext()
-	podSC := in.Pod.Config.GetLinux().GetSecurityContext()
 	privileged := sc.GetPrivileged()
-	if privileged && !podSC.GetPrivileged() {
-		return nil, invalid("linux.security_context.privileged: the pod sandbox is not privileged")
-	}
 
 	args, err := processArgs(cfg, in.Image)
 	if err != nil {
@@ -266,7 +171,7 @@ func processArgs(cfg *runtimeapi.ContainerConfig, img ImageConfig) ([]string, er
 		args = append(append(args, img.Entrypoint...), img.Cmd...)
 	}
 	if len(args) == 0 {
-		return nil, invalid("no command specified: the container config has no command and the image has no entrypoint or cmd")
+		return nil, invalid("config.command", "is empty and the image has no entrypoint or cmd: no command to run")
 	}
 	return args, nil
 }
@@ -314,7 +219,7 @@ func capabilities(sc *runtimeapi.LinuxContainerSecurityContext, privileged bool)
 			}
 			name, err := capName(c)
 			if err != nil {
-				return nil, invalid("linux.security_context.capabilities.add_capabilities: %v", err)
+				return nil, invalid("config.linux.security_context.capabilities.add_capabilities", ": %v", err)
 			}
 			set[name] = true
 		}
@@ -331,7 +236,7 @@ func capabilities(sc *runtimeapi.LinuxContainerSecurityContext, privileged bool)
 			}
 			name, err := capName(c)
 			if err != nil {
-				return nil, invalid("linux.security_context.capabilities.drop_capabilities: %v", err)
+				return nil, invalid("config.linux.security_context.capabilities.drop_capabilities", ": %v", err)
 			}
 			delete(set, name)
 		}
@@ -455,7 +360,7 @@ func namespaces(pod PodContext, sc *runtimeapi.LinuxContainerSecurityContext) ([
 		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace})
 	case runtimeapi.NamespaceMode_NODE:
 	default:
-		return nil, invalid("linux.security_context.namespace_options.pid %s is not supported", sc.GetNamespaceOptions().GetPid())
+		return nil, invalid("config.linux.security_context.namespace_options.pid", "%s is not supported", sc.GetNamespaceOptions().GetPid())
 	}
 	return ns, nil
 }
@@ -536,9 +441,6 @@ func mounts(cfg *runtimeapi.ContainerConfig, pod PodContext, privileged bool) ([
 			}
 			opts = append(opts, "rslave")
 		case runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
-			if !cfg.GetLinux().GetSecurityContext().GetPrivileged() {
-				return nil, invalid("mounts[%d]: propagation BIDIRECTIONAL needs a privileged container", i)
-			}
 			if err := needPropagation(host, true); err != nil {
 				return nil, fmt.Errorf("mounts[%d]: %w", i, err)
 			}
@@ -634,7 +536,7 @@ func devices(spec *specs.Spec, cfg *runtimeapi.ContainerConfig, privileged bool)
 	for i, d := range cfg.GetDevices() {
 		var st unix.Stat_t
 		if err := unix.Stat(d.GetHostPath(), &st); err != nil {
-			return invalid("devices[%d].host_path %q: %v", i, d.GetHostPath(), err)
+			return invalid(fmt.Sprintf("config.devices[%d].host_path", i), "%q: %v", d.GetHostPath(), err)
 		}
 		var kind string
 		switch st.Mode & unix.S_IFMT {
@@ -643,7 +545,7 @@ func devices(spec *specs.Spec, cfg *runtimeapi.ContainerConfig, privileged bool)
 		case unix.S_IFBLK:
 			kind = "b"
 		default:
-			return invalid("devices[%d].host_path %q is not a device", i, d.GetHostPath())
+			return invalid(fmt.Sprintf("config.devices[%d].host_path", i), "%q is not a device", d.GetHostPath())
 		}
 		major, minor := int64(unix.Major(st.Rdev)), int64(unix.Minor(st.Rdev))
 		mode := os.FileMode(st.Mode & 0o777)
@@ -668,8 +570,10 @@ func LinuxResources(r *runtimeapi.LinuxContainerResources) (*specs.LinuxResource
 	if r == nil {
 		return nil, nil
 	}
-	if r.GetCpuShares() < 0 || r.GetCpuQuota() < -1 || r.GetCpuPeriod() < 0 || r.GetMemoryLimitInBytes() < 0 {
-		return nil, invalid("linux.resources: cpu_shares, cpu_period and memory_limit_in_bytes must not be negative (cpu_quota may be -1)")
+	// The CRI server checked the request; this guards the conversion
+	// (a negative value would wrap around as a uint64).
+	if err := validate.Resources("config.linux.resources", r); err != nil {
+		return nil, err
 	}
 	if r.GetCpuQuota() > 0 && r.GetCpuPeriod() == 0 {
 		// runc's default period applies, as in containerd.
@@ -758,7 +662,7 @@ func seccompProfile(sc *runtimeapi.LinuxContainerSecurityContext, spec *specs.Sp
 		case strings.HasPrefix(old, "localhost/"):
 			kind, localhost = runtimeapi.SecurityProfile_Localhost, strings.TrimPrefix(old, "localhost/")
 		default:
-			return nil, invalid("linux.security_context.seccomp_profile_path %q: want runtime/default, unconfined or localhost/<path>", old)
+			return nil, invalid("config.linux.security_context.seccomp_profile_path", "%q: want runtime/default, unconfined or localhost/<path>", old)
 		}
 	}
 	switch kind {
@@ -771,11 +675,11 @@ func seccompProfile(sc *runtimeapi.LinuxContainerSecurityContext, spec *specs.Sp
 	case runtimeapi.SecurityProfile_Localhost:
 		body, err := os.ReadFile(localhost)
 		if err != nil {
-			return nil, invalid("linux.security_context.seccomp.localhost_ref %q: %v", localhost, err)
+			return nil, invalid("config.linux.security_context.seccomp.localhost_ref", "%q: %v", localhost, err)
 		}
 		prof, err := seccomp.LoadProfile(string(body), spec)
 		if err != nil {
-			return nil, invalid("linux.security_context.seccomp.localhost_ref %q: %v", localhost, err)
+			return nil, invalid("config.linux.security_context.seccomp.localhost_ref", "%q: %v", localhost, err)
 		}
 		return prof, nil
 	}

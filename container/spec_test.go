@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/netshim/netshim/pkg/errdefs"
+	"github.com/netshim/netshim/pkg/validate"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -410,7 +411,7 @@ func TestHugepageLimitsFollowTheController(t *testing.T) {
 // given or refused as InvalidArgument naming the field, never weakened.
 func TestContainerIsolationIsGivenOrRefused(t *testing.T) {
 	ids := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
-	const nsField = "linux.security_context.namespace_options"
+	const nsField = "config.linux.security_context.namespace_options"
 	cases := []struct {
 		name, field string
 		mutate      func(*runtimeapi.LinuxContainerSecurityContext, *runtimeapi.ContainerConfig)
@@ -433,10 +434,10 @@ func TestContainerIsolationIsGivenOrRefused(t *testing.T) {
 		{"mappings without a user namespace", nsField + ".userns_options", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
 			sc.NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE, Uids: ids}
 		}},
-		{"negative uid", "linux.security_context.run_as_user", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
+		{"negative uid", "config.linux.security_context.run_as_user", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
 			sc.RunAsUser = &runtimeapi.Int64Value{Value: -1}
 		}},
-		{"negative supplemental group", "linux.security_context.supplemental_groups[0]", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
+		{"negative supplemental group", "config.linux.security_context.supplemental_groups[0]", func(sc *runtimeapi.LinuxContainerSecurityContext, _ *runtimeapi.ContainerConfig) {
 			sc.SupplementalGroups = []int64{-10}
 		}},
 		{"newline in the log path", "config.log_path", func(_ *runtimeapi.LinuxContainerSecurityContext, c *runtimeapi.ContainerConfig) {
@@ -447,7 +448,7 @@ func TestContainerIsolationIsGivenOrRefused(t *testing.T) {
 		in := specInput(t)
 		in.Config.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{}
 		tc.mutate(in.Config.Linux.SecurityContext, in.Config)
-		for step, err := range map[string]error{"ValidateConfig": ValidateConfig(in.Config), "BuildSpec": func() error { _, err := BuildSpec(in); return err }()} {
+		for step, err := range map[string]error{"validate.Container": validate.Container(in.Config, in.Pod.Config), "BuildSpec": func() error { _, err := BuildSpec(in); return err }()} {
 			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), tc.field) {
 				t.Errorf("%s: %s: %v, want InvalidArgument starting with %s", tc.name, step, err, tc.field)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/netshim/netshim/container"
 	"github.com/netshim/netshim/image"
 	"github.com/netshim/netshim/pkg/errdefs"
+	"github.com/netshim/netshim/pkg/validate"
 	"github.com/netshim/netshim/sandbox"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -36,12 +37,6 @@ type Containers interface {
 
 func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
 	cfg := req.GetConfig()
-	if cfg == nil || cfg.GetMetadata() == nil || cfg.GetMetadata().GetName() == "" {
-		return nil, errdefs.InvalidField("config.metadata.name", "is required")
-	}
-	if cfg.GetImage().GetImage() == "" {
-		return nil, errdefs.InvalidField("config.image.image", "is required")
-	}
 	sbID, err := s.sandboxes.Resolve(req.GetPodSandboxId())
 	if err != nil {
 		return nil, wrapf(err, "create container %q", cfg.GetMetadata().GetName())
@@ -57,6 +52,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	podCfg, err := decodeConfig(sb)
 	if err != nil {
 		return nil, wrapf(err, "create container %q", cfg.GetMetadata().GetName())
+	}
+	if err := validate.Container(cfg, podCfg); err != nil {
+		return nil, err
 	}
 	if req.GetSandboxConfig() != nil && req.GetSandboxConfig().GetLogDirectory() != podCfg.GetLogDirectory() {
 		klog.V(4).InfoS("CreateContainer's sandbox_config differs from the pod's; using the pod's", "sandbox", sbID)
@@ -288,6 +286,9 @@ func containerInfo(c *container.Container) (string, error) {
 func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
 	if req.GetLinux() == nil {
 		return &runtimeapi.UpdateContainerResourcesResponse{}, nil
+	}
+	if err := validate.Resources("linux", req.GetLinux()); err != nil {
+		return nil, err
 	}
 	if err := s.containers.UpdateResources(ctx, req.GetContainerId(), req.GetLinux()); err != nil {
 		return nil, wrapf(err, "update resources of container %s", req.GetContainerId())

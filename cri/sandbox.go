@@ -12,6 +12,7 @@ import (
 	"github.com/netshim/netshim/network"
 	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/pkg/errdefs"
+	"github.com/netshim/netshim/pkg/validate"
 	"github.com/netshim/netshim/sandbox"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -30,7 +31,7 @@ const networkTimeout = 2 * time.Minute
 func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
 	start := time.Now()
 	cfg := req.GetConfig()
-	if err := validateSandboxConfig(cfg, s.dirs.Protected); err != nil {
+	if err := validate.Sandbox(cfg, s.dirs.Protected); err != nil {
 		return nil, err
 	}
 	if h := req.GetRuntimeHandler(); h != "" && h != "runc" {
@@ -42,7 +43,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 			return nil, fmt.Errorf("run pod sandbox %s: network plugin is not ready: %v: %w", podRef(cfg), err, errdefs.ErrFailedPrecondition)
 		}
 		if v4, v6, known := s.network.IPFamilies(); known {
-			if err := validateHostIPFamilies(cfg.GetPortMappings(), v4, v6); err != nil {
+			if err := validate.HostIPFamilies(cfg.GetPortMappings(), v4, v6); err != nil {
 				return nil, err
 			}
 		}
