@@ -353,7 +353,7 @@ func TestResources(t *testing.T) {
 func TestGrantableCapabilitiesAreHeld(t *testing.T) {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
-		t.Skip("no /proc/self/status")
+		t.Fatal(err) // Linux always has it
 	}
 	var eff uint64
 	for _, line := range strings.Split(string(data), "\n") {
