@@ -214,7 +214,7 @@ func ReservationName(cfg *runtimeapi.ContainerConfig, pod *runtimeapi.PodSandbox
 // system, mounts its rootfs, writes its bundle and has its monitor create it
 // in the runtime: state created. Any failure undoes every step before it.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Container, error) {
-	if err := validate.Container(req.Config, req.Pod.Config); err != nil {
+	if err := validate.ContainerInPod(req.Config, req.Pod.Config); err != nil {
 		return nil, err
 	}
 	raw, err := proto.Marshal(req.Config)

@@ -39,7 +39,7 @@ func invalid(field, format string, args ...any) error {
 
 // BuildSpec returns the OCI runtime spec that runc runs the container with.
 func BuildSpec(in SpecInput) (*specs.Spec, error) {
-	if err := validate.Container(in.Config, in.Pod.Config); err != nil {
+	if err := validate.ContainerInPod(in.Config, in.Pod.Config); err != nil {
 		return nil, err
 	}
 	host := in.Host

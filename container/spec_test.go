@@ -445,7 +445,7 @@ func TestContainerIsolationIsGivenOrRefused(t *testing.T) {
 		in := specInput(t)
 		in.Config.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{}
 		tc.mutate(in.Config.Linux.SecurityContext, in.Config)
-		for step, err := range map[string]error{"validate.Container": validate.Container(in.Config, in.Pod.Config), "BuildSpec": func() error { _, err := BuildSpec(in); return err }()} {
+		for step, err := range map[string]error{"validate.Container": validate.ContainerInPod(in.Config, in.Pod.Config), "BuildSpec": func() error { _, err := BuildSpec(in); return err }()} {
 			if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), tc.field) {
 				t.Errorf("%s: %s: %v, want InvalidArgument starting with %s", tc.name, step, err, tc.field)
 			}

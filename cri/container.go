@@ -37,6 +37,10 @@ type Containers interface {
 
 func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
 	cfg := req.GetConfig()
+	// The config first: a bad one is refused whatever its pod.
+	if err := validate.Container(cfg); err != nil {
+		return nil, err
+	}
 	sbID, err := s.sandboxes.Resolve(req.GetPodSandboxId())
 	if err != nil {
 		return nil, wrapf(err, "create container %q", cfg.GetMetadata().GetName())
@@ -53,7 +57,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	if err != nil {
 		return nil, wrapf(err, "create container %q", cfg.GetMetadata().GetName())
 	}
-	if err := validate.Container(cfg, podCfg); err != nil {
+	if err := validate.ContainerInPod(cfg, podCfg); err != nil {
 		return nil, err
 	}
 	if req.GetSandboxConfig() != nil && req.GetSandboxConfig().GetLogDirectory() != podCfg.GetLogDirectory() {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/netshim/netshim/pkg/errdefs"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // Each kind a package wraps reaches the client as the code kubelet acts on,
@@ -61,5 +63,57 @@ func TestInterceptorMapsHandlerErrors(t *testing.T) {
 		func(any, grpc.ServerStream) error { return fmt.Errorf("pull: %w", errdefs.ErrUnavailable) })
 	if status.Code(err) != codes.Unavailable {
 		t.Errorf("stream: %v, want Unavailable", err)
+	}
+}
+
+// A bad request is refused as InvalidArgument naming the field before the
+// server looks anything up: the server here has no services at all, so
+// any lookup would panic (and the interceptor would answer Internal).
+func TestBadRequestsAreRefusedBeforeAnyLookup(t *testing.T) {
+	s := NewServer(Services{}, Dirs{})
+	i := NewInterceptors(nil)
+	call := func(name string, h func(context.Context, any) (any, error)) error {
+		_, err := i.Unary(context.Background(), nil, &grpc.UnaryServerInfo{FullMethod: "/runtime.v1.RuntimeService/" + name}, h)
+		return err
+	}
+	cases := []struct {
+		method, field string
+		h             func(context.Context, any) (any, error)
+	}{
+		{"CreateContainer", "config.metadata.name", func(ctx context.Context, _ any) (any, error) {
+			return s.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: "p"})
+		}},
+		{"CreateContainer", "config.linux.security_context.run_as_user", func(ctx context.Context, _ any) (any, error) {
+			return s.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: "p", Config: &runtimeapi.ContainerConfig{
+				Metadata: &runtimeapi.ContainerMetadata{Name: "c"}, Image: &runtimeapi.ImageSpec{Image: "busybox"},
+				Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{RunAsUser: &runtimeapi.Int64Value{Value: -1}}}}})
+		}},
+		{"RunPodSandbox", "config.metadata.uid", func(ctx context.Context, _ any) (any, error) {
+			return s.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: &runtimeapi.PodSandboxConfig{
+				Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns"}}})
+		}},
+		{"RunPodSandbox", "runtime_handler", func(ctx context.Context, _ any) (any, error) {
+			return s.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{RuntimeHandler: "kata", Config: &runtimeapi.PodSandboxConfig{
+				Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "u"}}})
+		}},
+		{"UpdateContainerResources", "linux.memory_limit_in_bytes", func(ctx context.Context, _ any) (any, error) {
+			return s.UpdateContainerResources(ctx, &runtimeapi.UpdateContainerResourcesRequest{ContainerId: "c",
+				Linux: &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: -5}})
+		}},
+		{"StopContainer", "container_id", func(ctx context.Context, _ any) (any, error) {
+			return s.StopContainer(ctx, &runtimeapi.StopContainerRequest{})
+		}},
+		{"PullImage", "image.image", func(ctx context.Context, _ any) (any, error) {
+			return s.PullImage(ctx, &runtimeapi.PullImageRequest{})
+		}},
+		{"ExecSync", "cmd", func(ctx context.Context, _ any) (any, error) {
+			return s.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: "c"})
+		}},
+	}
+	for _, c := range cases {
+		err := call(c.method, c.h)
+		if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), c.field) {
+			t.Errorf("%s: %v, want InvalidArgument starting with %s", c.method, err, c.field)
+		}
 	}
 }

@@ -8,14 +8,25 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Container checks a CreateContainer config in its pod, before anything of
-// the container is made: what netshim cannot give (a user, network or IPC
-// namespace of the container's own) is refused, never quietly weakened.
-// pod is the sandbox's config, as RunPodSandbox recorded it.
-func Container(cfg *runtimeapi.ContainerConfig, pod *runtimeapi.PodSandboxConfig) error {
-	if cfg == nil {
-		return invalid("config", "is required")
+// ContainerInPod checks a CreateContainer config in its pod: Container's
+// checks, and what the pod must allow (a privileged container needs a
+// privileged pod). pod is the sandbox's config, as RunPodSandbox recorded it.
+func ContainerInPod(cfg *runtimeapi.ContainerConfig, pod *runtimeapi.PodSandboxConfig) error {
+	if err := Container(cfg); err != nil {
+		return err
 	}
+	if cfg.GetLinux().GetSecurityContext().GetPrivileged() && !pod.GetLinux().GetSecurityContext().GetPrivileged() {
+		return invalid("config.linux.security_context.privileged", "is true but the pod sandbox is not privileged")
+	}
+	return nil
+}
+
+// Container checks a CreateContainer config on its own, before its pod is
+// looked up and anything of the container is made: what netshim cannot
+// give (a user, network or IPC namespace of the container's own) is
+// refused, never quietly weakened.
+func Container(cfg *runtimeapi.ContainerConfig) error {
+	// No config at all reads as what kubelet never leaves out: the name.
 	if cfg.GetMetadata().GetName() == "" {
 		return invalid("config.metadata.name", "is required")
 	}
@@ -31,9 +42,6 @@ func Container(cfg *runtimeapi.ContainerConfig, pod *runtimeapi.PodSandboxConfig
 		return invalid("config.log_path", "%q: must be relative to the pod's log directory, without '..'", p)
 	}
 	sc := cfg.GetLinux().GetSecurityContext()
-	if sc.GetPrivileged() && !pod.GetLinux().GetSecurityContext().GetPrivileged() {
-		return invalid("config.linux.security_context.privileged", "is true but the pod sandbox is not privileged")
-	}
 	if err := containerMounts(cfg.GetMounts(), sc.GetPrivileged()); err != nil {
 		return err
 	}

@@ -34,7 +34,7 @@ func TestContainerRefusesHostileRequests(t *testing.T) {
 	for _, tc := range cases {
 		cfg := &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Image: &runtimeapi.ImageSpec{Image: "busybox"}}
 		tc.mutate(cfg)
-		err := Container(cfg, nil)
+		err := Container(cfg)
 		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), tc.field) {
 			t.Errorf("%s: %v, want InvalidArgument starting with %s", tc.name, err, tc.field)
 		}
@@ -51,7 +51,7 @@ func TestContainerFieldsAreNamed(t *testing.T) {
 		pod         *runtimeapi.PodSandboxConfig
 		mutate      func(*runtimeapi.ContainerConfig)
 	}{
-		{"no config", "config", nil, nil},
+		{"no config", "config.metadata.name", nil, nil},
 		{"no name", "config.metadata.name", nil, func(c *runtimeapi.ContainerConfig) { c.Metadata.Name = "" }},
 		{"slash in name", "config.metadata.name", nil, func(c *runtimeapi.ContainerConfig) { c.Metadata.Name = "a/b" }},
 		{"no image", "config.image.image", nil, func(c *runtimeapi.ContainerConfig) { c.Image.Image = "" }},
@@ -95,7 +95,7 @@ func TestContainerFieldsAreNamed(t *testing.T) {
 			cfg = &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Image: &runtimeapi.ImageSpec{Image: "busybox"}}
 			tc.mutate(cfg)
 		}
-		err := Container(cfg, tc.pod)
+		err := ContainerInPod(cfg, tc.pod)
 		if !isFieldError(err) || !strings.HasPrefix(err.Error(), tc.field+" ") && !strings.HasPrefix(err.Error(), tc.field+":") {
 			t.Errorf("%s: %v, want a FieldError starting with %s", tc.name, err, tc.field)
 		}
@@ -107,7 +107,7 @@ func TestContainerFieldsAreNamed(t *testing.T) {
 		Mounts: []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/srv", Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}},
 		Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{Privileged: true},
 			Resources: &runtimeapi.LinuxContainerResources{CpuQuota: -1, MemoryLimitInBytes: 64 << 20}}}
-	if err := Container(ok, privilegedPod); err != nil {
+	if err := ContainerInPod(ok, privilegedPod); err != nil {
 		t.Errorf("privileged container with a bidirectional mount in a privileged pod: %v", err)
 	}
 }
