@@ -125,15 +125,27 @@ func capName(c string, known []string) (string, error) {
 }
 
 // seccompProfile picks the container's seccomp filter: RuntimeDefault is
-// moby's default profile, Localhost a profile file, Unconfined or unset
-// none. Only the seccomp field is read: seccomp_profile_path is deprecated
-// in the CRI, and kubelet (v1.34, which netshim serves) never sets it.
+// moby's default profile, Localhost a profile file, Unconfined or unset none.
+// Without the seccomp field, the deprecated seccomp_profile_path is read:
+// kubelet no longer sets it, but critest's SeccompProfilePath specs do, and
+// a profile asked for must never be quietly dropped.
 func seccompProfile(sc *runtimeapi.LinuxContainerSecurityContext, spec *specs.Spec) (*specs.LinuxSeccomp, error) {
-	p := sc.GetSeccomp()
-	if p == nil {
-		return nil, nil // unset is unconfined (RuntimeDefault is the enum's zero)
+	kind, localhost := runtimeapi.SecurityProfile_Unconfined, ""
+	if p := sc.GetSeccomp(); p != nil {
+		kind, localhost = p.GetProfileType(), p.GetLocalhostRef()
+	} else {
+		//lint:ignore SA1019 read only when the seccomp field is unset; see above
+		switch old := sc.GetSeccompProfilePath(); {
+		case old == "", old == "unconfined":
+		case old == "runtime/default", old == "docker/default":
+			kind = runtimeapi.SecurityProfile_RuntimeDefault
+		case strings.HasPrefix(old, "localhost/"):
+			kind, localhost = runtimeapi.SecurityProfile_Localhost, strings.TrimPrefix(old, "localhost/")
+		default:
+			return nil, invalid("config.linux.security_context.seccomp_profile_path", "%q: want runtime/default, unconfined or localhost/<path>", old)
+		}
 	}
-	switch p.GetProfileType() {
+	switch kind {
 	case runtimeapi.SecurityProfile_RuntimeDefault:
 		prof, err := seccomp.GetDefaultProfile(spec)
 		if err != nil {
@@ -141,13 +153,17 @@ func seccompProfile(sc *runtimeapi.LinuxContainerSecurityContext, spec *specs.Sp
 		}
 		return prof, nil
 	case runtimeapi.SecurityProfile_Localhost:
-		body, err := os.ReadFile(p.GetLocalhostRef())
+		field := "config.linux.security_context.seccomp.localhost_ref"
+		if sc.GetSeccomp() == nil {
+			field = "config.linux.security_context.seccomp_profile_path"
+		}
+		body, err := os.ReadFile(localhost)
 		if err != nil {
-			return nil, invalid("config.linux.security_context.seccomp.localhost_ref", "%q: %v", p.GetLocalhostRef(), err)
+			return nil, invalid(field, "%q: %v", localhost, err)
 		}
 		prof, err := seccomp.LoadProfile(string(body), spec)
 		if err != nil {
-			return nil, invalid("config.linux.security_context.seccomp.localhost_ref", "%q: %v", p.GetLocalhostRef(), err)
+			return nil, invalid(field, "%q: %v", localhost, err)
 		}
 		return prof, nil
 	}
