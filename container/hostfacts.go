@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -78,10 +79,10 @@ func mountOf(r io.Reader, p string) (string, string, error) {
 
 func (node) SwapAccounting() bool {
 	if isCgroup2() {
-		_, err := os.Stat("/sys/fs/cgroup/memory.swap.max")
+		_, err := os.Stat(filepath.Join(cgroupRoot, "memory.swap.max"))
 		return err == nil
 	}
-	_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+	_, err := os.Stat(filepath.Join(cgroupRoot, "memory", "memory.memsw.limit_in_bytes"))
 	return err == nil
 }
 
