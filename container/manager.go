@@ -23,6 +23,7 @@ import (
 	"github.com/netshim/netshim/pkg/memstore"
 	"github.com/netshim/netshim/pkg/proc"
 	"github.com/netshim/netshim/pkg/reaper"
+	"github.com/netshim/netshim/pkg/validate"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
@@ -217,7 +218,7 @@ func ReservationName(cfg *runtimeapi.ContainerConfig, pod *runtimeapi.PodSandbox
 // system, mounts its rootfs, writes its bundle and has its monitor create it
 // in the runtime: state created. Any failure undoes every step before it.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Container, error) {
-	if err := ValidateConfig(req.Config); err != nil {
+	if err := validate.ContainerInPod(req.Config, req.Pod.Config); err != nil {
 		return nil, err
 	}
 	raw, err := proto.Marshal(req.Config)

@@ -20,12 +20,13 @@ import (
 // looked up in the image's /etc/passwd and /etc/group, inside the rootfs.
 func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, imageUser string) (specs.User, error) {
 	spec := imageUser
-	field := "the image's user"
+	// The image's user is no field of the request; the image it names is.
+	field, what := "config.image", ": the image's user "
 	switch {
 	case sc.GetRunAsUser() != nil:
-		spec, field = strconv.FormatInt(sc.GetRunAsUser().GetValue(), 10), "linux.security_context.run_as_user"
+		spec, field, what = strconv.FormatInt(sc.GetRunAsUser().GetValue(), 10), "config.linux.security_context.run_as_user", ""
 	case sc.GetRunAsUsername() != "":
-		spec, field = sc.GetRunAsUsername(), "linux.security_context.run_as_username"
+		spec, field, what = sc.GetRunAsUsername(), "config.linux.security_context.run_as_username", ""
 	}
 	if sc.GetRunAsGroup() != nil {
 		spec, _, _ = strings.Cut(spec, ":")
@@ -35,7 +36,7 @@ func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 	group := readInRootfs(rootfs, "/etc/group")
 	eu, err := user.GetExecUser(spec, &user.ExecUser{}, passwd, readInRootfs(rootfs, "/etc/group"))
 	if err != nil {
-		return specs.User{}, invalid("%s %q: %v", field, spec, err)
+		return specs.User{}, invalid(field, "%s%q: %v", what, spec, err)
 	}
 	u := specs.User{UID: uint32(eu.Uid), GID: uint32(eu.Gid)}
 	seen := map[uint32]bool{u.GID: true}
@@ -65,7 +66,7 @@ func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 		}
 		gids, err := user.GetAdditionalGroups(names, group)
 		if err != nil {
-			return specs.User{}, invalid("linux.security_context.supplemental_groups: %v", err)
+			return specs.User{}, invalid("config.linux.security_context.supplemental_groups", ": %v", err)
 		}
 		for _, g := range gids {
 			add(uint32(g))

@@ -2,91 +2,24 @@ package cri
 
 import (
 	"math"
-	"math/big"
-	"regexp"
-	"strings"
 
 	"github.com/netshim/netshim/network"
+	"github.com/netshim/netshim/pkg/validate"
 )
-
-// The pod annotations kubelet's bandwidth shaping reads.
-const (
-	ingressBandwidthAnnotation = "kubernetes.io/ingress-bandwidth"
-	egressBandwidthAnnotation  = "kubernetes.io/egress-bandwidth"
-)
-
-// Kubelet accepted rates from 1 kbit/s to 1 Pbit/s.
-const (
-	minBandwidth = 1000
-	maxBandwidth = 1_000_000_000_000_000
-)
-
-// quantityRE is the part of Kubernetes' quantity syntax that rates use: a
-// decimal number and an optional SI or binary suffix.
-var quantityRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$`)
-
-var quantitySuffix = map[string]*big.Rat{
-	"":  big.NewRat(1, 1),
-	"k": pow(1000, 1), "M": pow(1000, 2), "G": pow(1000, 3), "T": pow(1000, 4), "P": pow(1000, 5), "E": pow(1000, 6),
-	"Ki": pow(1024, 1), "Mi": pow(1024, 2), "Gi": pow(1024, 3), "Ti": pow(1024, 4), "Pi": pow(1024, 5), "Ei": pow(1024, 6),
-}
-
-func pow(base, exp int64) *big.Rat {
-	r := big.NewRat(1, 1)
-	for range exp {
-		r.Mul(r, big.NewRat(base, 1))
-	}
-	return r
-}
-
-// parseBandwidth reads a rate quantity such as "10M" as bits per second,
-// rounded up as Kubernetes rounds quantities.
-func parseBandwidth(s string) (int64, bool) {
-	m := quantityRE.FindStringSubmatch(strings.TrimSpace(s))
-	if m == nil {
-		return 0, false
-	}
-	n, ok := new(big.Rat).SetString(m[1])
-	if !ok {
-		return 0, false
-	}
-	n.Mul(n, quantitySuffix[m[2]])
-	q, r := new(big.Int).QuoRem(n.Num(), n.Denom(), new(big.Int))
-	if r.Sign() != 0 {
-		q.Add(q, big.NewInt(1))
-	}
-	if !q.IsInt64() || q.Int64() < minBandwidth || q.Int64() > maxBandwidth {
-		return 0, false
-	}
-	return q.Int64(), true
-}
 
 // bandwidthFromAnnotations returns the pod's shaping, or nil when it asks for none.
 func bandwidthFromAnnotations(annotations map[string]string) (*network.Bandwidth, error) {
-	var bw network.Bandwidth
-	for _, a := range []struct {
-		key  string
-		rate *int64
-	}{{ingressBandwidthAnnotation, &bw.IngressRate}, {egressBandwidthAnnotation, &bw.EgressRate}} {
-		v, ok := annotations[a.key]
-		if !ok {
-			continue
-		}
-		rate, ok := parseBandwidth(v)
-		if !ok {
-			return nil, invalid("config.annotations[%q] %q is not a rate between 1k and 1P bits per second (e.g. 10M)", a.key, v)
-		}
-		*a.rate = rate
+	in, eg, err := validate.Bandwidth(annotations)
+	if err != nil || in == 0 && eg == 0 {
+		return nil, err
 	}
-	if bw.IngressRate == 0 && bw.EgressRate == 0 {
-		return nil, nil
-	}
+	bw := &network.Bandwidth{IngressRate: in, EgressRate: eg}
 	// As kubelet and containerd: the burst is effectively unlimited, the rate shapes.
-	if bw.IngressRate > 0 {
+	if in > 0 {
 		bw.IngressBurst = math.MaxInt32
 	}
-	if bw.EgressRate > 0 {
+	if eg > 0 {
 		bw.EgressBurst = math.MaxInt32
 	}
-	return &bw, nil
+	return bw, nil
 }

@@ -13,9 +13,8 @@ import (
 	"github.com/netshim/netshim/container"
 	"github.com/netshim/netshim/image"
 	"github.com/netshim/netshim/pkg/errdefs"
+	"github.com/netshim/netshim/pkg/validate"
 	"github.com/netshim/netshim/sandbox"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -38,27 +37,28 @@ type Containers interface {
 
 func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
 	cfg := req.GetConfig()
-	if cfg == nil || cfg.GetMetadata() == nil || cfg.GetMetadata().GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "config.metadata.name is required")
-	}
-	if cfg.GetImage().GetImage() == "" {
-		return nil, status.Error(codes.InvalidArgument, "config.image.image is required")
+	// The config first: a bad one is refused whatever its pod.
+	if err := validate.Container(cfg); err != nil {
+		return nil, err
 	}
 	sbID, err := s.sandboxes.Resolve(req.GetPodSandboxId())
 	if err != nil {
-		return nil, toStatus(err, "create container %q", cfg.GetMetadata().GetName())
+		return nil, wrapf(err, "create container %q", cfg.GetMetadata().GetName())
 	}
 	defer s.ops.Lock(sbID)()
 	sb, err := s.sandboxes.Get(sbID)
 	if err != nil {
-		return nil, toStatus(err, "create container %q", cfg.GetMetadata().GetName())
+		return nil, wrapf(err, "create container %q", cfg.GetMetadata().GetName())
 	}
 	if sb.State != sandbox.StateReady {
-		return nil, status.Errorf(codes.FailedPrecondition, "create container %q: pod sandbox %s is not ready (%s)", cfg.GetMetadata().GetName(), sbID, sb.State)
+		return nil, fmt.Errorf("create container %q: pod sandbox %s is not ready (%s): %w", cfg.GetMetadata().GetName(), sbID, sb.State, errdefs.ErrFailedPrecondition)
 	}
 	podCfg, err := decodeConfig(sb)
 	if err != nil {
-		return nil, toStatus(err, "create container %q", cfg.GetMetadata().GetName())
+		return nil, wrapf(err, "create container %q", cfg.GetMetadata().GetName())
+	}
+	if err := validate.ContainerInPod(cfg, podCfg); err != nil {
+		return nil, err
 	}
 	if req.GetSandboxConfig() != nil && req.GetSandboxConfig().GetLogDirectory() != podCfg.GetLogDirectory() {
 		klog.V(4).InfoS("CreateContainer's sandbox_config differs from the pod's; using the pod's", "sandbox", sbID)
@@ -66,9 +66,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	img, err := s.images.Get(cfg.GetImage().GetImage())
 	if err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
-			return nil, status.Errorf(codes.NotFound, "create container %q: image %q is not present: pull it first", cfg.GetMetadata().GetName(), cfg.GetImage().GetImage())
+			return nil, fmt.Errorf("create container %q: image %q is not present: pull it first: %w", cfg.GetMetadata().GetName(), cfg.GetImage().GetImage(), errdefs.ErrNotFound)
 		}
-		return nil, toStatus(err, "create container %q", cfg.GetMetadata().GetName())
+		return nil, wrapf(err, "create container %q", cfg.GetMetadata().GetName())
 	}
 	files := s.sandboxes.Files(sbID)
 	creq := container.CreateRequest{
@@ -90,7 +90,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	}
 	c, err := s.containers.Create(ctx, creq)
 	if err != nil {
-		return nil, toStatus(err, "create container %q in pod %s", cfg.GetMetadata().GetName(), podRef(podCfg))
+		return nil, wrapf(err, "create container %q in pod %s", cfg.GetMetadata().GetName(), podRef(podCfg))
 	}
 	klog.V(2).InfoS("Container created", "pod", klog.KRef(podCfg.GetMetadata().GetNamespace(), podCfg.GetMetadata().GetName()),
 		"container", c.ID, "name", c.Metadata.Name, "image", c.Image)
@@ -109,14 +109,14 @@ func imageRef(img *image.Image) string {
 func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
 	c, err := s.containers.Get(req.GetContainerId())
 	if err != nil {
-		return nil, toStatus(err, "start container")
+		return nil, wrapf(err, "start container")
 	}
 	defer s.ops.Lock(c.SandboxID)()
 	if sb, err := s.sandboxes.Get(c.SandboxID); err != nil || sb.State != sandbox.StateReady {
-		return nil, status.Errorf(codes.FailedPrecondition, "start container %s: its pod sandbox %s is not ready", c.ID, c.SandboxID)
+		return nil, fmt.Errorf("start container %s: its pod sandbox %s is not ready: %w", c.ID, c.SandboxID, errdefs.ErrFailedPrecondition)
 	}
 	if err := s.containers.Start(ctx, c.ID); err != nil {
-		return nil, toStatus(err, "start container %s", c.ID)
+		return nil, wrapf(err, "start container %s", c.ID)
 	}
 	return &runtimeapi.StartContainerResponse{}, nil
 }
@@ -125,21 +125,21 @@ func (s *Server) StartContainer(ctx context.Context, req *runtimeapi.StartContai
 // says and kubelet's garbage collector relies on.
 func (s *Server) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
 	if req.GetContainerId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "container_id is required")
+		return nil, errdefs.InvalidField("container_id", "is required")
 	}
 	timeout := time.Duration(req.GetTimeout()) * time.Second
 	if err := s.containers.Stop(ctx, req.GetContainerId(), timeout); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		return nil, toStatus(err, "stop container %s", req.GetContainerId())
+		return nil, wrapf(err, "stop container %s", req.GetContainerId())
 	}
 	return &runtimeapi.StopContainerResponse{}, nil
 }
 
 func (s *Server) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
 	if req.GetContainerId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "container_id is required")
+		return nil, errdefs.InvalidField("container_id", "is required")
 	}
 	if err := s.containers.Remove(ctx, req.GetContainerId()); err != nil {
-		return nil, toStatus(err, "remove container %s", req.GetContainerId())
+		return nil, wrapf(err, "remove container %s", req.GetContainerId())
 	}
 	return &runtimeapi.RemoveContainerResponse{}, nil
 }
@@ -230,11 +230,11 @@ func containerState(st container.State) runtimeapi.ContainerState {
 func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
 	c, err := s.containers.Get(req.GetContainerId())
 	if err != nil {
-		return nil, toStatus(err, "status of container")
+		return nil, wrapf(err, "status of container")
 	}
 	cfg := &runtimeapi.ContainerConfig{}
 	if err := proto.Unmarshal(c.Config, cfg); err != nil {
-		return nil, toStatus(fmt.Errorf("decode stored config of container %s: %w", c.ID, err), "status of container %s", c.ID)
+		return nil, wrapf(fmt.Errorf("decode stored config of container %s: %w", c.ID, err), "status of container %s", c.ID)
 	}
 	st := &runtimeapi.ContainerStatus{
 		Id: c.ID, Metadata: containerMetadata(c), State: containerState(c.State),
@@ -261,7 +261,7 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 	if req.GetVerbose() {
 		info, err := containerInfo(c)
 		if err != nil {
-			return nil, toStatus(err, "status of container %s", c.ID)
+			return nil, wrapf(err, "status of container %s", c.ID)
 		}
 		resp.Info = map[string]string{"info": info}
 	}
@@ -291,15 +291,18 @@ func (s *Server) UpdateContainerResources(ctx context.Context, req *runtimeapi.U
 	if req.GetLinux() == nil {
 		return &runtimeapi.UpdateContainerResourcesResponse{}, nil
 	}
+	if err := validate.Resources("linux", req.GetLinux()); err != nil {
+		return nil, err
+	}
 	if err := s.containers.UpdateResources(ctx, req.GetContainerId(), req.GetLinux()); err != nil {
-		return nil, toStatus(err, "update resources of container %s", req.GetContainerId())
+		return nil, wrapf(err, "update resources of container %s", req.GetContainerId())
 	}
 	return &runtimeapi.UpdateContainerResourcesResponse{}, nil
 }
 
 func (s *Server) ReopenContainerLog(_ context.Context, req *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
 	if err := s.containers.ReopenLog(req.GetContainerId()); err != nil {
-		return nil, toStatus(err, "reopen log of container %s", req.GetContainerId())
+		return nil, wrapf(err, "reopen log of container %s", req.GetContainerId())
 	}
 	return &runtimeapi.ReopenContainerLogResponse{}, nil
 }

@@ -10,8 +10,6 @@ import (
 
 	"github.com/netshim/netshim/image"
 	"github.com/netshim/netshim/pkg/errdefs"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -27,7 +25,7 @@ type Images interface {
 func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
 	ref := req.GetImage().GetImage()
 	if ref == "" {
-		return nil, status.Error(codes.InvalidArgument, "image.image is required")
+		return nil, errdefs.InvalidField("image.image", "is required")
 	}
 	var auth *image.Auth
 	if a := req.GetAuth(); a != nil {
@@ -36,7 +34,7 @@ func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest
 	}
 	img, err := s.images.Pull(ctx, ref, auth)
 	if err != nil {
-		return nil, toStatus(err, "")
+		return nil, err
 	}
 	// The image's ID, as containerd answers: kubelet compares it with ImageStatus's.
 	return &runtimeapi.PullImageResponse{ImageRef: img.ID}, nil
@@ -82,7 +80,7 @@ func (s *Server) ImageStatus(_ context.Context, req *runtimeapi.ImageStatusReque
 		return &runtimeapi.ImageStatusResponse{}, nil
 	}
 	if err != nil {
-		return nil, toStatus(err, "status of image %q", req.GetImage().GetImage())
+		return nil, wrapf(err, "status of image %q", req.GetImage().GetImage())
 	}
 	resp := &runtimeapi.ImageStatusResponse{Image: criImage(img)}
 	if req.GetVerbose() {
@@ -115,10 +113,10 @@ func criImage(img *image.Image) *runtimeapi.Image {
 func (s *Server) RemoveImage(_ context.Context, req *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
 	ref := req.GetImage().GetImage()
 	if ref == "" {
-		return nil, status.Error(codes.InvalidArgument, "image.image is required")
+		return nil, errdefs.InvalidField("image.image", "is required")
 	}
 	if err := s.images.Remove(ref); err != nil {
-		return nil, toStatus(err, "remove image %q", ref)
+		return nil, wrapf(err, "remove image %q", ref)
 	}
 	return &runtimeapi.RemoveImageResponse{}, nil
 }
@@ -126,7 +124,7 @@ func (s *Server) RemoveImage(_ context.Context, req *runtimeapi.RemoveImageReque
 func (s *Server) ImageFsInfo(context.Context, *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
 	fs, err := s.images.FsInfo()
 	if err != nil {
-		return nil, toStatus(err, "image filesystem info")
+		return nil, wrapf(err, "image filesystem info")
 	}
 	usage := &runtimeapi.FilesystemUsage{
 		Timestamp:  time.Now().UnixNano(),

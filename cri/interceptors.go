@@ -39,8 +39,9 @@ func NewInterceptors(reg prometheus.Registerer) *Interceptors {
 	return i
 }
 
-// Unary logs each call at -v=4 (errors always), records its latency and
-// error, turns a panic into an Internal error, and gives the generated
+// Unary maps the handler's error to its gRPC code (grpcError: the one place
+// that does), logs each call at -v=4 (errors always), records its latency
+// and error, turns a panic into an Internal error, and gives the generated
 // "method X not implemented" a sentence a user can act on.
 func (i *Interceptors) Unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	defer i.finish(path.Base(info.FullMethod), time.Now(), &err)
@@ -58,9 +59,9 @@ func (i *Interceptors) Stream(srv any, ss grpc.ServerStream, info *grpc.StreamSe
 func (i *Interceptors) finish(method string, start time.Time, err *error) {
 	if r := recover(); r != nil {
 		klog.ErrorS(nil, "Panic in CRI call", "method", method, "panic", r, "stack", string(debug.Stack()))
-		*err = status.Errorf(codes.Internal, "%s failed: internal error (panic: %v)", method, r)
+		*err = fmt.Errorf("%s failed: internal error (panic: %v)", method, r)
 	}
-	*err = clarifyUnimplemented(method, *err)
+	*err = clarifyUnimplemented(method, grpcError(*err))
 	i.observe(method, start, *err)
 }
 

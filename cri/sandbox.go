@@ -12,9 +12,8 @@ import (
 	"github.com/netshim/netshim/network"
 	"github.com/netshim/netshim/pkg/crashpoint"
 	"github.com/netshim/netshim/pkg/errdefs"
+	"github.com/netshim/netshim/pkg/validate"
 	"github.com/netshim/netshim/sandbox"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -32,30 +31,30 @@ const networkTimeout = 2 * time.Minute
 func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
 	start := time.Now()
 	cfg := req.GetConfig()
-	if err := validateSandboxConfig(cfg, s.dirs.Protected); err != nil {
-		return nil, toStatus(err, "")
+	if err := validate.Sandbox(cfg, s.dirs.Protected); err != nil {
+		return nil, err
 	}
 	if h := req.GetRuntimeHandler(); h != "" && h != "runc" {
-		return nil, status.Errorf(codes.InvalidArgument, "runtime_handler %q is not configured: netshim offers only the default handler (\"\" or \"runc\")", h)
+		return nil, errdefs.InvalidField("runtime_handler", "%q is not configured: netshim offers only the default handler (\"\" or \"runc\")", h)
 	}
 	hostNetwork := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE
 	if !hostNetwork {
 		if err := s.network.Status(); err != nil {
-			return nil, toStatus(fmt.Errorf("%w: %v", errNetworkNotReady, err), "run pod sandbox %s", podRef(cfg))
+			return nil, fmt.Errorf("run pod sandbox %s: network plugin is not ready: %v: %w", podRef(cfg), err, errdefs.ErrFailedPrecondition)
 		}
 		if v4, v6, known := s.network.IPFamilies(); known {
-			if err := validateHostIPFamilies(cfg.GetPortMappings(), v4, v6); err != nil {
-				return nil, toStatus(err, "")
+			if err := validate.HostIPFamilies(cfg.GetPortMappings(), v4, v6); err != nil {
+				return nil, err
 			}
 		}
 	}
 	spec, err := specFromConfig(cfg)
 	if err != nil {
-		return nil, toStatus(err, "run pod sandbox %s", podRef(cfg))
+		return nil, wrapf(err, "run pod sandbox %s", podRef(cfg))
 	}
 	sb, err := s.sandboxes.Create(spec)
 	if err != nil {
-		return nil, toStatus(err, "run pod sandbox %s", podRef(cfg))
+		return nil, wrapf(err, "run pod sandbox %s", podRef(cfg))
 	}
 	unlock := s.ops.Lock(sb.ID)
 	defer unlock()
@@ -71,7 +70,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 			klog.ErrorS(uerr, "Failed to undo a sandbox whose start failed", "sandbox", sb.ID)
 			err = fmt.Errorf("%w; undoing it failed too, so sandbox %s is kept NOTREADY until a remove succeeds: %v", err, sb.ID, uerr)
 		}
-		return nil, toStatus(err, "run pod sandbox %s", podRef(cfg))
+		return nil, wrapf(err, "run pod sandbox %s", podRef(cfg))
 	}
 	klog.V(2).InfoS("Pod sandbox ready", "pod", klog.KRef(spec.Namespace, spec.Name), "sandbox", sb.ID,
 		"netns", sb.NetNSPath, "ips", ips, "duration", time.Since(start))
@@ -122,11 +121,11 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 		if errors.Is(err, errdefs.ErrNotFound) {
 			return &runtimeapi.StopPodSandboxResponse{}, nil // idempotent, as the CRI says
 		}
-		return nil, toStatus(err, "stop pod sandbox")
+		return nil, wrapf(err, "stop pod sandbox")
 	}
 	defer s.ops.Lock(id)()
 	if err := s.stopSandbox(ctx, id); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
-		return nil, toStatus(err, "stop pod sandbox %s", id)
+		return nil, wrapf(err, "stop pod sandbox %s", id)
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil
 }
@@ -203,11 +202,11 @@ func (s *Server) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePod
 		if errors.Is(err, errdefs.ErrNotFound) {
 			return &runtimeapi.RemovePodSandboxResponse{}, nil
 		}
-		return nil, toStatus(err, "remove pod sandbox")
+		return nil, wrapf(err, "remove pod sandbox")
 	}
 	defer s.ops.Lock(id)()
 	if err := s.removeSandbox(ctx, id); err != nil {
-		return nil, toStatus(err, "remove pod sandbox %s", id)
+		return nil, wrapf(err, "remove pod sandbox %s", id)
 	}
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
 }
@@ -230,16 +229,16 @@ func (s *Server) removeSandbox(ctx context.Context, id string) error {
 func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
 	id, err := s.resolveSandbox(req.GetPodSandboxId())
 	if err != nil {
-		return nil, toStatus(err, "status of pod sandbox")
+		return nil, wrapf(err, "status of pod sandbox")
 	}
 	s.sandboxes.RefreshState(id)
 	sb, err := s.sandboxes.Get(id)
 	if err != nil {
-		return nil, status.Errorf(codes.NotFound, "pod sandbox %q not found", id)
+		return nil, wrapf(err, "status of pod sandbox %s", id)
 	}
 	cfg, err := decodeConfig(sb)
 	if err != nil {
-		return nil, toStatus(err, "status of pod sandbox %s", id)
+		return nil, wrapf(err, "status of pod sandbox %s", id)
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: sandboxStatus(sb, cfg)}
 	if req.GetVerbose() {
@@ -254,7 +253,7 @@ func (s *Server) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandbo
 		}
 		info, err := verboseInfo(sb, cfg, s.network.PluginName(), netInfo)
 		if err != nil {
-			return nil, toStatus(err, "status of pod sandbox %s", id)
+			return nil, wrapf(err, "status of pod sandbox %s", id)
 		}
 		resp.Info = map[string]string{"info": info}
 	}

@@ -6,7 +6,6 @@ package cri
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -14,8 +13,6 @@ import (
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/keylock"
 	"github.com/netshim/netshim/sandbox"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
 	"k8s.io/klog/v2"
@@ -214,7 +211,7 @@ func (s *Server) UpdateRuntimeConfig(_ context.Context, req *runtimeapi.UpdateRu
 		return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
 	}
 	if err := s.network.SetPodCIDR(strings.Split(podCIDR, ",")); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "runtime_config.network_config.pod_cidr: %v", err)
+		return nil, errdefs.InvalidField("runtime_config.network_config.pod_cidr", ": %v", err)
 	}
 	klog.InfoS("Pod CIDR updated", "podCIDR", podCIDR)
 	return &runtimeapi.UpdateRuntimeConfigResponse{}, nil
@@ -227,36 +224,3 @@ func (s *Server) ListMetricDescriptors(context.Context, *runtimeapi.ListMetricDe
 func (s *Server) ListPodSandboxMetrics(context.Context, *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
 	return &runtimeapi.ListPodSandboxMetricsResponse{}, nil
 }
-
-// toStatus maps an error to its gRPC status; an error that already is one passes.
-func toStatus(err error, format string, args ...any) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	msg := fmt.Sprintf(format, args...) + ": " + err.Error()
-	var ve *validationError
-	switch {
-	case errors.As(err, &ve):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, errdefs.ErrNotFound):
-		return status.Error(codes.NotFound, msg)
-	case errors.Is(err, errdefs.ErrAlreadyExists):
-		return status.Error(codes.AlreadyExists, msg)
-	case errors.Is(err, errdefs.ErrInvalidArgument):
-		return status.Error(codes.InvalidArgument, msg)
-	case errors.Is(err, errNetworkNotReady), errors.Is(err, errdefs.ErrFailedPrecondition):
-		return status.Error(codes.FailedPrecondition, msg)
-	case errors.Is(err, errdefs.ErrUnavailable):
-		return status.Error(codes.Unavailable, msg)
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, msg)
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, msg)
-	}
-	return status.Error(codes.Internal, msg)
-}
-
-var errNetworkNotReady = errors.New("network plugin is not ready")

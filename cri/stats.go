@@ -13,11 +13,11 @@ import (
 func (s *Server) ContainerStats(_ context.Context, req *runtimeapi.ContainerStatsRequest) (*runtimeapi.ContainerStatsResponse, error) {
 	c, err := s.containers.Get(req.GetContainerId())
 	if err != nil {
-		return nil, toStatus(err, "stats of container")
+		return nil, wrapf(err, "stats of container")
 	}
 	st, err := s.containerStats(c)
 	if err != nil {
-		return nil, toStatus(err, "stats of container %s", c.ID)
+		return nil, wrapf(err, "stats of container %s", c.ID)
 	}
 	return &runtimeapi.ContainerStatsResponse{Stats: st}, nil
 }
@@ -62,11 +62,11 @@ func (s *Server) containerStats(c *container.Container) (*runtimeapi.ContainerSt
 func (s *Server) PodSandboxStats(_ context.Context, req *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
 	id, err := s.resolveSandbox(req.GetPodSandboxId())
 	if err != nil {
-		return nil, toStatus(err, "stats of pod sandbox")
+		return nil, wrapf(err, "stats of pod sandbox")
 	}
 	sb, err := s.sandboxes.Get(id)
 	if err != nil {
-		return nil, toStatus(err, "stats of pod sandbox %s", id)
+		return nil, wrapf(err, "stats of pod sandbox %s", id)
 	}
 	return &runtimeapi.PodSandboxStatsResponse{Stats: s.podStats(sb.ID, metadata(sb.Spec), sb.Spec.Labels, sb.Spec.Annotations)}, nil
 }

@@ -17,8 +17,6 @@ import (
 	"github.com/netshim/netshim/container"
 	"github.com/netshim/netshim/oci"
 	"github.com/netshim/netshim/pkg/errdefs"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
 	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -66,11 +64,11 @@ func (s *Server) runningContainer(id string) (*container.Container, error) {
 
 func (s *Server) Exec(_ context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
 	if len(req.GetCmd()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "cmd is required: name the command to run")
+		return nil, errdefs.InvalidField("cmd", "is required: name the command to run")
 	}
 	c, err := s.runningContainer(req.GetContainerId())
 	if err != nil {
-		return nil, toStatus(err, "exec")
+		return nil, wrapf(err, "exec")
 	}
 	req.ContainerId = c.ID
 	return s.streaming.GetExec(req)
@@ -79,7 +77,7 @@ func (s *Server) Exec(_ context.Context, req *runtimeapi.ExecRequest) (*runtimea
 func (s *Server) Attach(_ context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
 	c, err := s.runningContainer(req.GetContainerId())
 	if err != nil {
-		return nil, toStatus(err, "attach")
+		return nil, wrapf(err, "attach")
 	}
 	req.ContainerId = c.ID
 	return s.streaming.GetAttach(req)
@@ -88,7 +86,7 @@ func (s *Server) Attach(_ context.Context, req *runtimeapi.AttachRequest) (*runt
 func (s *Server) PortForward(_ context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
 	id, err := s.resolveSandbox(req.GetPodSandboxId())
 	if err != nil {
-		return nil, toStatus(err, "port forward")
+		return nil, wrapf(err, "port forward")
 	}
 	req.PodSandboxId = id
 	return s.streaming.GetPortForward(req)
@@ -99,11 +97,11 @@ func (s *Server) PortForward(_ context.Context, req *runtimeapi.PortForwardReque
 // counts as a probe timeout; each output is capped at 8 MiB.
 func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
 	if len(req.GetCmd()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "cmd is required: name the command to run")
+		return nil, errdefs.InvalidField("cmd", "is required: name the command to run")
 	}
 	c, err := s.runningContainer(req.GetContainerId())
 	if err != nil {
-		return nil, toStatus(err, "exec sync")
+		return nil, wrapf(err, "exec sync")
 	}
 	if t := req.GetTimeout(); t > 0 {
 		var cancel context.CancelFunc
@@ -114,9 +112,10 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 	code, err := s.execer.Exec(ctx, c.ID, oci.ExecOptions{Cmd: req.GetCmd(), Stdout: stdout, Stderr: stderr, TempDir: os.TempDir()})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, status.Errorf(codes.DeadlineExceeded, "command %q timed out after %ds", req.GetCmd(), req.GetTimeout())
+			// kubelet counts DeadlineExceeded as a probe timeout.
+			return nil, fmt.Errorf("command %q timed out after %ds: %w", req.GetCmd(), req.GetTimeout(), context.DeadlineExceeded)
 		}
-		return nil, toStatus(err, "exec sync in container %s", c.ID)
+		return nil, wrapf(err, "exec sync in container %s", c.ID)
 	}
 	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
 }

@@ -257,6 +257,9 @@ func classify(err error) error {
 			return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
 		}
 	}
+	if unreachable(err) {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrUnavailable)
+	}
 	return err
 }
 

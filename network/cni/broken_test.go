@@ -34,7 +34,9 @@ func newFakePlugin(t *testing.T, scripts map[string]string, conflist string, hos
 	}
 	conf := t.TempDir()
 	writeConf(t, conf, "10-fake.conflist", conflist)
-	p, err := New(Config{ConfDir: conf, BinDirs: []string{bin}, CacheDir: t.TempDir()})
+	// lo by the fake loopback plugin: in-process it would enter the netns,
+	// which needs root, and these tests are about the default network.
+	p, err := New(Config{ConfDir: conf, BinDirs: []string{bin}, CacheDir: t.TempDir(), LoopbackPlugin: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -87,7 +87,18 @@ func LoadFile(file string) (*libcni.NetworkConfigList, error) {
 	if conf.Network.Type == "" {
 		return nil, fmt.Errorf("plugin config has no type")
 	}
-	return libcni.ConfListFromConf(conf)
+	// Wrapped as a one-plugin list here: libcni's own upconversion
+	// (ConfListFromConf) is deprecated, but kubelet's CNI plugin loaded
+	// single-plugin .conf files, and nodes still carry them.
+	var plugin map[string]any
+	if err := json.Unmarshal(conf.Bytes, &plugin); err != nil {
+		return nil, err
+	}
+	wrapped, err := json.Marshal(map[string]any{"name": conf.Network.Name, "cniVersion": conf.Network.CNIVersion, "plugins": []any{plugin}})
+	if err != nil {
+		return nil, err
+	}
+	return libcni.NetworkConfFromBytes(wrapped)
 }
 
 func readSmall(path string) ([]byte, error) {

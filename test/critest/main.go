@@ -38,7 +38,11 @@ import (
 // mirrored are the registries critest's images are named for.
 var mirrored = []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io", "quay.io"}
 
-const howToGetCritest = `critest is not on PATH. Build it from cri-tools v1.36 (not part of this repository):
+// errNoCritest is followed by howToGetCritest on stderr: an error's text
+// is one line without a full stop, the how-to is several.
+var errNoCritest = errors.New("critest is not on PATH")
+
+const howToGetCritest = `Build it from cri-tools v1.36 (not part of this repository):
   git clone --branch v1.36.0 https://github.com/kubernetes-sigs/cri-tools
   cd cri-tools && make critest && install build/bin/linux/*/critest /usr/local/bin/
 then run make critest again (or pass --critest PATH).`
@@ -54,6 +58,9 @@ func main() {
 	flag.Parse()
 	if err := run(*critest, *binDir, *out, *focus, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "critest:", err)
+		if errors.Is(err, errNoCritest) {
+			fmt.Fprintln(os.Stderr, howToGetCritest)
+		}
 		os.Exit(1)
 	}
 }
@@ -61,7 +68,7 @@ func main() {
 func run(critest, binDir, out, focus string, keep bool) (err error) {
 	if critest == "" {
 		if critest, err = exec.LookPath("critest"); err != nil {
-			return errors.New(howToGetCritest)
+			return errNoCritest
 		}
 	}
 	if os.Geteuid() != 0 {

@@ -161,9 +161,6 @@ func withTinySubnet() shimOption {
 	return func(s *shim) { s.net.Subnet.Mask = net.CIDRMask(30, 32) }
 }
 
-// withCNIVersion sets the cniVersion of the test conflist (default 1.0.0).
-func withCNIVersion(v string) shimOption { return func(s *shim) { s.cniVer = v } }
-
 // withIPv6 adds an fd00::/8 ULA /64 to the test network, listed first.
 func withIPv6() shimOption {
 	return func(s *shim) {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"archive/tar"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -269,7 +270,9 @@ func TestRegistryMirror(t *testing.T) {
 	}
 }
 
-// A digest the registry does not have is NotFound; nothing is left.
+// A digest the registry does not have is NotFound, a registry nobody
+// answers at is Unavailable (kubelet's retry may succeed once it is back);
+// nothing is left.
 func TestPullMissing(t *testing.T) {
 	reg := testRegistry(t)
 	busyboxImage(t)
@@ -284,7 +287,18 @@ func TestPullMissing(t *testing.T) {
 			t.Errorf("pull %s: %v, want NotFound", ref, err)
 		}
 	}
-	_, err := s.img.PullImage(s.ctx(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "UPPER/case"}})
+	// A loopback port that was just closed: connection refused.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := lis.Addr().String()
+	lis.Close()
+	_, err = s.img.PullImage(s.ctx(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: closed + "/e2e/busybox:1"}})
+	if status.Code(err) != codes.Unavailable {
+		t.Errorf("pull from a registry that is not there: %v, want Unavailable", err)
+	}
+	_, err = s.img.PullImage(s.ctx(), &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "UPPER/case"}})
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("pull of an invalid reference: %v, want InvalidArgument", err)
 	}

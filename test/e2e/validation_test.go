@@ -153,13 +153,13 @@ func TestValidationRefusesContainers(t *testing.T) {
 		name, field string
 		mutate      func(*runtimeapi.ContainerConfig)
 	}{
-		{"user namespace", "linux.security_context.namespace_options.userns_options", func(c *runtimeapi.ContainerConfig) {
+		{"user namespace", "config.linux.security_context.namespace_options.userns_options", func(c *runtimeapi.ContainerConfig) {
 			c.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}}
 		}},
-		{"network of its own", "linux.security_context.namespace_options.network", func(c *runtimeapi.ContainerConfig) {
+		{"network of its own", "config.linux.security_context.namespace_options.network", func(c *runtimeapi.ContainerConfig) {
 			c.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_CONTAINER}
 		}},
-		{"negative run_as_user", "linux.security_context.run_as_user", func(c *runtimeapi.ContainerConfig) {
+		{"negative run_as_user", "config.linux.security_context.run_as_user", func(c *runtimeapi.ContainerConfig) {
 			c.Linux.SecurityContext.RunAsUser = &runtimeapi.Int64Value{Value: -5}
 		}},
 		{"NUL in the log path", "config.log_path", func(c *runtimeapi.ContainerConfig) { c.LogPath = "x\x00.log" }},

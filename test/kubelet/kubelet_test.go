@@ -40,12 +40,6 @@ var binDir = func() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "bin")
 }()
 
-// kubelet's node settings the test puts back.
-var sysctls = []string{"vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops"}
-
-// Host dirs kubelet makes whatever its root dir.
-var hostDirs = []string{"/var/lib/kubelet", "/var/log/containers", "/var/log/pods"}
-
 type node struct {
 	t                  *testing.T
 	dir, sock, bridge  string

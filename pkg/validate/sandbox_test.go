@@ -1,12 +1,12 @@
-package cri
+package validate
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/netshim/netshim/pkg/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -29,7 +29,7 @@ func TestValidConfigPasses(t *testing.T) {
 	cfg := validConfig()
 	cfg.LogDirectory = "/var/log/pods/ns_web_c0ffee"
 	cfg.Linux.Sysctls = map[string]string{"net.ipv4.ip_forward": "1", "kernel.shm_rmid_forced": "1", "fs.mqueue.msg_max": "100", "net/ipv4/conf/pod0/forwarding": "1"}
-	if err := validateSandboxConfig(cfg, testProtected); err != nil {
+	if err := Sandbox(cfg, testProtected); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -73,13 +73,13 @@ func TestInvalidConfigsNameTheField(t *testing.T) {
 	for _, tc := range cases {
 		cfg := validConfig()
 		tc.mutate(cfg)
-		err := validateSandboxConfig(cfg, testProtected)
+		err := Sandbox(cfg, testProtected)
 		if err == nil {
 			t.Errorf("%s: invalid config accepted", tc.field)
 			continue
 		}
-		if _, ok := err.(*validationError); !ok {
-			t.Errorf("%s: error %T, want a validation error (InvalidArgument)", tc.field, err)
+		if !isFieldError(err) {
+			t.Errorf("%s: error %T, want a FieldError (InvalidArgument)", tc.field, err)
 		}
 		if !strings.HasPrefix(err.Error(), tc.field) {
 			t.Errorf("error %q does not start with the field %s", err, tc.field)
@@ -95,7 +95,7 @@ func FuzzValidateSandboxConfig(f *testing.F) {
 		cfg := validConfig()
 		cfg.Metadata = &runtimeapi.PodSandboxMetadata{Name: name, Namespace: namespace, Uid: uid}
 		cfg.Hostname = hostname
-		if validateSandboxConfig(cfg, testProtected) != nil {
+		if Sandbox(cfg, testProtected) != nil {
 			return
 		}
 		// Whatever passes must be safe as one path element.
@@ -113,20 +113,20 @@ type refusal struct {
 	mutate      func(*runtimeapi.PodSandboxConfig)
 }
 
-// assertRefusals runs each row through the validation and the server's
-// error mapping: the client must see InvalidArgument naming the field.
+// assertRefusals runs each row through the validation: the client must see
+// InvalidArgument (cri maps the kind) with a message naming the field.
 // mustQuote rows also name the offending value.
 func assertRefusals(t *testing.T, rows []refusal, mustQuote func(*runtimeapi.PodSandboxConfig) string) {
 	t.Helper()
 	for _, tc := range rows {
 		cfg := validConfig()
 		tc.mutate(cfg)
-		err := toStatus(validateSandboxConfig(cfg, testProtected), "run pod sandbox")
-		if status.Code(err) != codes.InvalidArgument {
-			t.Errorf("%s: %v, want InvalidArgument", tc.name, err)
+		err := Sandbox(cfg, testProtected)
+		if !isFieldError(err) {
+			t.Errorf("%s: %v, want an InvalidArgument FieldError", tc.name, err)
 			continue
 		}
-		msg := status.Convert(err).Message()
+		msg := err.Error()
 		if !strings.HasPrefix(msg, tc.field) {
 			t.Errorf("%s: %q does not start with the field %s", tc.name, msg, tc.field)
 		}
@@ -142,7 +142,7 @@ func assertAccepted(t *testing.T, name string, mutate func(*runtimeapi.PodSandbo
 	t.Helper()
 	cfg := validConfig()
 	mutate(cfg)
-	if err := validateSandboxConfig(cfg, testProtected); err != nil {
+	if err := Sandbox(cfg, testProtected); err != nil {
 		t.Errorf("%s: refused: %v", name, err)
 	}
 }
@@ -179,7 +179,7 @@ func TestCgroupParentMustBeACleanAbsolutePath(t *testing.T) {
 
 	cfg := validConfig()
 	cfg.Linux.CgroupParent = "probe.slice:x:y"
-	if err := validateSandboxConfig(cfg, testProtected); err == nil || !strings.Contains(err.Error(), "cgroupfs") {
+	if err := Sandbox(cfg, testProtected); err == nil || !strings.Contains(err.Error(), "cgroupfs") {
 		t.Errorf("a systemd slice's error must say netshim uses the cgroupfs driver: %v", err)
 	}
 
@@ -237,7 +237,7 @@ func TestRequestedIsolationIsGivenOrRefused(t *testing.T) {
 
 	cfg := validConfig()
 	rows[0].mutate(cfg)
-	if err := validateSandboxConfig(cfg, testProtected); err == nil || !strings.Contains(err.Error(), "user namespaces") {
+	if err := Sandbox(cfg, testProtected); err == nil || !strings.Contains(err.Error(), "user namespaces") {
 		t.Errorf("a user namespace's error must say netshim does not give one: %v", err)
 	}
 
@@ -371,12 +371,19 @@ func TestHostIPFamilyMustBeThePodNetworks(t *testing.T) {
 		{"", false, true, true},
 	}
 	for _, c := range cases {
-		err := toStatus(validateHostIPFamilies(pm(c.ip), c.v4, c.v6), "")
+		err := HostIPFamilies(pm(c.ip), c.v4, c.v6)
 		switch {
 		case c.ok && err != nil:
 			t.Errorf("host IP %q with v4=%v v6=%v: %v", c.ip, c.v4, c.v6, err)
-		case !c.ok && (status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), "config.port_mappings[1].host_ip")):
+		case !c.ok && (!isFieldError(err) || !strings.HasPrefix(err.Error(), "config.port_mappings[1].host_ip")):
 			t.Errorf("host IP %q with v4=%v v6=%v: %v, want InvalidArgument naming config.port_mappings[1].host_ip", c.ip, c.v4, c.v6, err)
 		}
 	}
+}
+
+// isFieldError: the one error type of a refused request, which cri maps to
+// InvalidArgument.
+func isFieldError(err error) bool {
+	var fe *errdefs.FieldError
+	return errors.As(err, &fe) && errors.Is(err, errdefs.ErrInvalidArgument)
 }

@@ -1,4 +1,4 @@
-package cri
+package validate
 
 import (
 	"fmt"
@@ -37,26 +37,17 @@ const (
 	cgroupfsDriverAdvice = "netshim uses the cgroupfs driver (kubelet's cgroupDriver: cgroupfs): give an absolute, clean path such as /kubepods/besteffort/pod<uid>"
 )
 
-// validationError is an InvalidArgument: its text names the field at fault.
-type validationError struct{ msg string }
-
-func (e *validationError) Error() string { return e.msg }
-
-func invalid(format string, args ...any) error {
-	return &validationError{msg: fmt.Sprintf(format, args...)}
-}
-
-// validateSandboxConfig checks every field the sandbox path uses. Names are
+// Sandbox checks every field of a RunPodSandbox config the sandbox path uses. Names are
 // not held to DNS rules (critest uses upper case), but they become parts of
 // file names, so nothing that can steer a path is accepted.
 // protectedDirs are netshim's own directories, which no pod may write into.
-func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig, protectedDirs []string) error {
+func Sandbox(cfg *runtimeapi.PodSandboxConfig, protectedDirs []string) error {
 	if cfg == nil {
-		return invalid("config is required")
+		return invalid("config", "is required")
 	}
 	md := cfg.GetMetadata()
 	if md == nil {
-		return invalid("config.metadata is required")
+		return invalid("config.metadata", "is required")
 	}
 	if err := validatePathSafe("config.metadata.name", md.GetName(), maxNameLen); err != nil {
 		return err
@@ -68,7 +59,7 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig, protectedDirs []str
 		return err
 	}
 	if h := cfg.GetHostname(); h != "" && !isDNSLabelish(h, maxHostnameLen) {
-		return invalid("config.hostname %q is not a valid hostname: want at most %d letters, digits, '-' and '.', starting and ending with a letter or digit", h, maxHostnameLen)
+		return invalid("config.hostname", "%q is not a valid hostname: want at most %d letters, digits, '-' and '.', starting and ending with a letter or digit", h, maxHostnameLen)
 	}
 	if err := validatePortMappings(cfg.GetPortMappings()); err != nil {
 		return err
@@ -82,7 +73,7 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig, protectedDirs []str
 	if err := validateCgroupParent(cfg.GetLinux().GetCgroupParent()); err != nil {
 		return err
 	}
-	if _, err := bandwidthFromAnnotations(cfg.GetAnnotations()); err != nil {
+	if _, _, err := Bandwidth(cfg.GetAnnotations()); err != nil {
 		return err
 	}
 	if err := validateSysctls(cfg); err != nil {
@@ -90,14 +81,14 @@ func validateSandboxConfig(cfg *runtimeapi.PodSandboxConfig, protectedDirs []str
 	}
 	if d := cfg.GetLogDirectory(); d != "" {
 		if hasControl(d) {
-			return invalid("config.log_directory %q holds a control character", d)
+			return invalid("config.log_directory", "%q holds a control character", d)
 		}
 		if !filepath.IsAbs(d) || filepath.Clean(d) != d {
-			return invalid("config.log_directory %q must be an absolute, clean path", d)
+			return invalid("config.log_directory", "%q must be an absolute, clean path", d)
 		}
 		for _, own := range protectedDirs {
 			if own = filepath.Clean(own); d == own || strings.HasPrefix(d, own+"/") {
-				return invalid("config.log_directory %q is inside netshim's own directory %s", d, own)
+				return invalid("config.log_directory", "%q is inside netshim's own directory %s", d, own)
 			}
 		}
 	}
@@ -116,17 +107,17 @@ func validatePortMappings(mappings []*runtimeapi.PortMapping) error {
 	for i, pm := range mappings {
 		field := fmt.Sprintf("config.port_mappings[%d]", i)
 		if pm.GetContainerPort() < 1 || pm.GetContainerPort() > 65535 {
-			return invalid("%s.container_port %d is out of range 1-65535", field, pm.GetContainerPort())
+			return invalid(field+".container_port", "%d is out of range 1-65535", pm.GetContainerPort())
 		}
 		if pm.GetHostPort() < 0 || pm.GetHostPort() > 65535 {
-			return invalid("%s.host_port %d is out of range 0-65535", field, pm.GetHostPort())
+			return invalid(field+".host_port", "%d is out of range 0-65535", pm.GetHostPort())
 		}
 		if _, ok := runtimeapi.Protocol_name[int32(pm.GetProtocol())]; !ok {
-			return invalid("%s.protocol %d is not TCP, UDP or SCTP", field, pm.GetProtocol())
+			return invalid(field+".protocol", "%d is not TCP, UDP or SCTP", pm.GetProtocol())
 		}
 		ip := pm.GetHostIp()
 		if ip != "" && net.ParseIP(ip) == nil {
-			return invalid("%s.host_ip %q is not an IP address", field, ip)
+			return invalid(field+".host_ip", "%q is not an IP address", ip)
 		}
 		if pm.GetHostPort() == 0 {
 			continue // publishes nothing
@@ -134,7 +125,7 @@ func validatePortMappings(mappings []*runtimeapi.PortMapping) error {
 		k := key{pm.GetHostPort(), pm.GetProtocol()}
 		for _, other := range seen[k] {
 			if hostIPsOverlap(ip, other) {
-				return invalid("%s: host port %d/%s on host IP %q is already mapped by an earlier port mapping of this pod", field, pm.GetHostPort(), pm.GetProtocol(), ip)
+				return invalid(field, ": host port %d/%s on host IP %q is already mapped by an earlier port mapping of this pod", pm.GetHostPort(), pm.GetProtocol(), ip)
 			}
 		}
 		seen[k] = append(seen[k], ip)
@@ -142,9 +133,9 @@ func validatePortMappings(mappings []*runtimeapi.PortMapping) error {
 	return nil
 }
 
-// validateHostIPFamilies refuses a port mapping on a host IP of a family
+// HostIPFamilies refuses a port mapping on a host IP of a family
 // the pod network does not give the pod: it could never be reached.
-func validateHostIPFamilies(mappings []*runtimeapi.PortMapping, v4, v6 bool) error {
+func HostIPFamilies(mappings []*runtimeapi.PortMapping, v4, v6 bool) error {
 	for i, pm := range mappings {
 		ip := net.ParseIP(pm.GetHostIp())
 		if ip == nil || pm.GetHostPort() == 0 {
@@ -152,7 +143,7 @@ func validateHostIPFamilies(mappings []*runtimeapi.PortMapping, v4, v6 bool) err
 		}
 		if is4 := ip.To4() != nil; (is4 && !v4) || (!is4 && !v6) {
 			family := map[bool]string{true: "IPv4", false: "IPv6"}[is4]
-			return invalid("config.port_mappings[%d].host_ip %s is %s, which the pod network does not give pods", i, ip, family)
+			return invalid(fmt.Sprintf("config.port_mappings[%d].host_ip", i), "%s is %s, which the pod network does not give pods", ip, family)
 		}
 	}
 	return nil
@@ -178,32 +169,32 @@ func validateDNS(dns *runtimeapi.DNSConfig) error {
 		return nil
 	}
 	if n := len(dns.GetServers()); n > maxDNSServers {
-		return invalid("config.dns_config.servers: %d servers, the limit is %d", n, maxDNSServers)
+		return invalid("config.dns_config.servers", ": %d servers, the limit is %d", n, maxDNSServers)
 	}
 	for i, s := range dns.GetServers() {
 		// netip takes a link-local server with its zone (fe80::1%eth0),
 		// which kubelet copies from the node's resolv.conf.
 		if _, err := netip.ParseAddr(s); err != nil || hasControl(s) || strings.ContainsAny(s, " \t") {
-			return invalid("config.dns_config.servers[%d] %q is not an IP address", i, s)
+			return invalid(fmt.Sprintf("config.dns_config.servers[%d]", i), "%q is not an IP address", s)
 		}
 	}
 	if n := len(dns.GetSearches()); n > maxDNSSearches {
-		return invalid("config.dns_config.searches: %d search domains, the limit is %d", n, maxDNSSearches)
+		return invalid("config.dns_config.searches", ": %d search domains, the limit is %d", n, maxDNSSearches)
 	}
 	if n := len(strings.Join(dns.GetSearches(), " ")); n > maxDNSSearchListLen {
-		return invalid("config.dns_config.searches: the search line is %d characters, the limit is %d", n, maxDNSSearchListLen)
+		return invalid("config.dns_config.searches", ": the search line is %d characters, the limit is %d", n, maxDNSSearchListLen)
 	}
 	for i, s := range dns.GetSearches() {
 		if s == "" || strings.ContainsAny(s, " \t") || hasControl(s) {
-			return invalid("config.dns_config.searches[%d] %q is empty or holds white space or a control character", i, s)
+			return invalid(fmt.Sprintf("config.dns_config.searches[%d]", i), "%q is empty or holds white space or a control character", s)
 		}
 		if len(s) > maxDNSSearchLen {
-			return invalid("config.dns_config.searches[%d] is %d characters long, the limit for a domain is %d", i, len(s), maxDNSSearchLen)
+			return invalid(fmt.Sprintf("config.dns_config.searches[%d]", i), "is %d characters long, the limit for a domain is %d", len(s), maxDNSSearchLen)
 		}
 	}
 	for i, s := range dns.GetOptions() {
 		if s == "" || strings.ContainsAny(s, " \t") || hasControl(s) {
-			return invalid("config.dns_config.options[%d] %q is empty or holds white space or a control character", i, s)
+			return invalid(fmt.Sprintf("config.dns_config.options[%d]", i), "%q is empty or holds white space or a control character", s)
 		}
 	}
 	return nil
@@ -216,37 +207,37 @@ func validateIsolation(sc *runtimeapi.LinuxSandboxSecurityContext) error {
 	ns := sc.GetNamespaceOptions()
 	for name, mode := range map[string]runtimeapi.NamespaceMode{"network": ns.GetNetwork(), "pid": ns.GetPid(), "ipc": ns.GetIpc()} {
 		if _, ok := runtimeapi.NamespaceMode_name[int32(mode)]; !ok {
-			return invalid("%s.namespace_options.%s %d is not a namespace mode (POD, CONTAINER, NODE, TARGET)", field, name, mode)
+			return invalid(fmt.Sprintf("%s.namespace_options.%s", field, name), "%d is not a namespace mode (POD, CONTAINER, NODE, TARGET)", mode)
 		}
 	}
 	if ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
-		return invalid("%s.namespace_options.pid TARGET is for containers; a sandbox takes POD, CONTAINER or NODE", field)
+		return invalid(field+".namespace_options.pid", "TARGET is for containers; a sandbox takes POD, CONTAINER or NODE")
 	}
 	if ns.GetNetwork() == runtimeapi.NamespaceMode_TARGET || ns.GetIpc() == runtimeapi.NamespaceMode_TARGET {
-		return invalid("%s.namespace_options: TARGET is only a pid namespace mode", field)
+		return invalid(field+".namespace_options", ": TARGET is only a pid namespace mode")
 	}
 	if u := ns.GetUsernsOptions(); u != nil {
 		switch u.GetMode() {
 		case runtimeapi.NamespaceMode_NODE:
 			// As containerd: mappings ask for a user namespace that NODE denies.
 			if len(u.GetUids()) != 0 || len(u.GetGids()) != 0 {
-				return invalid("%s.namespace_options.userns_options: mode NODE with %d UID and %d GID mappings; mappings need mode POD, which netshim does not support", field, len(u.GetUids()), len(u.GetGids()))
+				return invalid(field+".namespace_options.userns_options", ": mode NODE with %d UID and %d GID mappings; mappings need mode POD, which netshim does not support", len(u.GetUids()), len(u.GetGids()))
 			}
 		case runtimeapi.NamespaceMode_POD:
-			return invalid("%s.namespace_options.userns_options.mode POD: netshim does not run pods in user namespaces (its Status advertises no user_namespaces support); use NODE", field)
+			return invalid(field+".namespace_options.userns_options.mode", "POD: netshim does not run pods in user namespaces (its Status advertises no user_namespaces support); use NODE")
 		default:
-			return invalid("%s.namespace_options.userns_options.mode %s is not NODE or POD", field, u.GetMode())
+			return invalid(field+".namespace_options.userns_options.mode", "%s is not NODE or POD", u.GetMode())
 		}
 	}
 	if v := sc.GetRunAsUser(); v != nil && v.GetValue() < 0 {
-		return invalid("%s.run_as_user %d is negative", field, v.GetValue())
+		return invalid(field+".run_as_user", "%d is negative", v.GetValue())
 	}
 	if v := sc.GetRunAsGroup(); v != nil && v.GetValue() < 0 {
-		return invalid("%s.run_as_group %d is negative", field, v.GetValue())
+		return invalid(field+".run_as_group", "%d is negative", v.GetValue())
 	}
 	for i, g := range sc.GetSupplementalGroups() {
 		if g < 0 {
-			return invalid("%s.supplemental_groups[%d] %d is negative", field, i, g)
+			return invalid(fmt.Sprintf("%s.supplemental_groups[%d]", field, i), "%d is negative", g)
 		}
 	}
 	return nil
@@ -260,20 +251,20 @@ func validateCgroupParent(p string) error {
 	case p == "":
 		return nil
 	case len(p) > maxCgroupParentLen:
-		return invalid("%s is %d characters long, the limit is %d", field, len(p), maxCgroupParentLen)
+		return invalid(field, "is %d characters long, the limit is %d", len(p), maxCgroupParentLen)
 	case hasControl(p):
-		return invalid("%s %q holds a control character", field, p)
+		return invalid(field, "%q holds a control character", p)
 	case strings.Contains(p, ":") || strings.HasSuffix(p, ".slice"):
-		return invalid("%s %q is a systemd slice: %s", field, p, cgroupfsDriverAdvice)
+		return invalid(field, "%q is a systemd slice: %s", p, cgroupfsDriverAdvice)
 	case !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/":
-		return invalid("%s %q: %s", field, p, cgroupfsDriverAdvice)
+		return invalid(field, "%q: %s", p, cgroupfsDriverAdvice)
 	}
 	for _, name := range strings.Split(p[1:], "/") {
 		if len(name) > maxCgroupNameLen {
-			return invalid("%s has a %d-character element, the limit is %d", field, len(name), maxCgroupNameLen)
+			return invalid(field, "has a %d-character element, the limit is %d", len(name), maxCgroupNameLen)
 		}
 		if isCgroupInterfaceFile(name) {
-			return invalid("%s %q: %q is the name of a cgroup control file, so no cgroup can be made there", field, p, name)
+			return invalid(field, "%q: %q is the name of a cgroup control file, so no cgroup can be made there", p, name)
 		}
 	}
 	return nil
@@ -304,15 +295,15 @@ func hasControl(s string) bool {
 func validatePathSafe(field, value string, maxLen int) error {
 	switch {
 	case value == "":
-		return invalid("%s is required", field)
+		return invalid(field, "is required")
 	case len(value) > maxLen:
-		return invalid("%s is %d characters long, the limit is %d", field, len(value), maxLen)
+		return invalid(field, "is %d characters long, the limit is %d", len(value), maxLen)
 	case value == "." || value == "..":
-		return invalid("%s %q is not allowed", field, value)
+		return invalid(field, "%q is not allowed", value)
 	}
 	for _, r := range value {
 		if r == '/' || r == '\\' || r < 0x20 || r == 0x7f {
-			return invalid("%s %q holds %q, which is not allowed", field, value, r)
+			return invalid(field, "%q holds %q, which is not allowed", value, r)
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package cri
+package validate
 
 import (
 	"os"
@@ -86,30 +86,30 @@ func validateSysctls(cfg *runtimeapi.PodSandboxConfig) error {
 	for name, value := range cfg.GetLinux().GetSysctls() {
 		field := "config.linux.sysctls[" + name + "]"
 		if len(name) > 253 || !sysctlName.MatchString(name) {
-			return invalid("%s: %q is not a sysctl name: want parts of lower-case letters, digits, '_' and '-', joined by '.' or '/'", field, name)
+			return invalid(field, ": %q is not a sysctl name: want parts of lower-case letters, digits, '_' and '-', joined by '.' or '/'", name)
 		}
 		if strings.Contains(name, "/") && strings.Contains(name, ".") {
-			return invalid("%s: %q names a device with a dot in it; runc, which sets the pod's sysctls, reads every '.' as a separator, so it cannot set this one", field, name)
+			return invalid(field, ": %q names a device with a dot in it; runc, which sets the pod's sysctls, reads every '.' as a separator, so it cannot set this one", name)
 		}
 		if hasValueControl(value) || len(value) > maxSysctlValueLen {
-			return invalid("%s: the value %q holds a newline or other control character, or is over %d characters", field, value, maxSysctlValueLen)
+			return invalid(field, ": the value %q holds a newline or other control character, or is over %d characters", value, maxSysctlValueLen)
 		}
 		if !sysctlKnown(name) {
-			return invalid("%s: %q is not a sysctl this kernel has (%s is not a file)", field, name, sysctlFile(name))
+			return invalid(field, ": %q is not a sysctl this kernel has (%s is not a file)", name, sysctlFile(name))
 		}
 		switch namespacedSysctl(name) {
 		case "":
 			if n := strings.ReplaceAll(name, "/", "."); strings.HasPrefix(n, "kernel.shm") || strings.HasPrefix(n, "kernel.msg") || strings.HasPrefix(n, "kernel.sem") {
-				return invalid("%s: %q is not one of the IPC sysctls runc sets per pod (kernel.msgmax, msgmnb, msgmni, sem, shmall, shmmax, shmmni, shm_rmid_forced and fs.mqueue.*)", field, name)
+				return invalid(field, ": %q is not one of the IPC sysctls runc sets per pod (kernel.msgmax, msgmnb, msgmni, sem, shmall, shmmax, shmmni, shm_rmid_forced and fs.mqueue.*)", name)
 			}
-			return invalid("%s: %q is not a namespaced sysctl that runc can set per pod, so setting it would change the whole node", field, name)
+			return invalid(field, ": %q is not a namespaced sysctl that runc can set per pod, so setting it would change the whole node", name)
 		case "net":
 			if ns.GetNetwork() == runtimeapi.NamespaceMode_NODE {
-				return invalid("%s: %q cannot be set for a pod on the node's network", field, name)
+				return invalid(field, ": %q cannot be set for a pod on the node's network", name)
 			}
 		case "ipc":
 			if ns.GetIpc() == runtimeapi.NamespaceMode_NODE {
-				return invalid("%s: %q cannot be set for a pod with the node's IPC namespace", field, name)
+				return invalid(field, ": %q cannot be set for a pod with the node's IPC namespace", name)
 			}
 		}
 	}

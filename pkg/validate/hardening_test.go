@@ -1,4 +1,4 @@
-package cri
+package validate
 
 import (
 	"strings"
@@ -71,12 +71,12 @@ func TestHostileConfigsAreRefused(t *testing.T) {
 	for _, tc := range cases {
 		cfg := validConfig()
 		tc.mutate(cfg)
-		err := validateSandboxConfig(cfg, testProtected)
+		err := Sandbox(cfg, testProtected)
 		if err == nil {
 			t.Errorf("%s: accepted", tc.name)
 			continue
 		}
-		if _, ok := err.(*validationError); !ok || !strings.HasPrefix(err.Error(), tc.field) {
+		if !isFieldError(err) || !strings.HasPrefix(err.Error(), tc.field) {
 			t.Errorf("%s: error %q (%T), want a validation error starting with %s", tc.name, err, err, tc.field)
 		}
 	}
@@ -101,18 +101,18 @@ func TestKubeletStyleConfigsStillPass(t *testing.T) {
 		RunAsUser:        &runtimeapi.Int64Value{Value: 0},
 	}
 	cfg.Linux.Sysctls = map[string]string{"net.ipv4.conf.eth0.forwarding": "1", "net.ipv4.ping_group_range": "0 2147483647"}
-	if err := validateSandboxConfig(cfg, testProtected); err != nil {
+	if err := Sandbox(cfg, testProtected); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestHostIPOfAMissingFamilyIsRefused(t *testing.T) {
 	mappings := []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_TCP, ContainerPort: 80, HostPort: 8080, HostIp: "::1"}}
-	err := validateHostIPFamilies(mappings, true, false)
+	err := HostIPFamilies(mappings, true, false)
 	if err == nil || !strings.HasPrefix(err.Error(), "config.port_mappings[0].host_ip") || !strings.Contains(err.Error(), "IPv6") {
 		t.Fatalf("IPv6 host IP on an IPv4-only network: %v", err)
 	}
-	if err := validateHostIPFamilies(mappings, true, true); err != nil {
+	if err := HostIPFamilies(mappings, true, true); err != nil {
 		t.Fatalf("dual-stack network: %v", err)
 	}
 }
