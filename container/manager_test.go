@@ -199,14 +199,6 @@ func nothingLeft(t *testing.T, m *Manager, w *world, cfg Config, id, name string
 	}
 }
 
-func onlyID(t *testing.T, m *Manager) string {
-	t.Helper()
-	list := m.List()
-	if len(list) != 1 {
-		t.Fatalf("want one container, have %d", len(list))
-	}
-	return list[0].ID
-}
 
 func TestCreateStartExit(t *testing.T) {
 	m, w, _ := newTestManager(t)
