@@ -199,7 +199,6 @@ func nothingLeft(t *testing.T, m *Manager, w *world, cfg Config, id, name string
 	}
 }
 
-
 func TestCreateStartExit(t *testing.T) {
 	m, w, _ := newTestManager(t)
 	ctx := context.Background()
