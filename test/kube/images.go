@@ -206,8 +206,9 @@ var debianTools = []struct{ name, dest string }{
 
 // toolsLayer holds agnhost's file system beyond busybox: the Debian tools
 // with the shared libraries ldd names, at their real paths (merged /usr),
-// and upstream's extras: the agnhost-2 link, /uploads, and the user and
-// group agnhost's image defines.
+// and upstream's extras: the agnhost-2 link, /uploads, porter's TLS
+// certificate and key (made here), and the user and group agnhost's image
+// defines.
 func toolsLayer() (v1.Layer, error) {
 	files := []registry.File{
 		{Name: "usr/", Type: tar.TypeDir}, {Name: "usr/bin/", Type: tar.TypeDir}, {Name: "usr/lib/", Type: tar.TypeDir},
@@ -217,6 +218,11 @@ func toolsLayer() (v1.Layer, error) {
 		{Name: "etc/passwd", Body: []byte("root:x:0:0:root:/root:/bin/sh\nuser-defined-in-image:x:1000:1000:Linux User:/home/user-defined-in-image:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")},
 		{Name: "etc/group", Body: []byte("root:x:0:\nuser-defined-in-image:x:1000:\ngroup-defined-in-image:x:50000:user-defined-in-image\nnogroup:x:65534:\n")},
 	}
+	crt, key, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, registry.File{Name: "localhost.crt", Body: crt}, registry.File{Name: "localhost.key", Body: key, Mode: 0o600})
 	seen := map[string]bool{}
 	libs := map[string]bool{}
 	for _, tool := range debianTools {
