@@ -6,7 +6,8 @@
 #
 # Usage: kube-build.sh BIN_DIR [cluster|e2e|all]
 #   cluster: etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
-#            kube-proxy, kubelet, kubectl, agnhost; flanneld and coredns
+#            kube-proxy, kubelet, kubectl, agnhost, nnp (nonewprivs' program);
+#            flanneld and coredns
 #            (test/kube/flannel and test/kube/coredns, modules of their own)
 #   e2e:     e2e.test
 # Go's build cache makes a second run cheap; a binary newer than the build
@@ -55,6 +56,7 @@ if [ "$what" = cluster ] || [ "$what" = all ]; then
 	build kubelet k8s.io/kubernetes/cmd/kubelet
 	build kubectl k8s.io/kubernetes/cmd/kubectl
 	build agnhost k8s.io/kubernetes/test/images/agnhost
+	build nnp k8s.io/kubernetes/test/images/nonewprivs
 	build_in flannel flanneld github.com/flannel-io/flannel github.com/flannel-io/flannel/pkg/version.Version 1
 	build_in coredns coredns github.com/coredns/coredns github.com/coredns/coredns/coremain.GitCommit
 fi

@@ -56,7 +56,7 @@ type Spec struct {
 
 // binaries the cluster runs, besides the multinode ones.
 var binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-	"kube-proxy", "kubelet", "kubectl", "flanneld", "coredns", "agnhost", "netshim-kube"}
+	"kube-proxy", "kubelet", "kubectl", "flanneld", "coredns", "agnhost", "nnp", "netshim-kube"}
 
 func (s Spec) validate() error {
 	for _, b := range binaries {

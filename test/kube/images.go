@@ -91,6 +91,9 @@ func Images() []Image {
 		{"registry.k8s.io/e2e-test-images/httpd:2.4.39-4", false, "as httpd:2.4.38-4", httpd},
 		{"registry.k8s.io/e2e-test-images/nginx:1.14-4", false, "busybox httpd on port 80 serving /usr/share/nginx/html", nginx},
 		{"registry.k8s.io/e2e-test-images/nginx:1.15-4", false, "as nginx:1.14-4", nginx},
+		{"registry.k8s.io/e2e-test-images/nonroot:1.4", false, "the busybox stand-in with user 1234, as upstream's USER 1234", nonroot},
+		{"registry.k8s.io/e2e-test-images/nonewprivs:1.3", true,
+			"nnp from k8s.io/kubernetes/test/images/nonewprivs, set-user-ID root, on the busybox stand-in", nonewprivs},
 	}
 }
 
@@ -140,33 +143,44 @@ func busyboxFiles() ([]registry.File, error) {
 	return files, nil
 }
 
-func busybox(*Cluster) (v1.Image, error) {
-	files, err := busyboxFiles()
+func busybox(*Cluster) (v1.Image, error) { return onBusybox(v1.Config{Cmd: []string{"sh"}}) }
+
+// onBusybox is the busybox stand-in with cfg, and files added above it.
+func onBusybox(cfg v1.Config, files ...registry.File) (v1.Image, error) {
+	base, err := busyboxFiles()
 	if err != nil {
 		return nil, err
 	}
-	l, err := registry.Layer(files)
+	l, err := registry.Layer(append(base, files...))
 	if err != nil {
 		return nil, err
 	}
-	return registry.Image(v1.Config{Cmd: []string{"sh"}, Env: []string{imagePath}}, l)
+	cfg.Env = append(cfg.Env, imagePath)
+	return registry.Image(cfg, l)
+}
+
+func nonroot(*Cluster) (v1.Image, error) { return onBusybox(v1.Config{Cmd: []string{"sh"}, User: "1234"}) }
+
+// nonewprivs runs nnp, which prints its effective UID: 0 through its
+// set-user-ID bit, unless no_new_privs stops it.
+func nonewprivs(c *Cluster) (v1.Image, error) {
+	data, err := os.ReadFile(filepath.Join(c.Spec.BinDir, "nnp"))
+	if err != nil {
+		return nil, err
+	}
+	return onBusybox(v1.Config{Cmd: []string{"nnp"}},
+		registry.File{Name: "usr/", Type: tar.TypeDir}, registry.File{Name: "usr/local/", Type: tar.TypeDir},
+		registry.File{Name: "usr/local/bin/", Type: tar.TypeDir},
+		registry.File{Name: "usr/local/bin/nnp", Body: data, Mode: 0o4755})
 }
 
 // webServer is busybox's httpd on port 80 serving root, with the page the
 // real image serves.
 func webServer(root string) (v1.Image, error) {
-	files, err := busyboxFiles()
-	if err != nil {
-		return nil, err
-	}
-	files = append(files, dirsFor(root+"/index.html")...)
-	files = append(files, registry.File{Name: strings.TrimPrefix(root, "/") + "/index.html", Body: []byte("<html><body><h1>It works!</h1></body></html>\n")})
-	l, err := registry.Layer(files)
-	if err != nil {
-		return nil, err
-	}
-	return registry.Image(v1.Config{Cmd: []string{"httpd", "-f", "-p", "80", "-h", root}, Env: []string{imagePath},
-		ExposedPorts: map[string]struct{}{"80/tcp": {}}}, l)
+	files := append(dirsFor(root+"/index.html"),
+		registry.File{Name: strings.TrimPrefix(root, "/") + "/index.html", Body: []byte("<html><body><h1>It works!</h1></body></html>\n")})
+	return onBusybox(v1.Config{Cmd: []string{"httpd", "-f", "-p", "80", "-h", root},
+		ExposedPorts: map[string]struct{}{"80/tcp": {}}}, files...)
 }
 
 func httpd(*Cluster) (v1.Image, error) { return webServer("/usr/local/apache2/htdocs") }

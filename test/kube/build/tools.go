@@ -15,6 +15,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubectl"
 	_ "k8s.io/kubernetes/cmd/kubelet"
 	_ "k8s.io/kubernetes/test/images/agnhost"
+	_ "k8s.io/kubernetes/test/images/nonewprivs"
 
 	// What test/e2e's own test files import, so that go test -c finds it.
 	_ "github.com/onsi/ginkgo/v2"
