@@ -159,7 +159,9 @@ func onBusybox(cfg v1.Config, files ...registry.File) (v1.Image, error) {
 	return registry.Image(cfg, l)
 }
 
-func nonroot(*Cluster) (v1.Image, error) { return onBusybox(v1.Config{Cmd: []string{"sh"}, User: "1234"}) }
+func nonroot(*Cluster) (v1.Image, error) {
+	return onBusybox(v1.Config{Cmd: []string{"sh"}, User: "1234"})
+}
 
 // nonewprivs runs nnp, which prints its effective UID: 0 through its
 // set-user-ID bit, unless no_new_privs stops it.
