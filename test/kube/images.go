@@ -81,7 +81,7 @@ type Image struct {
 func Images() []Image {
 	return []Image{
 		{"registry.k8s.io/e2e-test-images/agnhost:2.56", true,
-			"agnhost from k8s.io/kubernetes/test/images/agnhost; busybox, dash as sh, bash, curl, dig, nslookup, nc, ip from Debian", agnhost},
+			"agnhost from k8s.io/kubernetes/test/images/agnhost; busybox, dash as sh, bash, curl, dig, nslookup, nc, ip, getent from Debian", agnhost},
 		{"registry.k8s.io/e2e-test-images/jessie-dnsutils:1.7", false,
 			"agnhost's file system (dig, nslookup, sh) with sh as its command", dnsutils},
 		{CoreDNSImage, true, "CoreDNS from github.com/coredns/coredns", coredns},
@@ -213,11 +213,12 @@ func coredns(c *Cluster) (v1.Image, error) {
 // where the image has them: Debian's dash as /bin/sh, because Debian's
 // busybox-static is a "standalone" shell that runs its own applets before
 // PATH (its nc has no -u), where upstream's Alpine shell finds
-// /usr/bin/nc; bash, curl, dig, nslookup, OpenBSD's nc and iproute2's ip.
+// /usr/bin/nc; bash, curl, dig, nslookup, OpenBSD's nc, iproute2's ip and
+// getent (e2e's DNS probes ask it for hosts).
 var debianTools = []struct{ name, dest string }{
 	{"dash", "bin/sh"}, {"bash", "bin/bash"},
 	{"curl", "usr/bin/curl"}, {"dig", "usr/bin/dig"}, {"nslookup", "usr/bin/nslookup"},
-	{"nc", "usr/bin/nc"}, {"ip", "usr/bin/ip"},
+	{"nc", "usr/bin/nc"}, {"ip", "usr/bin/ip"}, {"getent", "usr/bin/getent"},
 }
 
 // toolsLayer holds agnhost's file system beyond busybox: the Debian tools
