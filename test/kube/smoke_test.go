@@ -61,6 +61,7 @@ kind: Pod
 metadata: {name: web-1, namespace: smoke, labels: {app: web}}
 spec:
   nodeName: node1
+  terminationGracePeriodSeconds: 1
   containers:
   - name: web
     image: registry.k8s.io/e2e-test-images/agnhost:2.56
@@ -73,6 +74,7 @@ kind: Pod
 metadata: {name: web-2, namespace: smoke, labels: {app: web}}
 spec:
   nodeName: node2
+  terminationGracePeriodSeconds: 1
   containers:
   - name: web
     image: registry.k8s.io/e2e-test-images/agnhost:2.56
@@ -84,6 +86,7 @@ kind: Pod
 metadata: {name: client, namespace: smoke}
 spec:
   nodeName: node3
+  terminationGracePeriodSeconds: 1
   containers:
   - name: client
     image: registry.k8s.io/e2e-test-images/agnhost:2.56
@@ -105,17 +108,31 @@ spec:
   ports: [{port: 80, targetPort: 8080}]
 `
 
+// TestClusterServesTheNetworkModel runs the cluster with each of flannel's
+// backends.
 func TestClusterServesTheNetworkModel(t *testing.T) {
+	for _, backend := range kube.Backends {
+		t.Run(backend, func(t *testing.T) { testNetworkModel(t, backend) })
+	}
+}
+
+func testNetworkModel(t *testing.T, backend string) {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	dir := t.TempDir()
+	// Short: kubelet's unix sockets live below it, and a socket path has
+	// at most 107 bytes (t.TempDir's names the subtest).
+	dir, err := os.MkdirTemp("", "nsk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	start := time.Now()
 	logf := func(format string, a ...any) {
 		t.Logf("kube-up %5.1fs: %s", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
 	}
-	c, err := kube.Up(ctx, kube.Spec{Name: "nsk" + hex.EncodeToString(b), Nodes: 3, Backend: "vxlan", BinDir: binDir, Dir: dir}, logf)
+	c, err := kube.Up(ctx, kube.Spec{Name: "nsk" + hex.EncodeToString(b), Nodes: 3, Backend: backend, BinDir: binDir, Dir: dir}, logf)
 	if c != nil {
 		defer func() {
 			if err := c.Down(context.Background()); err != nil {
