@@ -286,6 +286,11 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 		if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
 			return fmt.Errorf("create log dir: %w", err)
 		}
+		// conmon opens the log for writing: a FIFO there would block it,
+		// a link would send the log elsewhere. kubelet gives a fresh path.
+		if st, err := os.Lstat(c.LogPath); err == nil && !st.Mode().IsRegular() {
+			return invalid("config.log_path", ": %s exists and is not a regular file (%s)", c.LogPath, st.Mode().Type())
+		}
 	}
 	pid, monitorPID, err := m.cfg.Monitor.Create(ctx, oci.MonitorOptions{
 		ID: c.ID, Name: c.Name, Bundle: c.Bundle, LogPath: c.LogPath, ExitDir: m.exitDir(),
