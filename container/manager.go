@@ -49,6 +49,9 @@ type Runtime interface {
 	Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error
 	Delete(ctx context.Context, id string, force bool) error
 	List(ctx context.Context) ([]string, error)
+	// State is the runtime's word on the container: "created", "running",
+	// "stopped", or "" when it has none.
+	State(ctx context.Context, id string) (string, error)
 	Update(ctx context.Context, id string, res *specs.LinuxResources) error
 }
 
@@ -72,12 +75,17 @@ type Manager struct {
 	cfg         Config
 	checkpoints checkpoint.Store[Container]
 	locks       keylock.Locks // one per container: serialises its lifecycle
+	// status is one per container too, held only while its record is read,
+	// changed and written: an exit or a refresh never waits for a lifecycle
+	// operation (a stop's grace period), only for another record write.
+	status keylock.Locks
 
 	records *memstore.Store[Container] // by ID and prefix; reservation names
 	exits   *exitWatch
 
 	mu       sync.Mutex
 	monitors map[string]<-chan struct{} // container ID → closed when its monitor, our child, exits
+	unsaved  map[string]bool            // container IDs whose published status is not on disk yet
 }
 
 // exitWait bounds the wait for a SIGKILLed container to be reported gone.
@@ -93,6 +101,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		},
 		records:  memstore.New((*Container).clone),
 		monitors: map[string]<-chan struct{}{},
+		unsaved:  map[string]bool{},
 	}
 	for _, d := range []string{m.checkpoints.Dir, m.layersDir(), m.exitDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -159,12 +168,29 @@ func (m *Manager) List() []*Container {
 	return out
 }
 
+// write says how a change of a record reaches the disk.
+type write int
+
+const (
+	// mustPersist: the change stands only once it is checkpointed (durably);
+	// a failed write refuses it. For what netshim decides: created, a
+	// config change.
+	mustPersist write = iota
+	// publishFirst: the change is a fact of the world (runc started the
+	// container, it exited): it is published whether or not its checkpoint
+	// can be written, and written as space allows, retried at every later look at the container. The old
+	// checkpoint stays until then, and what it lacks is found again at
+	// start (the exit file, the runtime's state), so a full disk never
+	// makes the status lie.
+	publishFirst
+)
+
 // update is the one way a container's status changes: fn gets a copy of
 // the status and returns the next one, or an error to refuse; the
-// transition table may refuse too. The change is checkpointed, then
-// published. The caller holds the container's lock.
-func (m *Manager) update(id string, fn func(Status) (Status, error)) (*Container, error) {
-	return m.updateRecord(id, func(c *Container) error {
+// transition table may refuse too. The change is written as w says and
+// published. It holds the record's status lock, not its lifecycle lock.
+func (m *Manager) update(id string, w write, fn func(Status) (Status, error)) (*Container, error) {
+	return m.updateRecord(id, w, func(c *Container) error {
 		next, err := fn(c.Status)
 		if err != nil {
 			return err
@@ -179,9 +205,10 @@ func (m *Manager) update(id string, fn func(Status) (Status, error)) (*Container
 	})
 }
 
-// updateRecord applies fn to a copy of the whole record, checkpoints it,
-// then publishes it. Only update and the config of UpdateResources use it.
-func (m *Manager) updateRecord(id string, fn func(*Container) error) (*Container, error) {
+// updateRecord applies fn to a copy of the whole record, writes it as w
+// says and publishes it. Only update and the config of UpdateResources use it.
+func (m *Manager) updateRecord(id string, w write, fn func(*Container) error) (*Container, error) {
+	defer m.status.Lock(id)()
 	c, err := m.get(id)
 	if err != nil {
 		return nil, err
@@ -189,11 +216,53 @@ func (m *Manager) updateRecord(id string, fn func(*Container) error) (*Container
 	if err := fn(c); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
-	if err := m.checkpoints.Save(c); err != nil {
-		return nil, err
+	if w == mustPersist {
+		if err := m.checkpoints.Save(c); err != nil {
+			return nil, err
+		}
+		m.records.Replace(id, c)
+		m.setUnsaved(id, false)
+		return c.clone(), nil
 	}
+	// Written, then published whether or not the write succeeded: the
+	// disk is never ahead of memory, and a full disk does not hold back
+	// what happened.
+	err = m.checkpoints.Save(c)
 	m.records.Replace(id, c)
+	if err != nil {
+		klog.ErrorS(err, "Container checkpoint not written; its status is published and will be written when there is room", "container", id, "state", c.State)
+	}
+	m.setUnsaved(id, err != nil)
 	return c.clone(), nil
+}
+
+func (m *Manager) setUnsaved(id string, unsaved bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if unsaved {
+		m.unsaved[id] = true
+	} else {
+		delete(m.unsaved, id)
+	}
+}
+
+// persistPending writes a published status that a full disk kept off it.
+func (m *Manager) persistPending(id string) {
+	m.mu.Lock()
+	pending := m.unsaved[id]
+	m.mu.Unlock()
+	if !pending {
+		return
+	}
+	defer m.status.Lock(id)()
+	c, err := m.get(id)
+	if err != nil {
+		return
+	}
+	if err := m.checkpoints.Save(c); err == nil {
+		m.setUnsaved(id, false)
+		klog.InfoS("Container checkpoint written after all", "container", id, "state", c.State)
+	}
 }
 
 // CreateRequest is a container to create in a pod.
@@ -307,7 +376,7 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 	}
 	pidStart, _ := proc.StartTime(pid)
 	monStart, _ := proc.StartTime(monitorPID)
-	_, err = m.update(c.ID, func(st Status) (Status, error) {
+	_, err = m.update(c.ID, mustPersist, func(st Status) (Status, error) {
 		st.State = StateCreated
 		st.PID, st.PIDStartTime = pid, pidStart
 		st.MonitorPID, st.MonitorPIDStartTime = monitorPID, monStart
@@ -345,12 +414,18 @@ func (m *Manager) removeResources(ctx context.Context, c *Container) error {
 	if err := os.Remove(filepath.Join(m.exitDir(), c.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove exit file of container %s: %w", c.ID, err)
 	}
+	// Under the status lock: a refresh's write cannot bring the checkpoint
+	// back once the record is gone.
+	unlock := m.status.Lock(c.ID)
 	if err := m.checkpoints.Remove(c.ID); err != nil {
+		unlock()
 		return err
 	}
 	m.records.Delete(c.ID)
+	unlock()
 	m.mu.Lock()
 	delete(m.monitors, c.ID)
+	delete(m.unsaved, c.ID)
 	m.mu.Unlock()
 	m.release(c)
 	return nil
@@ -383,7 +458,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 		return err
 	}
 	defer m.locks.Lock(id)()
-	m.refreshLocked(id)
+	m.refresh(id)
 	c, err := m.get(id)
 	if err != nil {
 		return err
@@ -395,15 +470,19 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err := m.cfg.Runtime.Start(ctx, id); err != nil {
 		// A start that failed leaves the container to exit; its monitor
 		// reports the code, and the state says what happened.
-		_, _ = m.update(id, func(st Status) (Status, error) {
+		_, _ = m.update(id, mustPersist, func(st Status) (Status, error) {
 			st.Message = err.Error()
 			return st, nil
 		})
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	crashpoint.Hit(crashpoint.DuringContainerStart)
-	_, err = m.update(id, func(st Status) (Status, error) {
-		st.State, st.StartedAt = StateRunning, time.Now()
+	// runc started it: a fact, published even when the disk is full. A
+	// refresh may have seen it running, or exited, first.
+	_, err = m.update(id, publishFirst, func(st Status) (Status, error) {
+		if st.State == StateCreated {
+			st.State, st.StartedAt = StateRunning, time.Now()
+		}
 		return st, nil
 	})
 	return err
@@ -421,7 +500,7 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string, timeout time.Dura
 }
 
 func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Duration) error {
-	m.refreshLocked(id)
+	m.refresh(id)
 	c, err := m.get(id)
 	if err != nil {
 		return err
@@ -436,7 +515,7 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 		}
 		crashpoint.Hit(crashpoint.DuringContainerStop) // signalled, exit not yet seen
 		if m.waitExit(ctx, id, timeout) {
-			m.refreshLocked(id)
+			m.refresh(id)
 			return nil
 		}
 		klog.V(2).InfoS("Container did not exit within its grace period; killing it", "container", id, "signal", sig, "timeout", timeout)
@@ -448,7 +527,7 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 	if !m.waitExit(ctx, id, exitWait) {
 		return fmt.Errorf("container %s did not exit after SIGKILL within %s", id, exitWait)
 	}
-	m.refreshLocked(id)
+	m.refresh(id)
 	return nil
 }
 
@@ -482,7 +561,7 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, res *r
 		return err
 	}
 	defer m.locks.Lock(id)()
-	m.refreshLocked(id)
+	m.refresh(id)
 	c, err := m.get(id)
 	if err != nil {
 		return err
@@ -509,7 +588,7 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, res *r
 	if err != nil {
 		return err
 	}
-	_, err = m.updateRecord(id, func(c *Container) error {
+	_, err = m.updateRecord(id, mustPersist, func(c *Container) error {
 		c.Config = raw
 		return nil
 	})

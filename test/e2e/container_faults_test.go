@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// containerPIDs are the container's init and its conmon, from the verbose status.
+func (s *shim) containerPIDs(id string) (pid, monitorPID int) {
+	s.t.Helper()
+	resp, err := s.rt.ContainerStatus(s.ctx(), &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var info struct {
+		PID        int `json:"pid"`
+		MonitorPID int `json:"monitorPid"`
+	}
+	if err := json.Unmarshal([]byte(resp.Info["info"]), &info); err != nil || info.PID <= 0 || info.MonitorPID <= 0 {
+		s.t.Fatalf("no pids in the verbose status: %v (%s)", err, resp.Info["info"])
+	}
+	return info.PID, info.MonitorPID
+}
+
+// While StopContainer waits out a long grace period for a container that
+// traps SIGTERM, ListContainers, ContainerStatus and the stats answer
+// (issue 23, fault 5): kubelet's relist must not stall for the grace
+// period. Nothing is timed: each must answer while the stop still waits,
+// which it does until the test kills the container.
+func TestListingAnswersDuringAStop(t *testing.T) {
+	s := startShim(t)
+	image := busyboxImage(t)
+	s.pull(image)
+	podCfg := podWithLogs(t, "patient")
+	pod := s.runPod(podCfg)
+	id := s.runContainer(pod, podCfg, ctrConfig("stubborn", image, `trap 'echo got-term' TERM; echo ready; while true; do sleep 0.1; done`))
+	logPath := filepath.Join(podCfg.LogDirectory, "stubborn.log")
+	waitLog(t, logPath, "F ready")
+	pid, _ := s.containerPIDs(id)
+
+	const grace = 120 // seconds; the test ends the stop long before
+	stopCtx, cancel := context.WithTimeout(context.Background(), (grace+30)*time.Second)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() {
+		_, err := s.rt.StopContainer(stopCtx, &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: grace})
+		stopped <- err
+	}()
+	waitLog(t, logPath, "F got-term") // the stop has begun and holds the container
+
+	calls := map[string]func() error{
+		"ListContainers": func() error {
+			_, err := s.rt.ListContainers(stopCtx, &runtimeapi.ListContainersRequest{})
+			return err
+		},
+		"ContainerStatus": func() error {
+			_, err := s.rt.ContainerStatus(stopCtx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+			return err
+		},
+		"ContainerStats": func() error {
+			_, err := s.rt.ContainerStats(stopCtx, &runtimeapi.ContainerStatsRequest{ContainerId: id})
+			return err
+		},
+		"ListContainerStats": func() error {
+			_, err := s.rt.ListContainerStats(stopCtx, &runtimeapi.ListContainerStatsRequest{})
+			return err
+		},
+	}
+	type answer struct {
+		call string
+		err  error
+	}
+	answers := make(chan answer, len(calls))
+	for name, call := range calls {
+		go func() { answers <- answer{name, call()} }()
+	}
+	for range calls {
+		select {
+		case a := <-answers:
+			if a.err != nil {
+				t.Errorf("%s during the stop: %v", a.call, a.err)
+			}
+		case err := <-stopped:
+			t.Fatalf("the stop ended (%v) before every listing call answered: they waited on it", err)
+		}
+	}
+	// End the stop: kill the container's init (this test's own process).
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("StopContainer: %v", err)
+		}
+	case <-stopCtx.Done():
+		t.Fatal("StopContainer did not return after its container was killed")
+	}
+	if st := s.containerStatus(id); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 {
+		t.Errorf("after the stop: %s exit %d, want exited 137", st.State, st.ExitCode)
+	}
+	s.removePod(pod)
+	s.assertNoContainersLeft()
+}
