@@ -26,7 +26,8 @@ type exitWatch struct {
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // closed at the next event for the ID's exit file
 
-	exited chan struct{}
+	exited  chan struct{}
+	running sync.WaitGroup // onExit calls under way: close waits for them
 }
 
 func watchExits(dir string, onExit func(id string)) (*exitWatch, error) {
@@ -92,7 +93,11 @@ func (x *exitWatch) loop() {
 			id := filepath.Base(ev.Name)
 			x.wake(id)
 			if x.onExit != nil {
-				go x.onExit(id)
+				x.running.Add(1)
+				go func() {
+					defer x.running.Done()
+					x.onExit(id)
+				}()
 			}
 		case err, ok := <-x.w.Errors:
 			if !ok {
@@ -109,6 +114,7 @@ func (x *exitWatch) close() {
 	_ = x.w.Close()
 	<-x.exited
 	x.wakeAll()
+	x.running.Wait() // no record is written after Close returns
 }
 
 // adoptedRecheck is how often a wait looks whether the monitor of a
