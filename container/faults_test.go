@@ -2,7 +2,10 @@ package container
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -202,3 +205,60 @@ func TestStartedContainerFoundCreatedIsReconciled(t *testing.T) {
 	})
 }
 
+// A create cancelled after runc made the container's cgroup leaves no
+// cgroup behind (issue 23, fault 13): the path was recorded only once the
+// create succeeded, so the undo did not know it.
+func TestCancelledCreateLeavesNoCgroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root to make a cgroup")
+		}
+		t.Skip("needs root to make a cgroup")
+	}
+	m, w, _ := newTestManager(t)
+	req := request("web")
+	req.Pod.CgroupParent = fmt.Sprintf("/netshim-unit-%d", os.Getpid())
+	hierarchies := func(path string) []string {
+		if isCgroup2() {
+			return []string{filepath.Join(cgroupRoot, path)}
+		}
+		var dirs []string
+		entries, _ := os.ReadDir(cgroupRoot)
+		for _, e := range entries {
+			if e.IsDir() {
+				dirs = append(dirs, filepath.Join(cgroupRoot, e.Name(), path))
+			}
+		}
+		return dirs
+	}
+	t.Cleanup(func() {
+		for _, parent := range hierarchies(req.Pod.CgroupParent) {
+			entries, _ := os.ReadDir(parent)
+			for _, e := range entries {
+				if e.IsDir() {
+					_ = os.Remove(filepath.Join(parent, e.Name()))
+				}
+			}
+			_ = os.Remove(parent)
+		}
+	})
+	var made []string
+	w.makeCgroup = func(path string) {
+		for _, d := range hierarchies(path) {
+			if err := os.MkdirAll(d, 0o755); err == nil {
+				made = append(made, d)
+			}
+		}
+	}
+	if _, err := m.Create(context.Background(), req); !errors.Is(err, context.Canceled) {
+		t.Fatalf("create: %v, want the cancel", err)
+	}
+	if len(made) == 0 {
+		t.Fatal("the fake runtime made no cgroup: this test would prove nothing")
+	}
+	for _, d := range made {
+		if _, err := os.Stat(d); err == nil {
+			t.Errorf("cgroup %s left behind by a cancelled create", d)
+		}
+	}
+}

@@ -307,6 +307,11 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Container, er
 		StopSignal: req.Image.StopSignal, Bundle: m.bundleDir(id),
 	}
 	c.Metadata.Name, c.Metadata.Attempt = req.Config.GetMetadata().GetName(), req.Config.GetMetadata().GetAttempt()
+	// Recorded before runc can make it: a create cut short (cancelled,
+	// killed) after runc made the cgroup is undone with the cgroup too.
+	if c.CgroupsPath, err = cgroupsPath(req.Pod, id); err != nil {
+		return nil, err
+	}
 
 	if err := m.records.Reserve(c.Name, id); err != nil {
 		return nil, fmt.Errorf("container %w", err)
@@ -380,9 +385,6 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 		st.State = StateCreated
 		st.PID, st.PIDStartTime = pid, pidStart
 		st.MonitorPID, st.MonitorPIDStartTime = monitorPID, monStart
-		if spec.Linux != nil {
-			st.CgroupsPath = spec.Linux.CgroupsPath
-		}
 		return st, nil
 	})
 	return err

@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -36,6 +37,9 @@ type world struct {
 	runState map[string]string
 
 	failMount, failMonitor, failStart error
+	// makeCgroup: the monitor's runc makes the cgroup, then the create is
+	// cancelled (as a cancelled CreateContainer leaves it).
+	makeCgroup func(cgroupsPath string)
 }
 
 func newWorld(t *testing.T, exitDir string) *world {
@@ -72,6 +76,15 @@ func (w *world) Create(_ context.Context, o oci.MonitorOptions) (int, int, error
 	}
 	if _, err := os.Stat(filepath.Join(o.Bundle, "config.json")); err != nil {
 		return 0, 0, fmt.Errorf("monitor started without a bundle: %w", err)
+	}
+	if w.makeCgroup != nil {
+		var spec specs.Spec
+		data, _ := os.ReadFile(filepath.Join(o.Bundle, "config.json"))
+		if err := json.Unmarshal(data, &spec); err != nil {
+			return 0, 0, err
+		}
+		w.makeCgroup(spec.Linux.CgroupsPath)
+		return 0, 0, fmt.Errorf("waiting for the container to be created: %w", context.Canceled)
 	}
 	p := exec.Command("sleep", "60")
 	if err := p.Start(); err != nil {
