@@ -370,16 +370,20 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 		ID: c.ID, Name: c.Name, Bundle: c.Bundle, LogPath: c.LogPath, ExitDir: m.exitDir(),
 		Tty: c.Tty, Stdin: c.Stdin, StdinOnce: req.Config.GetStdinOnce(),
 	})
+	var monitorExited <-chan struct{}
 	if monitorPID > 0 && m.cfg.Reaper != nil {
-		exited := m.cfg.Reaper.Track(monitorPID) // netshim is the monitor's subreaper
+		monitorExited = m.cfg.Reaper.Track(monitorPID) // netshim is the monitor's subreaper
 		m.mu.Lock()
-		m.monitors[c.ID] = exited
+		m.monitors[c.ID] = monitorExited
 		m.mu.Unlock()
 	}
 	if err != nil {
 		return err
 	}
 	pidStart, _ := proc.StartTime(pid)
+	if monitorExited != nil {
+		go m.reapOrphanedInit(monitorExited, pid, pidStart)
+	}
 	monStart, _ := proc.StartTime(monitorPID)
 	_, err = m.update(c.ID, mustPersist, func(st Status) (Status, error) {
 		st.State = StateCreated
@@ -388,6 +392,19 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 		return st, nil
 	})
 	return err
+}
+
+// reapOrphanedInit has the reaper reap the container's init once its monitor
+// is gone. conmon is the init's parent; killed, it leaves the init to the
+// nearest subreaper, netshim, and an init no one waits for stays a zombie
+// until netshim exits. Tracking a PID that is not netshim's child (the
+// monitor reaped the init and exited after it) does nothing; the start time
+// keeps a reused PID from being taken for the init.
+func (m *Manager) reapOrphanedInit(monitorExited <-chan struct{}, pid int, start uint64) {
+	<-monitorExited
+	if pid > 0 && proc.SameAlive(pid, start) {
+		m.cfg.Reaper.Track(pid)
+	}
 }
 
 // undoCreate removes whatever a create made, whatever step it reached.

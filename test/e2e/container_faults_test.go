@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -104,6 +107,54 @@ func TestListingAnswersDuringAStop(t *testing.T) {
 	}
 	if st := s.containerStatus(id); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 137 {
 		t.Errorf("after the stop: %s exit %d, want exited 137", st.State, st.ExitCode)
+	}
+	s.removePod(pod)
+	s.assertNoContainersLeft()
+}
+
+// isZombie says whether pid is a zombie no one has reaped.
+func isZombie(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// The state follows the command's closing parenthesis.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] == 'Z'
+}
+
+// A container whose conmon was killed (kill -9) can still be stopped, and
+// its init is reaped rather than left a zombie until netshim restarts
+// (issue 23, fault 18): netshim, the subreaper, inherits it from conmon.
+func TestKilledMonitorLeavesNoZombie(t *testing.T) {
+	s := startShim(t)
+	image := busyboxImage(t)
+	s.pull(image)
+	podCfg := podWithLogs(t, "orphaned")
+	pod := s.runPod(podCfg)
+	id := s.runContainer(pod, podCfg, ctrConfig("orphan", image, `echo ready; exec sleep 600`))
+	waitLog(t, filepath.Join(podCfg.LogDirectory, "orphan.log"), "F ready")
+	pid, monitor := s.containerPIDs(id)
+	if err := syscall.Kill(monitor, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "the killed conmon to be gone", func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", monitor))
+		return os.IsNotExist(err)
+	})
+	if _, err := s.rt.StopContainer(s.ctx(), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 1}); err != nil {
+		t.Errorf("StopContainer without its conmon: %v", err)
+	}
+	eventually(t, 20*time.Second, "the container's init to be reaped", func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+		return os.IsNotExist(err)
+	})
+	if isZombie(pid) {
+		t.Errorf("init %d is a zombie", pid)
+	}
+	if st := s.containerStatus(id); st.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Errorf("container still running after its stop: %+v", st)
 	}
 	s.removePod(pod)
 	s.assertNoContainersLeft()
