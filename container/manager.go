@@ -227,12 +227,14 @@ func (m *Manager) updateRecord(id string, w write, fn func(*Container) error) (*
 	// Written, then published whether or not the write succeeded: the
 	// disk is never ahead of memory, and a full disk does not hold back
 	// what happened.
+	// The flag goes first: whoever sees the published status also sees
+	// that it is still to be written.
 	err = m.checkpoints.Save(c)
+	m.setUnsaved(id, err != nil)
 	m.records.Replace(id, c)
 	if err != nil {
 		klog.ErrorS(err, "Container checkpoint not written; its status is published and will be written when there is room", "container", id, "state", c.State)
 	}
-	m.setUnsaved(id, err != nil)
 	return c.clone(), nil
 }
 
