@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -261,4 +262,66 @@ func TestCancelledCreateLeavesNoCgroup(t *testing.T) {
 			t.Errorf("cgroup %s left behind by a cancelled create", d)
 		}
 	}
+}
+
+// Stats do not walk a container's writable layer on every call (issue 23,
+// fault 20: 0.7–0.9 s a call with 200k files): the usage is measured once,
+// then served from a cache of bounded age that is refreshed in the
+// background, so a later change still shows.
+func TestStatsDoNotWalkTheLayerOnEveryCall(t *testing.T) {
+	m, _, _ := newTestManager(t)
+	c := startedContainer(t, m, "web")
+	upper := filepath.Join(m.layerDir(c.ID), "upper")
+	if err := os.MkdirAll(upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(upper, "a"), make([]byte, 8192), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var walks atomic.Int32
+	measure, maxAge := measureLayer, layerUsageMaxAge
+	t.Cleanup(func() { measureLayer, layerUsageMaxAge = measure, maxAge })
+	measureLayer = func(dir string) (uint64, uint64) {
+		walks.Add(1)
+		return diskUsage(dir)
+	}
+	layerUsageMaxAge = time.Hour
+	var first *Stats
+	for range 5 {
+		st, err := m.Stats(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if first == nil {
+			first = st
+		}
+		if st.WritableLayerInodes != first.WritableLayerInodes || st.WritableLayerInodes < 2 || st.WritableLayerBytes == 0 {
+			t.Fatalf("usage %d bytes %d inodes, first %d inodes", st.WritableLayerBytes, st.WritableLayerInodes, first.WritableLayerInodes)
+		}
+	}
+	if n := walks.Load(); n != 1 {
+		t.Fatalf("5 stats calls walked the layer %d times, want once", n)
+	}
+
+	// Once the measure is older than the bound, a call starts a new one
+	// and the next calls see it.
+	if err := os.WriteFile(filepath.Join(upper, "b"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	layerUsageMaxAge = 0
+	deadline := time.Now().Add(hangGuard)
+	for {
+		st, err := m.Stats(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.WritableLayerInodes == first.WritableLayerInodes+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a new file never showed in the stats: %d inodes", st.WritableLayerInodes)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	m.Close() // no refresh runs past the test
 }

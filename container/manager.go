@@ -86,6 +86,10 @@ type Manager struct {
 	mu       sync.Mutex
 	monitors map[string]<-chan struct{} // container ID → closed when its monitor, our child, exits
 	unsaved  map[string]bool            // container IDs whose published status is not on disk yet
+
+	usageMu    sync.Mutex
+	usage      map[string]*usage // container ID → last measure of its writable layer
+	background sync.WaitGroup    // measures under way: Close waits for them
 }
 
 // exitWait bounds the wait for a SIGKILLed container to be reported gone.
@@ -102,6 +106,7 @@ func NewManager(cfg Config) (*Manager, error) {
 		records:  memstore.New((*Container).clone),
 		monitors: map[string]<-chan struct{}{},
 		unsaved:  map[string]bool{},
+		usage:    map[string]*usage{},
 	}
 	for _, d := range []string{m.checkpoints.Dir, m.layersDir(), m.exitDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -116,8 +121,12 @@ func NewManager(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Close stops watching for exits; containers keep running.
-func (m *Manager) Close() { m.exits.close() }
+// Close stops watching for exits and waits for background measures;
+// containers keep running.
+func (m *Manager) Close() {
+	m.exits.close()
+	m.background.Wait()
+}
 
 func (m *Manager) exitDir() string           { return filepath.Join(m.cfg.StateDir, "exits") }
 func (m *Manager) layersDir() string         { return filepath.Join(m.cfg.RootDir, "layers") }
@@ -448,6 +457,7 @@ func (m *Manager) removeResources(ctx context.Context, c *Container) error {
 	delete(m.monitors, c.ID)
 	delete(m.unsaved, c.ID)
 	m.mu.Unlock()
+	m.forgetUsage(c.ID)
 	m.release(c)
 	return nil
 }
