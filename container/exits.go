@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/proc"
 	"k8s.io/klog/v2"
 )
@@ -233,7 +235,7 @@ func (m *Manager) recordExit(c *Container, code int32, at time.Time) {
 		}
 		return st, nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) { // removed meanwhile
 		klog.ErrorS(err, "Could not record container exit", "container", c.ID)
 	}
 }
@@ -260,7 +262,9 @@ func (m *Manager) reconcileStarted(id string) {
 		return st, nil
 	})
 	if err != nil {
-		klog.ErrorS(err, "Could not record a started container as running", "container", id)
+		if !errors.Is(err, errdefs.ErrNotFound) { // removed meanwhile
+			klog.ErrorS(err, "Could not record a started container as running", "container", id)
+		}
 		return
 	}
 	klog.InfoS("Container the runtime runs was recorded created; now recorded running", "container", id)
