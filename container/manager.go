@@ -187,10 +187,10 @@ const (
 	mustPersist write = iota
 	// publishFirst: the change is a fact of the world (runc started the
 	// container, it exited): it is published whether or not its checkpoint
-	// can be written, and written as space allows, retried at every later look at the container. The old
-	// checkpoint stays until then, and what it lacks is found again at
-	// start (the exit file, the runtime's state), so a full disk never
-	// makes the status lie.
+	// can be written, and written as space allows, retried at every later
+	// look at the container. The old checkpoint stays until then, and what
+	// it lacks is found again at start (the exit file, the runtime's
+	// state), so a full disk never makes the status lie.
 	publishFirst
 )
 
@@ -235,9 +235,8 @@ func (m *Manager) updateRecord(id string, w write, fn func(*Container) error) (*
 	}
 	// Written, then published whether or not the write succeeded: the
 	// disk is never ahead of memory, and a full disk does not hold back
-	// what happened.
-	// The flag goes first: whoever sees the published status also sees
-	// that it is still to be written.
+	// what happened. The unsaved flag is set before the publication, so
+	// whoever sees the new status also sees that it is still to be written.
 	err = m.checkpoints.Save(c)
 	m.setUnsaved(id, err != nil)
 	m.records.Replace(id, c)
