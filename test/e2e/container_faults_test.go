@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netshim/netshim/pkg/crashpoint"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -155,6 +156,40 @@ func TestKilledMonitorLeavesNoZombie(t *testing.T) {
 	}
 	if st := s.containerStatus(id); st.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
 		t.Errorf("container still running after its stop: %+v", st)
+	}
+	s.removePod(pod)
+	s.assertNoContainersLeft()
+}
+
+// A start cut short after `runc start` (netshim killed before it recorded
+// RUNNING) leaves a container that runs; after the restart it reads
+// RUNNING, not CREATED for good, and a stop sends it SIGTERM before
+// SIGKILL (issue 23, fault 6).
+func TestStartCutShortReadsRunningAfterRestart(t *testing.T) {
+	s := startShim(t)
+	image := busyboxImage(t)
+	s.pull(image)
+	podCfg := podWithLogs(t, "cutshort")
+	pod := s.runPod(podCfg)
+	id := s.createContainer(pod, podCfg, ctrConfig("cut", image, `trap 'echo got-term; exit 3' TERM; echo ready; while true; do sleep 0.1; done`))
+
+	s.restartWithEnv(crashpoint.EnvVar + "=" + crashpoint.DuringContainerStart)
+	_, _ = s.rt.StartContainer(s.ctx(), &runtimeapi.StartContainerRequest{ContainerId: id}) // netshim dies in it
+	s.waitKilled()
+	s.env = nil
+	s.start()
+
+	logPath := filepath.Join(podCfg.LogDirectory, "cut.log")
+	waitLog(t, logPath, "F ready") // runc did start it
+	if st := s.containerStatus(id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING || st.StartedAt == 0 {
+		t.Fatalf("after the restart: %s started %d, want RUNNING with a start time", st.State, st.StartedAt)
+	}
+	if _, err := s.rt.StopContainer(s.ctx(), &runtimeapi.StopContainerRequest{ContainerId: id, Timeout: 20}); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, logPath, "F got-term")
+	if st := s.containerStatus(id); st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 3 {
+		t.Errorf("after the stop: %s exit %d, want exited 3 (its SIGTERM trap)", st.State, st.ExitCode)
 	}
 	s.removePod(pod)
 	s.assertNoContainersLeft()
