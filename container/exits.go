@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/proc"
 	"k8s.io/klog/v2"
 )
@@ -26,7 +28,8 @@ type exitWatch struct {
 	mu      sync.Mutex
 	waiters map[string]chan struct{} // closed at the next event for the ID's exit file
 
-	exited chan struct{}
+	exited  chan struct{}
+	running sync.WaitGroup // onExit calls under way: close waits for them
 }
 
 func watchExits(dir string, onExit func(id string)) (*exitWatch, error) {
@@ -92,7 +95,11 @@ func (x *exitWatch) loop() {
 			id := filepath.Base(ev.Name)
 			x.wake(id)
 			if x.onExit != nil {
-				go x.onExit(id)
+				x.running.Add(1)
+				go func() {
+					defer x.running.Done()
+					x.onExit(id)
+				}()
 			}
 		case err, ok := <-x.w.Errors:
 			if !ok {
@@ -109,6 +116,7 @@ func (x *exitWatch) close() {
 	_ = x.w.Close()
 	<-x.exited
 	x.wakeAll()
+	x.running.Wait() // no record is written after Close returns
 }
 
 // adoptedRecheck is how often a wait looks whether the monitor of a
@@ -156,17 +164,17 @@ func (m *Manager) anyAlive(c *Container) bool {
 	return proc.SameAlive(c.PID, c.PIDStartTime) || proc.SameAlive(c.MonitorPID, c.MonitorPIDStartTime)
 }
 
-// refresh brings the recorded state up to date with the monitor's exit file.
-func (m *Manager) refresh(id string) {
-	c, err := m.get(id)
-	if err != nil || !live(c.State) {
-		return
-	}
-	defer m.locks.Lock(id)()
-	m.refreshLocked(id)
-}
+// stateTimeout bounds the runtime's answer on a created container.
+const stateTimeout = 5 * time.Second
 
-func (m *Manager) refreshLocked(id string) {
+// refresh brings the recorded state up to date with the monitor's exit file
+// and, for a created container, the runtime's word that it runs. It takes
+// no lifecycle lock, so listing, status and stats never wait on a stop; the
+// update's status lock and the transition table keep it from undoing what a
+// lifecycle operation recorded (an exit is final; start keeps a running
+// one running). It also writes a status a full disk kept off the disk.
+func (m *Manager) refresh(id string) {
+	m.persistPending(id)
 	c, err := m.get(id)
 	if err != nil || !live(c.State) {
 		return
@@ -178,19 +186,41 @@ func (m *Manager) refreshLocked(id string) {
 	}
 	if !ok {
 		if m.anyAlive(c) {
+			if c.State == StateCreated {
+				m.reconcileStarted(id)
+			}
+			return
+		}
+		// The monitor writes the code before it exits: one written since
+		// the first read is there now.
+		if code, at, ok, err = oci.ExitCode(m.exitDir(), id); err != nil || ok {
+			if ok {
+				m.recordExit(c, code, at)
+			}
 			return
 		}
 		// Monitor and container both gone without an exit code (killed,
 		// or the node rebooted): the state cannot be known.
-		_, _ = m.update(id, func(st Status) (Status, error) {
+		_, _ = m.update(id, publishFirst, func(st Status) (Status, error) {
+			if !live(st.State) {
+				return st, nil
+			}
 			st.State, st.FinishedAt, st.ExitCode = StateUnknown, time.Now(), 255
 			st.Reason, st.Message = "Unknown", "the container's monitor is gone and left no exit code"
 			return st, nil
 		})
 		return
 	}
+	m.recordExit(c, code, at)
+}
+
+// recordExit publishes the exit code the monitor wrote.
+func (m *Manager) recordExit(c *Container, code int32, at time.Time) {
 	oom := oomKilled(c.Bundle)
-	_, err = m.update(id, func(st Status) (Status, error) {
+	_, err := m.update(c.ID, publishFirst, func(st Status) (Status, error) {
+		if !live(st.State) {
+			return st, nil // recorded meanwhile
+		}
 		st.State, st.ExitCode, st.FinishedAt = StateExited, code, at
 		if st.StartedAt.IsZero() {
 			st.StartedAt = at
@@ -205,9 +235,39 @@ func (m *Manager) refreshLocked(id string) {
 		}
 		return st, nil
 	})
-	if err != nil {
-		klog.ErrorS(err, "Could not record container exit", "container", id)
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) { // removed meanwhile
+		klog.ErrorS(err, "Could not record container exit", "container", c.ID)
 	}
+}
+
+// reconcileStarted records as running a created container that the runtime
+// says runs: a start cut short after `runc start` (netshim killed, or its
+// record's write failed) would otherwise leave it CREATED for good, its
+// retried start refused and its stop skipping the stop signal.
+func (m *Manager) reconcileStarted(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
+	defer cancel()
+	state, err := m.cfg.Runtime.State(ctx, id)
+	if err != nil {
+		klog.ErrorS(err, "Could not ask the runtime whether a created container runs", "container", id)
+		return
+	}
+	if state != "running" {
+		return
+	}
+	_, err = m.update(id, publishFirst, func(st Status) (Status, error) {
+		if st.State == StateCreated {
+			st.State, st.StartedAt = StateRunning, time.Now()
+		}
+		return st, nil
+	})
+	if err != nil {
+		if !errors.Is(err, errdefs.ErrNotFound) { // removed meanwhile
+			klog.ErrorS(err, "Could not record a started container as running", "container", id)
+		}
+		return
+	}
+	klog.InfoS("Container the runtime runs was recorded created; now recorded running", "container", id)
 }
 
 func oomKilled(bundle string) bool {

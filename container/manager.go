@@ -49,6 +49,9 @@ type Runtime interface {
 	Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error
 	Delete(ctx context.Context, id string, force bool) error
 	List(ctx context.Context) ([]string, error)
+	// State is the runtime's word on the container: "created", "running",
+	// "stopped", or "" when it has none.
+	State(ctx context.Context, id string) (string, error)
 	Update(ctx context.Context, id string, res *specs.LinuxResources) error
 }
 
@@ -72,12 +75,21 @@ type Manager struct {
 	cfg         Config
 	checkpoints checkpoint.Store[Container]
 	locks       keylock.Locks // one per container: serialises its lifecycle
+	// status is one per container too, held only while its record is read,
+	// changed and written: an exit or a refresh never waits for a lifecycle
+	// operation (a stop's grace period), only for another record write.
+	status keylock.Locks
 
 	records *memstore.Store[Container] // by ID and prefix; reservation names
 	exits   *exitWatch
 
 	mu       sync.Mutex
 	monitors map[string]<-chan struct{} // container ID → closed when its monitor, our child, exits
+	unsaved  map[string]bool            // container IDs whose published status is not on disk yet
+
+	usageMu    sync.Mutex
+	usage      map[string]*usage // container ID → last measure of its writable layer
+	background sync.WaitGroup    // measures under way: Close waits for them
 }
 
 // exitWait bounds the wait for a SIGKILLed container to be reported gone.
@@ -93,6 +105,8 @@ func NewManager(cfg Config) (*Manager, error) {
 		},
 		records:  memstore.New((*Container).clone),
 		monitors: map[string]<-chan struct{}{},
+		unsaved:  map[string]bool{},
+		usage:    map[string]*usage{},
 	}
 	for _, d := range []string{m.checkpoints.Dir, m.layersDir(), m.exitDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -107,8 +121,12 @@ func NewManager(cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Close stops watching for exits; containers keep running.
-func (m *Manager) Close() { m.exits.close() }
+// Close stops watching for exits and waits for background measures;
+// containers keep running.
+func (m *Manager) Close() {
+	m.exits.close()
+	m.background.Wait()
+}
 
 func (m *Manager) exitDir() string           { return filepath.Join(m.cfg.StateDir, "exits") }
 func (m *Manager) layersDir() string         { return filepath.Join(m.cfg.RootDir, "layers") }
@@ -159,12 +177,29 @@ func (m *Manager) List() []*Container {
 	return out
 }
 
+// write says how a change of a record reaches the disk.
+type write int
+
+const (
+	// mustPersist: the change stands only once it is checkpointed (durably);
+	// a failed write refuses it. For what netshim decides: created, a
+	// config change.
+	mustPersist write = iota
+	// publishFirst: the change is a fact of the world (runc started the
+	// container, it exited): it is published whether or not its checkpoint
+	// can be written, and written as space allows, retried at every later
+	// look at the container. The old checkpoint stays until then, and what
+	// it lacks is found again at start (the exit file, the runtime's
+	// state), so a full disk never makes the status lie.
+	publishFirst
+)
+
 // update is the one way a container's status changes: fn gets a copy of
 // the status and returns the next one, or an error to refuse; the
-// transition table may refuse too. The change is checkpointed, then
-// published. The caller holds the container's lock.
-func (m *Manager) update(id string, fn func(Status) (Status, error)) (*Container, error) {
-	return m.updateRecord(id, func(c *Container) error {
+// transition table may refuse too. The change is written as w says and
+// published. It holds the record's status lock, not its lifecycle lock.
+func (m *Manager) update(id string, w write, fn func(Status) (Status, error)) (*Container, error) {
+	return m.updateRecord(id, w, func(c *Container) error {
 		next, err := fn(c.Status)
 		if err != nil {
 			return err
@@ -179,9 +214,10 @@ func (m *Manager) update(id string, fn func(Status) (Status, error)) (*Container
 	})
 }
 
-// updateRecord applies fn to a copy of the whole record, checkpoints it,
-// then publishes it. Only update and the config of UpdateResources use it.
-func (m *Manager) updateRecord(id string, fn func(*Container) error) (*Container, error) {
+// updateRecord applies fn to a copy of the whole record, writes it as w
+// says and publishes it. Only update and the config of UpdateResources use it.
+func (m *Manager) updateRecord(id string, w write, fn func(*Container) error) (*Container, error) {
+	defer m.status.Lock(id)()
 	c, err := m.get(id)
 	if err != nil {
 		return nil, err
@@ -189,11 +225,54 @@ func (m *Manager) updateRecord(id string, fn func(*Container) error) (*Container
 	if err := fn(c); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
-	if err := m.checkpoints.Save(c); err != nil {
-		return nil, err
+	if w == mustPersist {
+		if err := m.checkpoints.Save(c); err != nil {
+			return nil, err
+		}
+		m.records.Replace(id, c)
+		m.setUnsaved(id, false)
+		return c.clone(), nil
 	}
+	// Written, then published whether or not the write succeeded: the
+	// disk is never ahead of memory, and a full disk does not hold back
+	// what happened. The unsaved flag is set before the publication, so
+	// whoever sees the new status also sees that it is still to be written.
+	err = m.checkpoints.Save(c)
+	m.setUnsaved(id, err != nil)
 	m.records.Replace(id, c)
+	if err != nil {
+		klog.ErrorS(err, "Container checkpoint not written; its status is published and will be written when there is room", "container", id, "state", c.State)
+	}
 	return c.clone(), nil
+}
+
+func (m *Manager) setUnsaved(id string, unsaved bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if unsaved {
+		m.unsaved[id] = true
+	} else {
+		delete(m.unsaved, id)
+	}
+}
+
+// persistPending writes a published status that a full disk kept off it.
+func (m *Manager) persistPending(id string) {
+	m.mu.Lock()
+	pending := m.unsaved[id]
+	m.mu.Unlock()
+	if !pending {
+		return
+	}
+	defer m.status.Lock(id)()
+	c, err := m.get(id)
+	if err != nil {
+		return
+	}
+	if err := m.checkpoints.Save(c); err == nil {
+		m.setUnsaved(id, false)
+		klog.InfoS("Container checkpoint written after all", "container", id, "state", c.State)
+	}
 }
 
 // CreateRequest is a container to create in a pod.
@@ -238,6 +317,11 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Container, er
 		StopSignal: req.Image.StopSignal, Bundle: m.bundleDir(id),
 	}
 	c.Metadata.Name, c.Metadata.Attempt = req.Config.GetMetadata().GetName(), req.Config.GetMetadata().GetAttempt()
+	// Recorded before runc can make it: a create cut short (cancelled,
+	// killed) after runc made the cgroup is undone with the cgroup too.
+	if c.CgroupsPath, err = cgroupsPath(req.Pod, id); err != nil {
+		return nil, err
+	}
 
 	if err := m.records.Reserve(c.Name, id); err != nil {
 		return nil, fmt.Errorf("container %w", err)
@@ -286,32 +370,51 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 		if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
 			return fmt.Errorf("create log dir: %w", err)
 		}
+		// conmon opens the log for writing: a FIFO there would block it,
+		// a link would send the log elsewhere. kubelet gives a fresh path.
+		if st, err := os.Lstat(c.LogPath); err == nil && !st.Mode().IsRegular() {
+			return invalid("config.log_path", ": %s exists and is not a regular file (%s)", c.LogPath, st.Mode().Type())
+		}
 	}
 	pid, monitorPID, err := m.cfg.Monitor.Create(ctx, oci.MonitorOptions{
 		ID: c.ID, Name: c.Name, Bundle: c.Bundle, LogPath: c.LogPath, ExitDir: m.exitDir(),
 		Tty: c.Tty, Stdin: c.Stdin, StdinOnce: req.Config.GetStdinOnce(),
 	})
+	var monitorExited <-chan struct{}
 	if monitorPID > 0 && m.cfg.Reaper != nil {
-		exited := m.cfg.Reaper.Track(monitorPID) // netshim is the monitor's subreaper
+		monitorExited = m.cfg.Reaper.Track(monitorPID) // netshim is the monitor's subreaper
 		m.mu.Lock()
-		m.monitors[c.ID] = exited
+		m.monitors[c.ID] = monitorExited
 		m.mu.Unlock()
 	}
 	if err != nil {
 		return err
 	}
 	pidStart, _ := proc.StartTime(pid)
+	if monitorExited != nil {
+		go m.reapOrphanedInit(monitorExited, pid, pidStart)
+	}
 	monStart, _ := proc.StartTime(monitorPID)
-	_, err = m.update(c.ID, func(st Status) (Status, error) {
+	_, err = m.update(c.ID, mustPersist, func(st Status) (Status, error) {
 		st.State = StateCreated
 		st.PID, st.PIDStartTime = pid, pidStart
 		st.MonitorPID, st.MonitorPIDStartTime = monitorPID, monStart
-		if spec.Linux != nil {
-			st.CgroupsPath = spec.Linux.CgroupsPath
-		}
 		return st, nil
 	})
 	return err
+}
+
+// reapOrphanedInit has the reaper reap the container's init once its monitor
+// is gone. conmon is the init's parent; killed, it leaves the init to the
+// nearest subreaper, netshim, and an init no one waits for stays a zombie
+// until netshim exits. Tracking a PID that is not netshim's child (the
+// monitor reaped the init and exited after it) does nothing; the start time
+// keeps a reused PID from being taken for the init.
+func (m *Manager) reapOrphanedInit(monitorExited <-chan struct{}, pid int, start uint64) {
+	<-monitorExited
+	if pid > 0 && proc.SameAlive(pid, start) {
+		m.cfg.Reaper.Track(pid)
+	}
 }
 
 // undoCreate removes whatever a create made, whatever step it reached.
@@ -340,13 +443,20 @@ func (m *Manager) removeResources(ctx context.Context, c *Container) error {
 	if err := os.Remove(filepath.Join(m.exitDir(), c.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove exit file of container %s: %w", c.ID, err)
 	}
+	// Under the status lock: a refresh's write cannot bring the checkpoint
+	// back once the record is gone.
+	unlock := m.status.Lock(c.ID)
 	if err := m.checkpoints.Remove(c.ID); err != nil {
+		unlock()
 		return err
 	}
 	m.records.Delete(c.ID)
+	unlock()
 	m.mu.Lock()
 	delete(m.monitors, c.ID)
+	delete(m.unsaved, c.ID)
 	m.mu.Unlock()
+	m.forgetUsage(c.ID)
 	m.release(c)
 	return nil
 }
@@ -378,7 +488,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 		return err
 	}
 	defer m.locks.Lock(id)()
-	m.refreshLocked(id)
+	m.refresh(id)
 	c, err := m.get(id)
 	if err != nil {
 		return err
@@ -390,15 +500,19 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err := m.cfg.Runtime.Start(ctx, id); err != nil {
 		// A start that failed leaves the container to exit; its monitor
 		// reports the code, and the state says what happened.
-		_, _ = m.update(id, func(st Status) (Status, error) {
+		_, _ = m.update(id, mustPersist, func(st Status) (Status, error) {
 			st.Message = err.Error()
 			return st, nil
 		})
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
 	crashpoint.Hit(crashpoint.DuringContainerStart)
-	_, err = m.update(id, func(st Status) (Status, error) {
-		st.State, st.StartedAt = StateRunning, time.Now()
+	// runc started it: a fact, published even when the disk is full. A
+	// refresh may have seen it running, or exited, first.
+	_, err = m.update(id, publishFirst, func(st Status) (Status, error) {
+		if st.State == StateCreated {
+			st.State, st.StartedAt = StateRunning, time.Now()
+		}
 		return st, nil
 	})
 	return err
@@ -416,7 +530,7 @@ func (m *Manager) Stop(ctx context.Context, idOrPrefix string, timeout time.Dura
 }
 
 func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Duration) error {
-	m.refreshLocked(id)
+	m.refresh(id)
 	c, err := m.get(id)
 	if err != nil {
 		return err
@@ -431,7 +545,7 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 		}
 		crashpoint.Hit(crashpoint.DuringContainerStop) // signalled, exit not yet seen
 		if m.waitExit(ctx, id, timeout) {
-			m.refreshLocked(id)
+			m.refresh(id)
 			return nil
 		}
 		klog.V(2).InfoS("Container did not exit within its grace period; killing it", "container", id, "signal", sig, "timeout", timeout)
@@ -443,7 +557,7 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 	if !m.waitExit(ctx, id, exitWait) {
 		return fmt.Errorf("container %s did not exit after SIGKILL within %s", id, exitWait)
 	}
-	m.refreshLocked(id)
+	m.refresh(id)
 	return nil
 }
 
@@ -477,7 +591,7 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, res *r
 		return err
 	}
 	defer m.locks.Lock(id)()
-	m.refreshLocked(id)
+	m.refresh(id)
 	c, err := m.get(id)
 	if err != nil {
 		return err
@@ -504,7 +618,7 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, res *r
 	if err != nil {
 		return err
 	}
-	_, err = m.updateRecord(id, func(c *Container) error {
+	_, err = m.updateRecord(id, mustPersist, func(c *Container) error {
 		c.Config = raw
 		return nil
 	})

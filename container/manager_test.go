@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -32,13 +33,18 @@ type world struct {
 	mounted    map[string]bool
 	signals    map[string][]syscall.Signal
 	ignoreTerm bool // the container ignores SIGTERM
+	// runState is what the runtime says of a container ("" for created).
+	runState map[string]string
 
 	failMount, failMonitor, failStart error
+	// makeCgroup: the monitor's runc makes the cgroup, then the create is
+	// cancelled (as a cancelled CreateContainer leaves it).
+	makeCgroup func(cgroupsPath string)
 }
 
 func newWorld(t *testing.T, exitDir string) *world {
 	w := &world{t: t, exitDir: exitDir, procs: map[string]*exec.Cmd{}, deleted: map[string]bool{},
-		mounted: map[string]bool{}, signals: map[string][]syscall.Signal{}}
+		mounted: map[string]bool{}, signals: map[string][]syscall.Signal{}, runState: map[string]string{}}
 	t.Cleanup(func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -71,6 +77,15 @@ func (w *world) Create(_ context.Context, o oci.MonitorOptions) (int, int, error
 	if _, err := os.Stat(filepath.Join(o.Bundle, "config.json")); err != nil {
 		return 0, 0, fmt.Errorf("monitor started without a bundle: %w", err)
 	}
+	if w.makeCgroup != nil {
+		var spec specs.Spec
+		data, _ := os.ReadFile(filepath.Join(o.Bundle, "config.json"))
+		if err := json.Unmarshal(data, &spec); err != nil {
+			return 0, 0, err
+		}
+		w.makeCgroup(spec.Linux.CgroupsPath)
+		return 0, 0, fmt.Errorf("waiting for the container to be created: %w", context.Canceled)
+	}
 	p := exec.Command("sleep", "60")
 	if err := p.Start(); err != nil {
 		return 0, 0, err
@@ -81,7 +96,38 @@ func (w *world) Create(_ context.Context, o oci.MonitorOptions) (int, int, error
 	return p.Process.Pid, 0, nil
 }
 
-func (w *world) Start(_ context.Context, id string) error { return w.failStart }
+func (w *world) Start(_ context.Context, id string) error {
+	if w.failStart != nil {
+		return w.failStart
+	}
+	w.setRunState(id, "running")
+	return nil
+}
+
+// setRunState is what `runc start` would leave: the runtime says running.
+func (w *world) setRunState(id, state string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.runState[id] = state
+}
+
+// State answers as `runc state` does: created until started, stopped once
+// the process is gone.
+func (w *world) State(_ context.Context, id string) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.procs[id]
+	if p == nil {
+		return "", nil
+	}
+	if p.ProcessState != nil {
+		return "stopped", nil
+	}
+	if st := w.runState[id]; st != "" {
+		return st, nil
+	}
+	return "created", nil
+}
 
 func (w *world) Kill(_ context.Context, id string, sig syscall.Signal, all bool) error {
 	w.mu.Lock()

@@ -31,7 +31,19 @@ func withResources(spec *specs.Spec, in SpecInput, host HostFacts) error {
 		v := clampOOMScoreAdj(int(adj), host)
 		spec.Process.OOMScoreAdj = &v
 	}
-	parent := in.Pod.CgroupParent
+	path, err := cgroupsPath(in.Pod, in.ID)
+	if err != nil {
+		return err
+	}
+	spec.Linux.CgroupsPath = path
+	return nil
+}
+
+// cgroupsPath is the container's cgroup under its pod's parent. Create
+// records it before anything runs, so an undo finds a cgroup that a create
+// cut short left behind.
+func cgroupsPath(pod PodContext, id string) (string, error) {
+	parent := pod.CgroupParent
 	if parent == "" {
 		parent = "/netshim"
 	}
@@ -39,10 +51,9 @@ func withResources(spec *specs.Spec, in SpecInput, host HostFacts) error {
 	// an older netshim may hold another, and Join would put the container
 	// wherever that points (../../x climbs out of every hierarchy).
 	if !filepath.IsAbs(parent) || filepath.Clean(parent) != parent || strings.ContainsAny(parent, ":\x00\n") {
-		return fmt.Errorf("the pod's linux.cgroup_parent %q is not a clean absolute path (an older netshim accepted it); remove the pod and run it again: %w", in.Pod.CgroupParent, errdefs.ErrFailedPrecondition)
+		return "", fmt.Errorf("the pod's linux.cgroup_parent %q is not a clean absolute path (an older netshim accepted it); remove the pod and run it again: %w", pod.CgroupParent, errdefs.ErrFailedPrecondition)
 	}
-	spec.Linux.CgroupsPath = filepath.Join(parent, in.ID)
-	return nil
+	return filepath.Join(parent, id), nil
 }
 
 // LinuxResources turns the CRI's resources into the OCI spec's, for this

@@ -2,7 +2,6 @@ package container
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -157,7 +156,9 @@ func seccompProfile(sc *runtimeapi.LinuxContainerSecurityContext, spec *specs.Sp
 		if sc.GetSeccomp() == nil {
 			field = "config.linux.security_context.seccomp_profile_path"
 		}
-		body, err := os.ReadFile(localhost)
+		// The path is the node's; a FIFO or a device there must not hang
+		// or exhaust netshim, so only a bounded regular file is read.
+		body, err := readRegular(localhost, maxSeccompSize, false)
 		if err != nil {
 			return nil, invalid(field, "%q: %v", localhost, err)
 		}

@@ -48,7 +48,7 @@ func TestRefusedUpdateChangesNothing(t *testing.T) {
 		t.Fatalf("state %s, want exited", got.State)
 	}
 	defer m.locks.Lock(c.ID)()
-	_, err = m.update(c.ID, func(st Status) (Status, error) {
+	_, err = m.update(c.ID, mustPersist, func(st Status) (Status, error) {
 		st.State, st.Reason = StateRunning, "revived"
 		return st, nil
 	})

@@ -49,7 +49,7 @@ func (m *Manager) Stats(c *Container) (*Stats, error) {
 			return nil, fmt.Errorf("read cgroup of container %s: %w", c.ID, err)
 		}
 	}
-	st.WritableLayerBytes, st.WritableLayerInodes = diskUsage(st.LayerMountpoint)
+	st.WritableLayerBytes, st.WritableLayerInodes = m.layerUsage(c.ID, st.LayerMountpoint)
 	return st, nil
 }
 
@@ -163,4 +163,60 @@ func diskUsage(dir string) (bytesUsed, inodes uint64) {
 		return nil
 	})
 	return bytesUsed, inodes
+}
+
+// Measuring a writable layer walks all of it (0.7–0.9 s with 200k files),
+// too slow for every stats call: kubelet asks every few seconds for every
+// container. As containerd's snapshot stats collector does, the usage is
+// kept and measured again in the background once it is older than
+// layerUsageMaxAge (containerd collects every 10 s). A container's first
+// call measures at once, so a new container reports what it holds.
+var (
+	measureLayer     = diskUsage // a var for the tests to count walks
+	layerUsageMaxAge = 10 * time.Second
+)
+
+// usage is one container's last measure of its writable layer.
+type usage struct {
+	bytes, inodes uint64
+	at            time.Time
+	measuring     bool // a background measure is under way
+}
+
+// layerUsage is the container's writable-layer usage, at most
+// layerUsageMaxAge (plus one walk) old.
+func (m *Manager) layerUsage(id, dir string) (bytesUsed, inodes uint64) {
+	m.usageMu.Lock()
+	u, ok := m.usage[id]
+	if ok {
+		if time.Since(u.at) >= layerUsageMaxAge && !u.measuring {
+			u.measuring = true
+			m.background.Add(1)
+			go func() {
+				defer m.background.Done()
+				b, i := measureLayer(dir)
+				m.usageMu.Lock()
+				defer m.usageMu.Unlock()
+				u.bytes, u.inodes, u.at, u.measuring = b, i, time.Now(), false
+			}()
+		}
+		bytesUsed, inodes = u.bytes, u.inodes
+		m.usageMu.Unlock()
+		return bytesUsed, inodes
+	}
+	m.usageMu.Unlock()
+	bytesUsed, inodes = measureLayer(dir)
+	m.usageMu.Lock()
+	if _, known := m.records.Get(id); known { // not removed meanwhile
+		m.usage[id] = &usage{bytes: bytesUsed, inodes: inodes, at: time.Now()}
+	}
+	m.usageMu.Unlock()
+	return bytesUsed, inodes
+}
+
+// forgetUsage drops a removed container's measure.
+func (m *Manager) forgetUsage(id string) {
+	m.usageMu.Lock()
+	defer m.usageMu.Unlock()
+	delete(m.usage, id)
 }

@@ -2,8 +2,9 @@ package container
 
 import (
 	"bytes"
+	"errors"
 	"io"
-	"os"
+	"io/fs"
 	"strconv"
 	"strings"
 
@@ -32,9 +33,17 @@ func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 		spec, _, _ = strings.Cut(spec, ":")
 		spec += ":" + strconv.FormatInt(sc.GetRunAsGroup().GetValue(), 10)
 	}
-	passwd := readInRootfs(rootfs, "/etc/passwd")
-	group := readInRootfs(rootfs, "/etc/group")
-	eu, err := user.GetExecUser(spec, &user.ExecUser{}, passwd, readInRootfs(rootfs, "/etc/group"))
+	passwdData, err := readInRootfs(rootfs, "/etc/passwd")
+	if err != nil {
+		return specs.User{}, err
+	}
+	groupData, err := readInRootfs(rootfs, "/etc/group")
+	if err != nil {
+		return specs.User{}, err
+	}
+	passwd := func() io.Reader { return bytes.NewReader(passwdData) }
+	group := func() io.Reader { return bytes.NewReader(groupData) }
+	eu, err := user.GetExecUser(spec, &user.ExecUser{}, passwd(), group())
 	if err != nil {
 		return specs.User{}, invalid(field, "%s%q: %v", what, spec, err)
 	}
@@ -51,7 +60,7 @@ func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 		// given (GetExecUser lists them only when it was not).
 		sgids := eu.Sgids
 		if name, _, hasGroup := strings.Cut(spec, ":"); hasGroup {
-			if byName, err := user.GetExecUser(name, &user.ExecUser{}, readInRootfs(rootfs, "/etc/passwd"), readInRootfs(rootfs, "/etc/group")); err == nil {
+			if byName, err := user.GetExecUser(name, &user.ExecUser{}, passwd(), group()); err == nil {
 				sgids = byName.Sgids
 			}
 		}
@@ -64,7 +73,7 @@ func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 		for _, g := range sc.GetSupplementalGroups() {
 			names = append(names, strconv.FormatInt(g, 10))
 		}
-		gids, err := user.GetAdditionalGroups(names, group)
+		gids, err := user.GetAdditionalGroups(names, group())
 		if err != nil {
 			return specs.User{}, invalid("config.linux.security_context.supplemental_groups", ": %v", err)
 		}
@@ -75,19 +84,27 @@ func resolveUser(rootfs string, sc *runtimeapi.LinuxContainerSecurityContext, im
 	return u, nil
 }
 
-// readInRootfs reads a file of the rootfs without following a link out of
-// it; a missing or unreadable file reads empty, as for an image without one.
-func readInRootfs(rootfs, name string) io.Reader {
+// readInRootfs reads a file of the image's rootfs on the host's side, so
+// it never follows a link out of the rootfs (links resolve inside it, as
+// the container would see them, and the last element is opened without
+// following one). A missing file reads empty, as for an image without one;
+// one that is not a regular file, or is too big, refuses the container:
+// a FIFO would block CreateContainer and /dev/zero would never end. The
+// container has not run yet, so nothing changes the rootfs meanwhile.
+func readInRootfs(rootfs, name string) ([]byte, error) {
 	if rootfs == "" {
-		return bytes.NewReader(nil)
+		return nil, nil
 	}
 	p, err := securejoin.SecureJoin(rootfs, name)
 	if err != nil {
-		return bytes.NewReader(nil)
+		return nil, invalid("config.image", ": the image's %s: %v", name, err)
 	}
-	data, err := os.ReadFile(p)
+	data, err := readRegular(p, maxUserFileSize, true)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
-		return bytes.NewReader(nil)
+		return nil, invalid("config.image", ": the image's %s cannot be read: %v", name, err)
 	}
-	return bytes.NewReader(data)
+	return data, nil
 }

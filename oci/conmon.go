@@ -110,8 +110,25 @@ func (c *Conmon) Create(ctx context.Context, o MonitorOptions) (pid, monitorPID 
 		return 0, 0, fmt.Errorf("start conmon for %s: %w", o.ID, err)
 	}
 	syncW.Close()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, createTimeout)
+		defer cancel()
+	}
 	// conmon forks its daemon and exits; the daemon reports on the pipe.
-	waitErr := cmd.Wait()
+	// Both waits are bounded: a conmon stuck before it forks (its log path
+	// a FIFO nobody reads) is killed at the deadline, never waited on for
+	// good while the caller holds the pod's lock.
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var waitErr error
+	select {
+	case waitErr = <-exited:
+	case <-ctx.Done():
+		_ = cmd.Process.Kill() // our child, not yet reaped: its PID is still ours
+		<-exited
+		waitErr = fmt.Errorf("conmon did not fork its monitor: %w", ctx.Err())
+	}
 
 	type result struct {
 		pid int
@@ -122,11 +139,6 @@ func (c *Conmon) Create(ctx context.Context, o MonitorOptions) (pid, monitorPID 
 		pid, err := readSyncPID(syncR)
 		done <- result{pid, err}
 	}()
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, createTimeout)
-		defer cancel()
-	}
 	var res result
 	select {
 	case res = <-done:

@@ -27,11 +27,11 @@ func ContainerInPod(cfg *runtimeapi.ContainerConfig, pod *runtimeapi.PodSandboxC
 // refused, never quietly weakened.
 func Container(cfg *runtimeapi.ContainerConfig) error {
 	// No config at all reads as what kubelet never leaves out: the name.
-	if cfg.GetMetadata().GetName() == "" {
-		return invalid("config.metadata.name", "is required")
-	}
-	if strings.ContainsAny(cfg.GetMetadata().GetName(), "/\x00") {
-		return invalid("config.metadata.name", "%q: must not contain '/'", cfg.GetMetadata().GetName())
+	// It goes into the reservation name, conmon's --name and log lines, so
+	// it is held to a sandbox name's rules: bounded, no '/', '\', control
+	// characters, "." or "..".
+	if err := validatePathSafe("config.metadata.name", cfg.GetMetadata().GetName(), maxNameLen); err != nil {
+		return err
 	}
 	if cfg.GetImage().GetImage() == "" {
 		return invalid("config.image.image", "is required")

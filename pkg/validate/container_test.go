@@ -119,3 +119,29 @@ func TestResourcesFieldIsTheRequests(t *testing.T) {
 		t.Errorf("negative cpu shares in an update: %v", err)
 	}
 }
+
+// A container's name becomes part of its reservation name, conmon's --name
+// and log lines: it is held to the rules of a sandbox's name (issue 23,
+// fault 19), and a good one still passes.
+func TestContainerNameIsCheckedAsASandboxName(t *testing.T) {
+	for name, bad := range map[string]string{
+		"newline":   "app\nx",
+		"control":   "app\x1b[31m",
+		"backslash": `a\b`,
+		"dot-dot":   "..",
+		"dot":       ".",
+		"too long":  strings.Repeat("a", 5000),
+	} {
+		cfg := &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: bad}, Image: &runtimeapi.ImageSpec{Image: "busybox"}}
+		err := Container(cfg)
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.HasPrefix(err.Error(), "config.metadata.name") {
+			t.Errorf("%s: %v, want InvalidArgument starting with config.metadata.name", name, err)
+		}
+	}
+	for _, good := range []string{"app", "a.b-c_d", strings.Repeat("a", 253)} {
+		cfg := &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: good}, Image: &runtimeapi.ImageSpec{Image: "busybox"}}
+		if err := Container(cfg); err != nil {
+			t.Errorf("name %q refused: %v", good, err)
+		}
+	}
+}
