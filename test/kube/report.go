@@ -50,7 +50,8 @@ type Explanation struct {
 }
 
 // E2ETable writes the Markdown table of every spec the dry run listed,
-// with its result from the runs (later runs win) and, for each spec that
+// with its result from the runs (a later pass or failure wins over what
+// came before; a skip or an interruption only fills a gap) and, for each spec that
 // did not pass, the reason: an explanation that matches it, or the first
 // line of its failure.
 func E2ETable(dryRun string, runs []string, why []Explanation) (table string, counts map[string]int, err error) {
@@ -72,7 +73,8 @@ func E2ETable(dryRun string, runs []string, why []Explanation) (table string, co
 			return "", nil, err
 		}
 		for _, s := range specs {
-			if s.State != "skipped" || results[s.name()].State == "" {
+			// A spec skipped or cut short in one run keeps what another found.
+			if s.State == "passed" || s.State == "failed" || results[s.name()].State == "" {
 				results[s.name()] = s
 			}
 		}
