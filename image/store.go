@@ -46,6 +46,9 @@ type Config struct {
 	// CertsDir holds CA files per registry host (<host[:port]>/*.crt).
 	CertsDir   string
 	Registerer prometheus.Registerer
+	// PullProgressTimeout fails a pull from an endpoint that sent no bytes
+	// for this long; 0 means never.
+	PullProgressTimeout time.Duration
 }
 
 // Auth is a registry credential as kubelet passes it from a pull secret.
@@ -96,10 +99,11 @@ type FsUsage struct {
 
 // Store is the image store.
 type Store struct {
-	dir      string
-	certsDir string
-	regs     *registriesConf
-	metrics  *metrics
+	dir             string
+	regs            *registriesConf
+	metrics         *metrics
+	transports      *transports
+	progressTimeout time.Duration
 
 	pulls  singleflight.Group // one download per reference
 	layers singleflight.Group // one unpack per chain
@@ -128,8 +132,9 @@ func NewStore(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: filepath.Join(cfg.Root, "images"), certsDir: cfg.CertsDir, regs: regs,
-		metrics: newMetrics(cfg.Registerer), images: newImageRecords(), leases: map[string]lease{}, pulling: map[string]int{}}
+	s := &Store{dir: filepath.Join(cfg.Root, "images"), regs: regs, transports: newTransports(cfg.CertsDir),
+		progressTimeout: cfg.PullProgressTimeout,
+		metrics:         newMetrics(cfg.Registerer), images: newImageRecords(), leases: map[string]lease{}, pulling: map[string]int{}}
 	// A pull killed midway leaves only temp files: they go, and nothing
 	// half-made is ever in blobs/ or layers/ under its final name.
 	if err := os.RemoveAll(s.path("tmp")); err != nil {
@@ -263,17 +268,35 @@ func classify(err error) error {
 	return err
 }
 
+// Close lets go of the registries' idle connections.
+func (s *Store) Close() {
+	s.transports.closeIdle()
+}
+
+// pullFrom pulls from one endpoint, failing when it sends nothing for the
+// progress timeout; the next endpoint (a mirror's registry) may do better.
 func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Auth) (*Image, uint64, error) {
+	pctx, p, stop := watchProgress(ctx, s.progressTimeout)
+	defer stop()
+	img, n, err := s.pullFromWatched(pctx, p, r, ep, auth)
+	if err != nil && errors.Is(context.Cause(pctx), errStalled) {
+		// Not the context's Canceled: the registry stalled, and may not later.
+		return nil, 0, fmt.Errorf("%v: %v: %w", context.Cause(pctx), err, errdefs.ErrUnavailable)
+	}
+	return img, n, err
+}
+
+func (s *Store) pullFromWatched(ctx context.Context, p *progress, r reference, ep endpoint, auth *Auth) (*Image, uint64, error) {
 	ref, err := r.onRegistry(ep.Host, ep.Insecure)
 	if err != nil {
 		return nil, 0, err
 	}
-	tr, err := httpTransport(s.certsDir, ep.Host, ep.Insecure)
+	tr, err := s.transports.get(ep.Host, ep.Insecure)
 	if err != nil {
 		return nil, 0, err
 	}
 	opts := []remote.Option{
-		remote.WithContext(ctx), remote.WithTransport(tr),
+		remote.WithContext(ctx), remote.WithTransport(pullTransport{next: tr, p: p}),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}),
 		remote.WithAuth(authenticator(auth)),
 	}
@@ -325,7 +348,7 @@ func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Au
 			size += uint64(n)
 		}
 		g.Go(func() error {
-			n, err := s.ensureLayer(gctx, l, cfgFile.RootFS.DiffIDs[i].String(), chains[i])
+			n, err := s.ensureLayer(gctx, p, l, cfgFile.RootFS.DiffIDs[i].String(), chains[i])
 			if err != nil {
 				return fmt.Errorf("layer %d: %w", i, err)
 			}
@@ -435,11 +458,17 @@ func chainID(parent, diffID string) string {
 
 // ensureLayer unpacks layer as chain unless it is there already; concurrent
 // pulls that share the layer share the one unpack. It returns the bytes fetched.
-func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, diffID, chain string) (uint64, error) {
+func (s *Store) ensureLayer(ctx context.Context, p *progress, l v1.Layer, diffID, chain string) (uint64, error) {
 	if _, err := os.Stat(s.layerDir(chain)); err == nil {
 		return 0, nil
 	}
+	// Waiting on another pull's download is progress for this one's watch;
+	// running the download here is not (its bytes are).
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
 	v, err, _ := s.layers.Do(chain, func() (any, error) {
+		p.waiting.Add(-1)
+		defer p.waiting.Add(1)
 		if _, err := os.Stat(s.layerDir(chain)); err == nil {
 			return uint64(0), nil
 		}
