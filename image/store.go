@@ -6,6 +6,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -71,16 +72,60 @@ type ImageConfig struct {
 // Image is one image in the store.
 type Image struct {
 	// ID is "sha256:<hex of the config digest>", as containerd names images.
-	ID          string      `json:"id"`
-	RepoTags    []string    `json:"repoTags,omitempty"`
-	RepoDigests []string    `json:"repoDigests,omitempty"`
-	Size        uint64      `json:"size"` // compressed layers plus config, as registries count it
-	Config      ImageConfig `json:"config"`
-	Pinned      bool        `json:"pinned,omitempty"`
+	ID          string   `json:"id"`
+	RepoTags    []string `json:"repoTags,omitempty"`
+	RepoDigests []string `json:"repoDigests,omitempty"`
+	Size        uint64   `json:"size"` // compressed layers plus config, as registries count it
+	// Config is read from the config blob, at the pull and at start; the
+	// records on disk hold names and layers only, so they stay small.
+	Config ImageConfig `json:"-"`
+	Pinned bool        `json:"pinned,omitempty"`
 	// Chains are the layers' chain IDs, bottom first.
 	Chains []string `json:"chains"`
-	// RawConfig is the image's config file, for a verbose status.
-	RawConfig json.RawMessage `json:"rawConfig,omitempty"`
+}
+
+// storedImage is an image record as images.json holds it. Config is only
+// read: older netshims wrote it there (and the whole raw config, ignored).
+type storedImage struct {
+	Image
+	LegacyConfig *ImageConfig `json:"config,omitempty"`
+}
+
+// imageConfig is what containers take from an image's config file.
+func imageConfig(cf *v1.ConfigFile) ImageConfig {
+	c := cf.Config
+	out := ImageConfig{User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir, StopSignal: c.StopSignal, Labels: c.Labels}
+	for v := range c.Volumes {
+		out.Volumes = append(out.Volumes, v)
+	}
+	sort.Strings(out.Volumes)
+	return out
+}
+
+// RawConfig is the config file of the image with id, for a verbose status.
+func (s *Store) RawConfig(id string) ([]byte, error) {
+	data, err := s.readBlob(id, maxConfigSize)
+	if err != nil {
+		return nil, fmt.Errorf("config of image %s: %w", id, err)
+	}
+	return data, nil
+}
+
+// readBlob reads the blob digest, refusing one over limit bytes.
+func (s *Store) readBlob(digest string, limit int64) ([]byte, error) {
+	f, err := os.Open(s.path("blobs", "sha256", strings.TrimPrefix(digest, "sha256:")))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("blob %s is over %d bytes", digest, limit)
+	}
+	return data, nil
 }
 
 func (img *Image) clone() *Image {
@@ -165,14 +210,29 @@ func (s *Store) layerDir(chain string) string {
 func (s *Store) load() error {
 	data, err := os.ReadFile(s.path("images.json"))
 	if err == nil {
-		var list []*Image
+		var list []*storedImage
 		if err := json.Unmarshal(data, &list); err != nil {
 			aside := s.path("images.json.corrupt")
 			_ = os.Rename(s.path("images.json"), aside)
 			klog.ErrorS(err, "Image records are corrupt; set aside, images must be pulled again", "file", aside)
 		}
-		for _, img := range list {
-			s.images.Add(img.ID, img)
+		for _, rec := range list {
+			img := rec.Image
+			raw, err := s.readBlob(img.ID, maxConfigSize)
+			var cf *v1.ConfigFile
+			if err == nil {
+				cf, err = v1.ParseConfigFile(bytes.NewReader(raw))
+			}
+			switch {
+			case err == nil:
+				img.Config = imageConfig(cf)
+			case rec.LegacyConfig != nil:
+				img.Config = *rec.LegacyConfig
+			default:
+				klog.ErrorS(err, "Image's config cannot be read; dropped, it must be pulled again", "image", img.ID)
+				continue
+			}
+			s.images.Add(img.ID, &img)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("read image records: %w", err)
@@ -312,6 +372,15 @@ func (s *Store) pullFromWatched(ctx context.Context, p *progress, r reference, e
 	if err != nil {
 		return nil, 0, err
 	}
+	// The config is read whole into memory: its size is checked first
+	// (go-containerregistry reads no more than the manifest says).
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, 0, err
+	}
+	if m.Config.Size > maxConfigSize {
+		return nil, 0, fmt.Errorf("image config %s is %d bytes, over netshim's limit of %d: %w", cfgName, m.Config.Size, maxConfigSize, errdefs.ErrInvalidArgument)
+	}
 	rawCfg, err := img.RawConfigFile()
 	if err != nil {
 		return nil, 0, fmt.Errorf("fetch config: %w", err)
@@ -319,7 +388,7 @@ func (s *Store) pullFromWatched(ctx context.Context, p *progress, r reference, e
 	if sum := sha256.Sum256(rawCfg); "sha256:"+hex.EncodeToString(sum[:]) != cfgName.String() {
 		return nil, 0, fmt.Errorf("config blob does not match its digest %s", cfgName)
 	}
-	cfgFile, err := v1.ParseConfigFile(strings.NewReader(string(rawCfg)))
+	cfgFile, err := v1.ParseConfigFile(bytes.NewReader(rawCfg))
 	if err != nil {
 		return nil, 0, fmt.Errorf("parse config: %w", err)
 	}
@@ -362,22 +431,25 @@ func (s *Store) pullFromWatched(ctx context.Context, p *progress, r reference, e
 	for _, n := range fetchedEach {
 		fetched += n
 	}
-	// Blobs are kept for what a status shows; layers only unpacked.
-	if err := s.writeBlob(cfgName.String(), rawCfg); err != nil {
+	// The config and the manifest are kept as blobs (a verbose status
+	// shows the config, and the records are read with it); layers only
+	// unpacked.
+	blobs := []blob{{cfgName.String(), rawCfg}}
+	if raw, err := desc.RawManifest(); err == nil {
+		blobs = append(blobs, blob{desc.Digest.String(), raw})
+	}
+	record := &Image{ID: cfgName.String(), Size: size, Chains: chains, Config: imageConfig(cfgFile)}
+	committed, err := s.commit(record, r, r.Name()+"@"+desc.Digest.String(), blobs...)
+	if err != nil {
 		return nil, 0, err
 	}
-	if raw, err := desc.RawManifest(); err == nil {
-		_ = s.writeBlob(desc.Digest.String(), raw)
-	}
-	c := cfgFile.Config
-	record := &Image{
-		ID: cfgName.String(), Size: size, Chains: chains, RawConfig: rawCfg,
-		Config: ImageConfig{User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir, StopSignal: c.StopSignal, Labels: c.Labels},
-	}
-	for v := range c.Volumes {
-		record.Config.Volumes = append(record.Config.Volumes, v)
-	}
-	return s.commit(record, r, r.Name()+"@"+desc.Digest.String()), fetched, nil
+	return committed, fetched, nil
+}
+
+// blob is a blob to keep, by digest.
+type blob struct {
+	digest string
+	data   []byte
 }
 
 // maxParallelLayers bounds the layers one pull fetches and unpacks at once.
@@ -402,11 +474,18 @@ func (s *Store) holdChains(chains []string) func() {
 	}
 }
 
-// commit records img under ref's tag (taking the tag from any other image)
-// and its repo digest, merging with what the store already has.
-func (s *Store) commit(img *Image, r reference, repoDigest string) *Image {
+// commit writes blobs, then records img under ref's tag (taking the tag
+// from any other image) and its repo digest, merging with what the store
+// already has. The blobs are written under s.mu, so a removal's GC never
+// sees them before the record that keeps them.
+func (s *Store) commit(img *Image, r reference, repoDigest string, blobs ...blob) (*Image, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, b := range blobs {
+		if err := s.writeBlob(b.digest, b.data); err != nil {
+			return nil, err
+		}
+	}
 	if old, ok := s.images.Get(img.ID); ok {
 		img.RepoTags, img.RepoDigests, img.Pinned = old.RepoTags, old.RepoDigests, old.Pinned
 	}
@@ -425,7 +504,7 @@ func (s *Store) commit(img *Image, r reference, repoDigest string) *Image {
 	if err := s.saveLocked(); err != nil {
 		klog.ErrorS(err, "Could not save image records")
 	}
-	return img.clone()
+	return img.clone(), nil
 }
 
 func appendUnique(list []string, v string) []string {

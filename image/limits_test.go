@@ -1,0 +1,74 @@
+package image
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/netshim/netshim/pkg/errdefs"
+)
+
+// An image whose config or manifest is larger than any real one is refused
+// before it is read into memory, and leaves nothing in the store (a 150 MiB
+// config took netshim to 2.9 GB).
+func TestOversizedConfigAndManifestAreRefused(t *testing.T) {
+	needRoot(t)
+	reg := startTestRegistry(t)
+	bigConfig := reg.push(t, "big/config:1", testImage(t,
+		v1.Config{Cmd: []string{"sh"}, Labels: map[string]string{"pad": strings.Repeat("a", maxConfigSize)}}, smallLayer(t, "a")))
+	withAnnotations := mutate.Annotations(testImage(t, v1.Config{Cmd: []string{"sh"}}, smallLayer(t, "b")),
+		map[string]string{"pad": strings.Repeat("m", maxManifestSize)}).(v1.Image)
+	bigManifest := reg.push(t, "big/manifest:1", withAnnotations)
+
+	s := newTestStore(t, Config{})
+	_, err := s.Pull(pullCtx(t), bigConfig, nil)
+	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("pull of an image with a config over the limit: %v, want InvalidArgument naming the limit", err)
+	}
+	if _, err := s.Pull(pullCtx(t), bigManifest, nil); err == nil || !strings.Contains(err.Error(), "limit") {
+		t.Errorf("pull of an image with a manifest over the limit: %v, want an error naming the limit", err)
+	}
+	if list := s.List(); len(list) != 0 {
+		t.Errorf("refused images were recorded: %v", list)
+	}
+}
+
+// The image records hold names and layers, not the config: images.json
+// stays small however large the configs are (every change rewrites it),
+// and the config, read from its blob, is still whole after a restart.
+func TestImageRecordsHoldNoConfig(t *testing.T) {
+	needRoot(t)
+	reg := startTestRegistry(t)
+	label := strings.Repeat("l", 1<<20)
+	ref := reg.push(t, "cfg/app:1", testImage(t,
+		v1.Config{Cmd: []string{"sh"}, Env: []string{"A=1"}, Labels: map[string]string{"big": label}}, smallLayer(t, "a")))
+	root := t.TempDir()
+	s := newTestStore(t, Config{Root: root})
+	img, err := s.Pull(pullCtx(t), ref, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(s.path("images.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > 64<<10 {
+		t.Errorf("images.json is %d bytes for one image, want it to hold no config", st.Size())
+	}
+	raw, err := s.RawConfig(img.ID)
+	if err != nil || !bytes.Contains(raw, []byte(label)) {
+		t.Errorf("RawConfig: %d bytes, %v; want the whole config", len(raw), err)
+	}
+	s2 := newTestStore(t, Config{Root: root}) // a restart
+	again, err := s2.Get(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Config.Labels["big"] != label || len(again.Config.Cmd) != 1 || again.Config.Env[0] != "A=1" {
+		t.Errorf("config after a restart: cmd %v env %v, label of %d bytes; want the image's", again.Config.Cmd, again.Config.Env, len(again.Config.Labels["big"]))
+	}
+}
