@@ -72,3 +72,53 @@ func TestImageRecordsHoldNoConfig(t *testing.T) {
 		t.Errorf("config after a restart: cmd %v env %v, label of %d bytes; want the image's", again.Config.Cmd, again.Config.Env, len(again.Config.Labels["big"]))
 	}
 }
+
+// Removing an image removes what only it referenced: its config, its
+// manifest and its layers; what another image still names stays. With
+// every image gone, the store uses nothing (ImageFsInfo counted 91 MiB of
+// manifests left behind).
+func TestRemoveTakesWhatOnlyTheImageReferenced(t *testing.T) {
+	needRoot(t)
+	reg := startTestRegistry(t)
+	shared := smallLayer(t, "shared")
+	refA := reg.push(t, "gc/a:1", testImage(t, v1.Config{Cmd: []string{"a"}}, shared, smallLayer(t, "a")))
+	refB := reg.push(t, "gc/b:1", testImage(t, v1.Config{Cmd: []string{"b"}}, shared))
+	s := newTestStore(t, Config{})
+	a, err := s.Pull(pullCtx(t), refA, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Pull(pullCtx(t), refB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs := func() int {
+		entries, err := os.ReadDir(s.path("blobs", "sha256"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	if n := blobs(); n != 4 {
+		t.Fatalf("%d blobs after two pulls, want 4 (two configs, two manifests)", n)
+	}
+	if err := s.Remove(a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := blobs(); n != 2 {
+		t.Errorf("%d blobs after removing one of two images, want the other's 2", n)
+	}
+	if _, err := s.RawConfig(b.ID); err != nil {
+		t.Errorf("the remaining image's config: %v", err)
+	}
+	if err := s.Remove(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := s.FsInfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := blobs(); n != 0 || fs.UsedBytes != 0 || fs.Inodes != 0 {
+		t.Errorf("with no image left: %d blobs, FsInfo %d bytes and %d inodes used; want nothing", n, fs.UsedBytes, fs.Inodes)
+	}
+}

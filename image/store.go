@@ -735,7 +735,6 @@ func (s *Store) Remove(ref string) error {
 	if err := s.saveLocked(); err != nil {
 		return err
 	}
-	_ = os.Remove(s.path("blobs", "sha256", strings.TrimPrefix(img.ID, "sha256:")))
 	s.gcLocked()
 	return nil
 }
@@ -756,7 +755,8 @@ func (s *Store) tagNamed(img *Image, ref string) string {
 	return ""
 }
 
-// gcLocked deletes layers that no image, lease or in-flight pull uses.
+// gcLocked deletes blobs no image names, and layers that no image, lease
+// or in-flight pull uses.
 func (s *Store) gcLocked() {
 	used := map[string]bool{}
 	for c := range s.pulling {
@@ -772,6 +772,7 @@ func (s *Store) gcLocked() {
 			used[strings.TrimPrefix(c, "sha256:")] = true
 		}
 	}
+	s.gcBlobsLocked()
 	entries, _ := os.ReadDir(s.path("layers"))
 	for _, e := range entries {
 		if used[e.Name()] {
@@ -786,6 +787,30 @@ func (s *Store) gcLocked() {
 		}
 		if err := os.RemoveAll(tmp); err != nil {
 			klog.ErrorS(err, "Could not remove unused layer", "chain", e.Name())
+		}
+	}
+}
+
+// gcBlobsLocked deletes the blobs no image names: its config (the ID)
+// and its manifests (the digests of its repo digests). Pulls write blobs
+// under s.mu with the record that names them, so none is in flight.
+func (s *Store) gcBlobsLocked() {
+	used := map[string]bool{}
+	for _, img := range s.images.List() {
+		used[strings.TrimPrefix(img.ID, "sha256:")] = true
+		for _, d := range img.RepoDigests {
+			if _, digest, ok := strings.Cut(d, "@sha256:"); ok {
+				used[digest] = true
+			}
+		}
+	}
+	entries, _ := os.ReadDir(s.path("blobs", "sha256"))
+	for _, e := range entries {
+		if used[e.Name()] {
+			continue
+		}
+		if err := os.Remove(s.path("blobs", "sha256", e.Name())); err != nil {
+			klog.ErrorS(err, "Could not remove unused blob", "digest", "sha256:"+e.Name())
 		}
 	}
 }
