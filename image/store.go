@@ -409,19 +409,38 @@ func (s *Store) pullFromWatched(ctx context.Context, p *progress, r reference, e
 	defer s.holdChains(chains)()
 	// Layers download and unpack in parallel: each goes to its own chain
 	// directory, and the chain IDs are known from the config up front.
+	// A layer with a hard link to a file below waits for the layers below
+	// (started before it, so never waiting on it) when it meets the link.
 	var fetchedEach = make([]uint64, len(layers))
+	done := make([]chan struct{}, len(layers))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(maxParallelLayers)
 	for i, l := range layers {
 		if n, err := l.Size(); err == nil {
 			size += uint64(n)
 		}
+		lower := func() ([]string, error) {
+			dirs := make([]string, 0, i)
+			for j := i - 1; j >= 0; j-- {
+				select {
+				case <-done[j]:
+				case <-gctx.Done():
+					return nil, gctx.Err()
+				}
+				dirs = append(dirs, filepath.Join(s.layerDir(chains[j]), "diff"))
+			}
+			return dirs, nil
+		}
 		g.Go(func() error {
-			n, err := s.ensureLayer(gctx, p, l, cfgFile.RootFS.DiffIDs[i].String(), chains[i])
+			n, err := s.ensureLayer(gctx, p, l, cfgFile.RootFS.DiffIDs[i].String(), chains[i], lower)
 			if err != nil {
 				return fmt.Errorf("layer %d: %w", i, err)
 			}
 			fetchedEach[i] = n
+			close(done[i])
 			return nil
 		})
 	}
@@ -537,7 +556,7 @@ func chainID(parent, diffID string) string {
 
 // ensureLayer unpacks layer as chain unless it is there already; concurrent
 // pulls that share the layer share the one unpack. It returns the bytes fetched.
-func (s *Store) ensureLayer(ctx context.Context, p *progress, l v1.Layer, diffID, chain string) (uint64, error) {
+func (s *Store) ensureLayer(ctx context.Context, p *progress, l v1.Layer, diffID, chain string, lower lowerLayers) (uint64, error) {
 	if _, err := os.Stat(s.layerDir(chain)); err == nil {
 		return 0, nil
 	}
@@ -551,7 +570,7 @@ func (s *Store) ensureLayer(ctx context.Context, p *progress, l v1.Layer, diffID
 		if _, err := os.Stat(s.layerDir(chain)); err == nil {
 			return uint64(0), nil
 		}
-		return s.unpackLayer(ctx, l, diffID, chain)
+		return s.unpackLayer(ctx, l, diffID, chain, lower)
 	})
 	if err != nil {
 		return 0, err
@@ -562,7 +581,7 @@ func (s *Store) ensureLayer(ctx context.Context, p *progress, l v1.Layer, diffID
 // unpackLayer downloads and unpacks into a temp dir, checks the compressed
 // digest (go-containerregistry verifies it at the end of the stream) and the
 // diff ID, and only then renames the layer into place.
-func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID, chain string) (uint64, error) {
+func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID, chain string, lower lowerLayers) (uint64, error) {
 	digest, _ := l.Digest()
 	tmp, err := os.MkdirTemp(s.path("tmp"), "layer-")
 	if err != nil {
@@ -584,7 +603,7 @@ func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID, chain strin
 	if err := os.Mkdir(diff, 0o755); err != nil {
 		return 0, err
 	}
-	u, err := unpack(io.TeeReader(un, h), diff)
+	u, err := unpack(io.TeeReader(un, h), diff, lower)
 	if err != nil {
 		return 0, fmt.Errorf("unpack layer %s: %w", digest, err)
 	}
