@@ -32,11 +32,12 @@ var errStalled = errors.New("no progress")
 // that stalls mid-blob fails the pull instead of pinning it (and every
 // later pull of the same reference, which joins it) for good.
 type progress struct {
-	last    atomic.Int64 // unix nanos of the last progress
+	start   time.Time    // its monotonic clock, which wall-clock steps do not move
+	last    atomic.Int64 // the last progress, in nanoseconds since start
 	waiting atomic.Int32 // waits on another pull's download of a shared layer
 }
 
-func (p *progress) touch() { p.last.Store(time.Now().UnixNano()) }
+func (p *progress) touch() { p.last.Store(int64(time.Since(p.start))) }
 
 // watch returns a context cancelled with errStalled once there has been no
 // progress for timeout (never when timeout is 0), and its cancel func.
@@ -44,7 +45,7 @@ func (p *progress) touch() { p.last.Store(time.Now().UnixNano()) }
 // that pull's own watch fails it, and this one with it, when it stalls.
 func watchProgress(ctx context.Context, timeout time.Duration) (context.Context, *progress, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	p := &progress{}
+	p := &progress{start: time.Now()}
 	p.touch()
 	if timeout <= 0 {
 		return ctx, p, func() { cancel(nil) }
@@ -64,7 +65,7 @@ func watchProgress(ctx context.Context, timeout time.Duration) (context.Context,
 			if p.waiting.Load() > 0 {
 				p.touch()
 			}
-			idle := time.Since(time.Unix(0, p.last.Load()))
+			idle := time.Since(p.start) - time.Duration(p.last.Load())
 			if idle >= timeout {
 				cancel(fmt.Errorf("%w for %s", errStalled, timeout))
 				return
