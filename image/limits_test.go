@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -120,5 +121,45 @@ func TestRemoveTakesWhatOnlyTheImageReferenced(t *testing.T) {
 	}
 	if n := blobs(); n != 0 || fs.UsedBytes != 0 || fs.Inodes != 0 {
 		t.Errorf("with no image left: %d blobs, FsInfo %d bytes and %d inodes used; want nothing", n, fs.UsedBytes, fs.Inodes)
+	}
+}
+
+// images.json as an older netshim wrote it, with the config and the raw
+// config inline, still loads: the config from its blob where it is there,
+// else from the record, where it then stays; the raw config goes at the
+// next write.
+func TestOldImageRecordsStillLoad(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "images")
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	withBlob, withoutBlob := strings.Repeat("a7", 32), strings.Repeat("b8", 32)
+	if err := os.WriteFile(filepath.Join(dir, "blobs", "sha256", withBlob), []byte(`{"config":{"Cmd":["from-blob"]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := `[{"id":"sha256:` + withBlob + `","repoTags":["docker.io/library/a:1"],"size":1,"config":{"cmd":["stale"]},"chains":[],"rawConfig":{"config":{"Cmd":["from-blob"]}}},` +
+		`{"id":"sha256:` + withoutBlob + `","repoTags":["docker.io/library/b:1"],"size":1,"config":{"cmd":["from-record"]},"chains":[],"rawConfig":{"config":{"Cmd":["from-record"]}}}]`
+	if err := os.WriteFile(filepath.Join(dir, "images.json"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := newTestStore(t, Config{Root: root})
+	for ref, want := range map[string]string{"a:1": "from-blob", "b:1": "from-record"} {
+		img, err := s.Get(ref)
+		if err != nil || len(img.Config.Cmd) != 1 || img.Config.Cmd[0] != want {
+			t.Errorf("%s after the upgrade: %+v, %v; want cmd %s", ref, img, err, want)
+		}
+	}
+	if err := s.Remove("a:1"); err != nil { // a write
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "images.json"))
+	if err != nil || bytes.Contains(data, []byte("rawConfig")) || !bytes.Contains(data, []byte(withoutBlob)) {
+		t.Errorf("images.json after a write: %s, %v; want b's record without its raw config", data, err)
+	}
+	// b, whose blob is missing, keeps its config in its record.
+	s2 := newTestStore(t, Config{Root: root})
+	if img, err := s2.Get("b:1"); err != nil || len(img.Config.Cmd) != 1 || img.Config.Cmd[0] != "from-record" {
+		t.Errorf("b:1 after a write and a restart: %+v, %v; want cmd from-record", img, err)
 	}
 }

@@ -82,10 +82,15 @@ type Image struct {
 	Pinned bool        `json:"pinned,omitempty"`
 	// Chains are the layers' chain IDs, bottom first.
 	Chains []string `json:"chains"`
+	// configInline: the config blob is missing and Config came from an
+	// older record; it stays in the record.
+	configInline bool
 }
 
-// storedImage is an image record as images.json holds it. Config is only
-// read: older netshims wrote it there (and the whole raw config, ignored).
+// storedImage is an image record as images.json holds it. Older netshims
+// wrote the config there (and the whole raw config, now ignored); it is
+// read from there, and kept there, only for an image whose config blob
+// is missing.
 type storedImage struct {
 	Image
 	LegacyConfig *ImageConfig `json:"config,omitempty"`
@@ -227,7 +232,7 @@ func (s *Store) load() error {
 			case err == nil:
 				img.Config = imageConfig(cf)
 			case rec.LegacyConfig != nil:
-				img.Config = *rec.LegacyConfig
+				img.Config, img.configInline = *rec.LegacyConfig, true
 			default:
 				klog.ErrorS(err, "Image's config cannot be read; dropped, it must be pulled again", "image", img.ID)
 				continue
@@ -244,7 +249,14 @@ func (s *Store) load() error {
 func (s *Store) saveLocked() error {
 	list := s.images.List()
 	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
-	data, err := json.Marshal(list)
+	records := make([]storedImage, len(list))
+	for i, img := range list {
+		records[i].Image = *img
+		if img.configInline {
+			records[i].LegacyConfig = &img.Config
+		}
+	}
+	data, err := json.Marshal(records)
 	if err != nil {
 		return fmt.Errorf("encode image records: %w", err)
 	}
