@@ -70,7 +70,7 @@ func TestStalledPullFailsAndTheNextStartsFresh(t *testing.T) {
 		}
 		next.ServeHTTP(&stallingWriter{ResponseWriter: w, left: 64 << 10, stalled: stalled, release: release, done: r.Context().Done()}, r)
 	})
-	s := newTestStore(t, Config{PullProgressTimeout: 2 * time.Second})
+	s := newTestStore(t, Config{PullProgressTimeout: 5 * time.Second})
 
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
