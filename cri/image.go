@@ -20,6 +20,7 @@ type Images interface {
 	List() []*image.Image
 	Remove(ref string) error
 	FsInfo() (image.FsUsage, error)
+	RawConfig(id string) ([]byte, error)
 }
 
 func (s *Server) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
@@ -84,10 +85,14 @@ func (s *Server) ImageStatus(_ context.Context, req *runtimeapi.ImageStatusReque
 	}
 	resp := &runtimeapi.ImageStatusResponse{Image: criImage(img)}
 	if req.GetVerbose() {
+		raw, err := s.images.RawConfig(img.ID)
+		if err != nil {
+			return nil, wrapf(err, "status of image %q", req.GetImage().GetImage())
+		}
 		info, _ := json.Marshal(struct {
 			ImageSpec json.RawMessage `json:"imageSpec"`
 			Chains    []string        `json:"chainIDs"`
-		}{img.RawConfig, img.Chains})
+		}{raw, img.Chains})
 		resp.Info = map[string]string{"info": string(info)}
 	}
 	return resp, nil

@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -46,21 +48,76 @@ func (s *Store) Mount(containerID, imageID, dir string, readOnly bool) (string, 
 	if len(l.Chains) == 0 {
 		return "", fmt.Errorf("image %s has no layers: %w", img.ID, errdefs.ErrFailedPrecondition)
 	}
-	lowers := make([]string, 0, len(l.Chains))
-	for i := len(l.Chains) - 1; i >= 0; i-- { // overlay lists the top layer first
-		lowers = append(lowers, filepath.Join(s.layerDir(l.Chains[i]), "diff"))
+	opts, err := s.overlayOptions(dir, l.Chains, readOnly)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", img.ID, err)
 	}
-	opts := "lowerdir=" + strings.Join(lowers, ":")
-	if !readOnly {
-		opts += ",upperdir=" + filepath.Join(dir, "upper") + ",workdir=" + filepath.Join(dir, "work")
-	}
-	if len(opts) >= os.Getpagesize() {
-		return "", fmt.Errorf("image %s has too many layers (%d) for one overlay mount: %w", img.ID, len(l.Chains), errdefs.ErrFailedPrecondition)
-	}
-	if err := unix.Mount("overlay", rootfs, "overlay", 0, opts); err != nil {
+	if err := mountIn(dir, rootfs, opts); err != nil {
 		return "", fmt.Errorf("mount overlay rootfs: %w", err)
 	}
 	return rootfs, nil
+}
+
+// lowerLinks is the dir, in a container's dir, of short links to its
+// image's layers.
+const lowerLinks = "l"
+
+// maxLowerLayers is overlayfs's limit (OVL_MAX_STACK).
+const maxLowerLayers = 500
+
+// overlayOptions are the overlay's mount options, with paths relative to
+// dir, where the mount is made: lowerdir names dir/l/N, a short link to
+// layer N's diff. The options must fit in one page, and absolute layer
+// paths (over 100 bytes each) filled it at about 35 layers; as short
+// links, containerd's and podman's way, up to overlay's own limit of 500.
+func (s *Store) overlayOptions(dir string, chains []string, readOnly bool) (string, error) {
+	if len(chains) > maxLowerLayers {
+		return "", fmt.Errorf("%d layers, over overlay's limit of %d: %w", len(chains), maxLowerLayers, errdefs.ErrFailedPrecondition)
+	}
+	links := filepath.Join(dir, lowerLinks)
+	if err := os.RemoveAll(links); err != nil {
+		return "", fmt.Errorf("layer links: %w", err)
+	}
+	if err := os.Mkdir(links, 0o700); err != nil {
+		return "", fmt.Errorf("layer links: %w", err)
+	}
+	lowers := make([]string, 0, len(chains))
+	for i := len(chains) - 1; i >= 0; i-- { // overlay lists the top layer first
+		name := strconv.Itoa(i)
+		if err := os.Symlink(filepath.Join(s.layerDir(chains[i]), "diff"), filepath.Join(links, name)); err != nil {
+			return "", fmt.Errorf("layer links: %w", err)
+		}
+		lowers = append(lowers, lowerLinks+"/"+name)
+	}
+	opts := "lowerdir=" + strings.Join(lowers, ":")
+	if !readOnly {
+		opts += ",upperdir=upper,workdir=work"
+	}
+	if len(opts) >= os.Getpagesize() {
+		return "", fmt.Errorf("too many layers (%d) for one overlay mount: %w", len(chains), errdefs.ErrFailedPrecondition)
+	}
+	return opts, nil
+}
+
+// mountIn mounts an overlay at target with opts, whose relative paths are
+// resolved in dir: on a thread of its own whose working dir is dir, not
+// shared with the rest of netshim (unshare CLONE_FS). That thread is never
+// given back to the Go scheduler, so it ends with its goroutine.
+func mountIn(dir, target, opts string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			errc <- fmt.Errorf("unshare fs: %w", err)
+			return
+		}
+		if err := unix.Chdir(dir); err != nil {
+			errc <- fmt.Errorf("chdir %s: %w", dir, err)
+			return
+		}
+		errc <- unix.Mount("overlay", target, "overlay", 0, opts)
+	}()
+	return <-errc
 }
 
 // Unmount unmounts dir/rootfs, removes dir and drops the lease, then the

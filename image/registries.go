@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -96,32 +97,92 @@ func (c *registriesConf) endpoints(ref reference) ([]endpoint, error) {
 	return append(out, endpoint{Host: loc, Insecure: best.Insecure}), nil
 }
 
+// transports holds one HTTP transport per registry host, shared by every
+// pull from it: a transport per pull was never closed, and its idle
+// connections (two goroutines and an fd each) stayed open for good.
+type transports struct {
+	certsDir string
+	mu       sync.Mutex
+	byHost   map[string]*sharedTransport
+}
+
+type sharedTransport struct {
+	key string // what it was built from: insecure, and the CA files' names, sizes and times
+	tr  *http.Transport
+}
+
+func newTransports(certsDir string) *transports {
+	return &transports{certsDir: certsDir, byHost: map[string]*sharedTransport{}}
+}
+
+// get is the transport for host. A change of the host's CA files (or of
+// insecure) builds a new one, so a CA added to certsDir takes effect on the
+// next pull; the old one's idle connections are closed.
+func (t *transports) get(host string, insecure bool) (http.RoundTripper, error) {
+	files := t.caFiles(host, insecure)
+	key := fmt.Sprint(insecure)
+	for _, f := range files {
+		if st, err := os.Stat(f); err == nil {
+			key += fmt.Sprintf("|%s:%d:%d", f, st.Size(), st.ModTime().UnixNano())
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if cur, ok := t.byHost[host]; ok && cur.key == key {
+		return redirectLimit{cur.tr}, nil
+	}
+	tr, err := httpTransport(files, insecure)
+	if err != nil {
+		return nil, err
+	}
+	if old, ok := t.byHost[host]; ok {
+		old.tr.CloseIdleConnections()
+	}
+	t.byHost[host] = &sharedTransport{key: key, tr: tr}
+	return redirectLimit{tr}, nil
+}
+
+// caFiles are host's CA files under certsDir (<host[:port]>/*.crt, as
+// CRI-O and podman read them).
+func (t *transports) caFiles(host string, insecure bool) []string {
+	if insecure || t.certsDir == "" {
+		return nil
+	}
+	hostOnly, _, _ := strings.Cut(host, "/")
+	files, _ := filepath.Glob(filepath.Join(t.certsDir, hostOnly, "*.crt"))
+	return files
+}
+
+// closeIdle closes every idle connection (the store is closing).
+func (t *transports) closeIdle() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, st := range t.byHost {
+		st.tr.CloseIdleConnections()
+	}
+}
+
 // httpTransport is the HTTP transport for a registry host: the system roots
-// plus the host's CA files under certsDir (<host[:port]>/*.crt, as CRI-O
-// and podman read them), or no verification for an insecure registry.
-func httpTransport(certsDir, host string, insecure bool) (http.RoundTripper, error) {
+// plus the host's CA files, or no verification for an insecure registry.
+func httpTransport(caFiles []string, insecure bool) (*http.Transport, error) {
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if insecure {
 		tlsConf.InsecureSkipVerify = true //nolint:gosec // asked for by the registry config
-	} else if certsDir != "" {
-		hostOnly, _, _ := strings.Cut(host, "/")
-		files, _ := filepath.Glob(filepath.Join(certsDir, hostOnly, "*.crt"))
-		if len(files) > 0 {
-			pool, err := x509.SystemCertPool()
-			if err != nil {
-				pool = x509.NewCertPool()
-			}
-			for _, f := range files {
-				pem, err := os.ReadFile(f)
-				if err != nil {
-					return nil, fmt.Errorf("read CA %s: %w", f, err)
-				}
-				if !pool.AppendCertsFromPEM(pem) {
-					return nil, fmt.Errorf("CA %s holds no PEM certificate", f)
-				}
-			}
-			tlsConf.RootCAs = pool
+	} else if len(caFiles) > 0 {
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
 		}
+		for _, f := range caFiles {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("read CA %s: %w", f, err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("CA %s holds no PEM certificate", f)
+			}
+		}
+		tlsConf.RootCAs = pool
 	}
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -130,5 +191,29 @@ func httpTransport(certsDir, host string, insecure bool) (http.RoundTripper, err
 		TLSHandshakeTimeout:   10 * time.Second,
 		ResponseHeaderTimeout: 60 * time.Second,
 		MaxIdleConnsPerHost:   8,
+		// Idle connections go after a while, as with Go's default transport.
+		IdleConnTimeout: 90 * time.Second,
 	}, nil
+}
+
+// maxRedirects is Go's own limit, which go-containerregistry's redirect
+// check (against SSRF) replaces: a registry redirecting a blob to itself
+// made netshim follow it thousands of times a second, for good.
+const maxRedirects = 10
+
+// redirectLimit refuses a request that is the maxRedirects+1-th hop of a
+// chain of redirects. http.Client links each redirected request to the
+// response that caused it (Request.Response), so the chain's length is
+// known here, below any CheckRedirect a library sets.
+type redirectLimit struct{ next http.RoundTripper }
+
+func (r redirectLimit) RoundTrip(req *http.Request) (*http.Response, error) {
+	n := 0
+	for resp := req.Response; resp != nil && resp.Request != nil; resp = resp.Request.Response {
+		n++
+	}
+	if n >= maxRedirects {
+		return nil, fmt.Errorf("stopped after %d redirects", n)
+	}
+	return r.next.RoundTrip(req)
 }

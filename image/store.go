@@ -6,6 +6,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -46,6 +47,9 @@ type Config struct {
 	// CertsDir holds CA files per registry host (<host[:port]>/*.crt).
 	CertsDir   string
 	Registerer prometheus.Registerer
+	// PullProgressTimeout fails a pull from an endpoint that sent no bytes
+	// for this long; 0 means never.
+	PullProgressTimeout time.Duration
 }
 
 // Auth is a registry credential as kubelet passes it from a pull secret.
@@ -68,16 +72,65 @@ type ImageConfig struct {
 // Image is one image in the store.
 type Image struct {
 	// ID is "sha256:<hex of the config digest>", as containerd names images.
-	ID          string      `json:"id"`
-	RepoTags    []string    `json:"repoTags,omitempty"`
-	RepoDigests []string    `json:"repoDigests,omitempty"`
-	Size        uint64      `json:"size"` // compressed layers plus config, as registries count it
-	Config      ImageConfig `json:"config"`
-	Pinned      bool        `json:"pinned,omitempty"`
+	ID          string   `json:"id"`
+	RepoTags    []string `json:"repoTags,omitempty"`
+	RepoDigests []string `json:"repoDigests,omitempty"`
+	Size        uint64   `json:"size"` // compressed layers plus config, as registries count it
+	// Config is read from the config blob, at the pull and at start; the
+	// records on disk hold names and layers only, so they stay small.
+	Config ImageConfig `json:"-"`
+	Pinned bool        `json:"pinned,omitempty"`
 	// Chains are the layers' chain IDs, bottom first.
 	Chains []string `json:"chains"`
-	// RawConfig is the image's config file, for a verbose status.
-	RawConfig json.RawMessage `json:"rawConfig,omitempty"`
+	// configInline: the config blob is missing and Config came from an
+	// older record; it stays in the record.
+	configInline bool
+}
+
+// storedImage is an image record as images.json holds it. Older netshims
+// wrote the config there (and the whole raw config, now ignored); it is
+// read from there, and kept there, only for an image whose config blob
+// is missing.
+type storedImage struct {
+	Image
+	LegacyConfig *ImageConfig `json:"config,omitempty"`
+}
+
+// imageConfig is what containers take from an image's config file.
+func imageConfig(cf *v1.ConfigFile) ImageConfig {
+	c := cf.Config
+	out := ImageConfig{User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir, StopSignal: c.StopSignal, Labels: c.Labels}
+	for v := range c.Volumes {
+		out.Volumes = append(out.Volumes, v)
+	}
+	sort.Strings(out.Volumes)
+	return out
+}
+
+// RawConfig is the config file of the image with id, for a verbose status.
+func (s *Store) RawConfig(id string) ([]byte, error) {
+	data, err := s.readBlob(id, maxConfigSize)
+	if err != nil {
+		return nil, fmt.Errorf("config of image %s: %w", id, err)
+	}
+	return data, nil
+}
+
+// readBlob reads the blob digest, refusing one over limit bytes.
+func (s *Store) readBlob(digest string, limit int64) ([]byte, error) {
+	f, err := os.Open(s.path("blobs", "sha256", strings.TrimPrefix(digest, "sha256:")))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("blob %s is over %d bytes", digest, limit)
+	}
+	return data, nil
 }
 
 func (img *Image) clone() *Image {
@@ -96,10 +149,11 @@ type FsUsage struct {
 
 // Store is the image store.
 type Store struct {
-	dir      string
-	certsDir string
-	regs     *registriesConf
-	metrics  *metrics
+	dir             string
+	regs            *registriesConf
+	metrics         *metrics
+	transports      *transports
+	progressTimeout time.Duration
 
 	pulls  singleflight.Group // one download per reference
 	layers singleflight.Group // one unpack per chain
@@ -128,8 +182,9 @@ func NewStore(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: filepath.Join(cfg.Root, "images"), certsDir: cfg.CertsDir, regs: regs,
-		metrics: newMetrics(cfg.Registerer), images: newImageRecords(), leases: map[string]lease{}, pulling: map[string]int{}}
+	s := &Store{dir: filepath.Join(cfg.Root, "images"), regs: regs, transports: newTransports(cfg.CertsDir),
+		progressTimeout: cfg.PullProgressTimeout,
+		metrics:         newMetrics(cfg.Registerer), images: newImageRecords(), leases: map[string]lease{}, pulling: map[string]int{}}
 	// A pull killed midway leaves only temp files: they go, and nothing
 	// half-made is ever in blobs/ or layers/ under its final name.
 	if err := os.RemoveAll(s.path("tmp")); err != nil {
@@ -160,14 +215,29 @@ func (s *Store) layerDir(chain string) string {
 func (s *Store) load() error {
 	data, err := os.ReadFile(s.path("images.json"))
 	if err == nil {
-		var list []*Image
+		var list []*storedImage
 		if err := json.Unmarshal(data, &list); err != nil {
 			aside := s.path("images.json.corrupt")
 			_ = os.Rename(s.path("images.json"), aside)
 			klog.ErrorS(err, "Image records are corrupt; set aside, images must be pulled again", "file", aside)
 		}
-		for _, img := range list {
-			s.images.Add(img.ID, img)
+		for _, rec := range list {
+			img := rec.Image
+			raw, err := s.readBlob(img.ID, maxConfigSize)
+			var cf *v1.ConfigFile
+			if err == nil {
+				cf, err = v1.ParseConfigFile(bytes.NewReader(raw))
+			}
+			switch {
+			case err == nil:
+				img.Config = imageConfig(cf)
+			case rec.LegacyConfig != nil:
+				img.Config, img.configInline = *rec.LegacyConfig, true
+			default:
+				klog.ErrorS(err, "Image's config cannot be read; dropped, it must be pulled again", "image", img.ID)
+				continue
+			}
+			s.images.Add(img.ID, &img)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("read image records: %w", err)
@@ -179,7 +249,14 @@ func (s *Store) load() error {
 func (s *Store) saveLocked() error {
 	list := s.images.List()
 	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
-	data, err := json.Marshal(list)
+	records := make([]storedImage, len(list))
+	for i, img := range list {
+		records[i].Image = *img
+		if img.configInline {
+			records[i].LegacyConfig = &img.Config
+		}
+	}
+	data, err := json.Marshal(records)
 	if err != nil {
 		return fmt.Errorf("encode image records: %w", err)
 	}
@@ -263,17 +340,35 @@ func classify(err error) error {
 	return err
 }
 
+// Close lets go of the registries' idle connections.
+func (s *Store) Close() {
+	s.transports.closeIdle()
+}
+
+// pullFrom pulls from one endpoint, failing when it sends nothing for the
+// progress timeout; the next endpoint (a mirror's registry) may do better.
 func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Auth) (*Image, uint64, error) {
+	pctx, p, stop := watchProgress(ctx, s.progressTimeout)
+	defer stop()
+	img, n, err := s.pullFromWatched(pctx, p, r, ep, auth)
+	if err != nil && errors.Is(context.Cause(pctx), errStalled) {
+		// Not the context's Canceled: the registry stalled, and may not later.
+		return nil, 0, fmt.Errorf("%v: %v: %w", context.Cause(pctx), err, errdefs.ErrUnavailable)
+	}
+	return img, n, err
+}
+
+func (s *Store) pullFromWatched(ctx context.Context, p *progress, r reference, ep endpoint, auth *Auth) (*Image, uint64, error) {
 	ref, err := r.onRegistry(ep.Host, ep.Insecure)
 	if err != nil {
 		return nil, 0, err
 	}
-	tr, err := httpTransport(s.certsDir, ep.Host, ep.Insecure)
+	tr, err := s.transports.get(ep.Host, ep.Insecure)
 	if err != nil {
 		return nil, 0, err
 	}
 	opts := []remote.Option{
-		remote.WithContext(ctx), remote.WithTransport(tr),
+		remote.WithContext(ctx), remote.WithTransport(pullTransport{next: tr, p: p}),
 		remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}),
 		remote.WithAuth(authenticator(auth)),
 	}
@@ -289,6 +384,15 @@ func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Au
 	if err != nil {
 		return nil, 0, err
 	}
+	// The config is read whole into memory: its size is checked first
+	// (go-containerregistry reads no more than the manifest says).
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, 0, err
+	}
+	if m.Config.Size > maxConfigSize {
+		return nil, 0, fmt.Errorf("image config %s is %d bytes, over netshim's limit of %d: %w", cfgName, m.Config.Size, maxConfigSize, errdefs.ErrInvalidArgument)
+	}
 	rawCfg, err := img.RawConfigFile()
 	if err != nil {
 		return nil, 0, fmt.Errorf("fetch config: %w", err)
@@ -296,7 +400,7 @@ func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Au
 	if sum := sha256.Sum256(rawCfg); "sha256:"+hex.EncodeToString(sum[:]) != cfgName.String() {
 		return nil, 0, fmt.Errorf("config blob does not match its digest %s", cfgName)
 	}
-	cfgFile, err := v1.ParseConfigFile(strings.NewReader(string(rawCfg)))
+	cfgFile, err := v1.ParseConfigFile(bytes.NewReader(rawCfg))
 	if err != nil {
 		return nil, 0, fmt.Errorf("parse config: %w", err)
 	}
@@ -317,19 +421,38 @@ func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Au
 	defer s.holdChains(chains)()
 	// Layers download and unpack in parallel: each goes to its own chain
 	// directory, and the chain IDs are known from the config up front.
+	// A layer with a hard link to a file below waits for the layers below
+	// (started before it, so never waiting on it) when it meets the link.
 	var fetchedEach = make([]uint64, len(layers))
+	done := make([]chan struct{}, len(layers))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(maxParallelLayers)
 	for i, l := range layers {
 		if n, err := l.Size(); err == nil {
 			size += uint64(n)
 		}
+		lower := func() ([]string, error) {
+			dirs := make([]string, 0, i)
+			for j := i - 1; j >= 0; j-- {
+				select {
+				case <-done[j]:
+				case <-gctx.Done():
+					return nil, gctx.Err()
+				}
+				dirs = append(dirs, filepath.Join(s.layerDir(chains[j]), "diff"))
+			}
+			return dirs, nil
+		}
 		g.Go(func() error {
-			n, err := s.ensureLayer(gctx, l, cfgFile.RootFS.DiffIDs[i].String(), chains[i])
+			n, err := s.ensureLayer(gctx, p, l, cfgFile.RootFS.DiffIDs[i].String(), chains[i], lower)
 			if err != nil {
 				return fmt.Errorf("layer %d: %w", i, err)
 			}
 			fetchedEach[i] = n
+			close(done[i])
 			return nil
 		})
 	}
@@ -339,22 +462,25 @@ func (s *Store) pullFrom(ctx context.Context, r reference, ep endpoint, auth *Au
 	for _, n := range fetchedEach {
 		fetched += n
 	}
-	// Blobs are kept for what a status shows; layers only unpacked.
-	if err := s.writeBlob(cfgName.String(), rawCfg); err != nil {
+	// The config and the manifest are kept as blobs (a verbose status
+	// shows the config, and the records are read with it); layers only
+	// unpacked.
+	blobs := []blob{{cfgName.String(), rawCfg}}
+	if raw, err := desc.RawManifest(); err == nil {
+		blobs = append(blobs, blob{desc.Digest.String(), raw})
+	}
+	record := &Image{ID: cfgName.String(), Size: size, Chains: chains, Config: imageConfig(cfgFile)}
+	committed, err := s.commit(record, r, r.Name()+"@"+desc.Digest.String(), blobs...)
+	if err != nil {
 		return nil, 0, err
 	}
-	if raw, err := desc.RawManifest(); err == nil {
-		_ = s.writeBlob(desc.Digest.String(), raw)
-	}
-	c := cfgFile.Config
-	record := &Image{
-		ID: cfgName.String(), Size: size, Chains: chains, RawConfig: rawCfg,
-		Config: ImageConfig{User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir, StopSignal: c.StopSignal, Labels: c.Labels},
-	}
-	for v := range c.Volumes {
-		record.Config.Volumes = append(record.Config.Volumes, v)
-	}
-	return s.commit(record, r, r.Name()+"@"+desc.Digest.String()), fetched, nil
+	return committed, fetched, nil
+}
+
+// blob is a blob to keep, by digest.
+type blob struct {
+	digest string
+	data   []byte
 }
 
 // maxParallelLayers bounds the layers one pull fetches and unpacks at once.
@@ -379,11 +505,18 @@ func (s *Store) holdChains(chains []string) func() {
 	}
 }
 
-// commit records img under ref's tag (taking the tag from any other image)
-// and its repo digest, merging with what the store already has.
-func (s *Store) commit(img *Image, r reference, repoDigest string) *Image {
+// commit writes blobs, then records img under ref's tag (taking the tag
+// from any other image) and its repo digest, merging with what the store
+// already has. The blobs are written under s.mu, so a removal's GC never
+// sees them before the record that keeps them.
+func (s *Store) commit(img *Image, r reference, repoDigest string, blobs ...blob) (*Image, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for _, b := range blobs {
+		if err := s.writeBlob(b.digest, b.data); err != nil {
+			return nil, err
+		}
+	}
 	if old, ok := s.images.Get(img.ID); ok {
 		img.RepoTags, img.RepoDigests, img.Pinned = old.RepoTags, old.RepoDigests, old.Pinned
 	}
@@ -402,7 +535,7 @@ func (s *Store) commit(img *Image, r reference, repoDigest string) *Image {
 	if err := s.saveLocked(); err != nil {
 		klog.ErrorS(err, "Could not save image records")
 	}
-	return img.clone()
+	return img.clone(), nil
 }
 
 func appendUnique(list []string, v string) []string {
@@ -435,15 +568,21 @@ func chainID(parent, diffID string) string {
 
 // ensureLayer unpacks layer as chain unless it is there already; concurrent
 // pulls that share the layer share the one unpack. It returns the bytes fetched.
-func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, diffID, chain string) (uint64, error) {
+func (s *Store) ensureLayer(ctx context.Context, p *progress, l v1.Layer, diffID, chain string, lower lowerLayers) (uint64, error) {
 	if _, err := os.Stat(s.layerDir(chain)); err == nil {
 		return 0, nil
 	}
+	// Waiting on another pull's download is progress for this one's watch;
+	// running the download here is not (its bytes are).
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
 	v, err, _ := s.layers.Do(chain, func() (any, error) {
+		p.waiting.Add(-1)
+		defer p.waiting.Add(1)
 		if _, err := os.Stat(s.layerDir(chain)); err == nil {
 			return uint64(0), nil
 		}
-		return s.unpackLayer(ctx, l, diffID, chain)
+		return s.unpackLayer(ctx, l, diffID, chain, lower)
 	})
 	if err != nil {
 		return 0, err
@@ -454,7 +593,7 @@ func (s *Store) ensureLayer(ctx context.Context, l v1.Layer, diffID, chain strin
 // unpackLayer downloads and unpacks into a temp dir, checks the compressed
 // digest (go-containerregistry verifies it at the end of the stream) and the
 // diff ID, and only then renames the layer into place.
-func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID, chain string) (uint64, error) {
+func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID, chain string, lower lowerLayers) (uint64, error) {
 	digest, _ := l.Digest()
 	tmp, err := os.MkdirTemp(s.path("tmp"), "layer-")
 	if err != nil {
@@ -476,7 +615,7 @@ func (s *Store) unpackLayer(ctx context.Context, l v1.Layer, diffID, chain strin
 	if err := os.Mkdir(diff, 0o755); err != nil {
 		return 0, err
 	}
-	u, err := unpack(io.TeeReader(un, h), diff)
+	u, err := unpack(io.TeeReader(un, h), diff, lower)
 	if err != nil {
 		return 0, fmt.Errorf("unpack layer %s: %w", digest, err)
 	}
@@ -627,7 +766,6 @@ func (s *Store) Remove(ref string) error {
 	if err := s.saveLocked(); err != nil {
 		return err
 	}
-	_ = os.Remove(s.path("blobs", "sha256", strings.TrimPrefix(img.ID, "sha256:")))
 	s.gcLocked()
 	return nil
 }
@@ -648,7 +786,8 @@ func (s *Store) tagNamed(img *Image, ref string) string {
 	return ""
 }
 
-// gcLocked deletes layers that no image, lease or in-flight pull uses.
+// gcLocked deletes blobs no image names, and layers that no image, lease
+// or in-flight pull uses.
 func (s *Store) gcLocked() {
 	used := map[string]bool{}
 	for c := range s.pulling {
@@ -664,6 +803,7 @@ func (s *Store) gcLocked() {
 			used[strings.TrimPrefix(c, "sha256:")] = true
 		}
 	}
+	s.gcBlobsLocked()
 	entries, _ := os.ReadDir(s.path("layers"))
 	for _, e := range entries {
 		if used[e.Name()] {
@@ -678,6 +818,30 @@ func (s *Store) gcLocked() {
 		}
 		if err := os.RemoveAll(tmp); err != nil {
 			klog.ErrorS(err, "Could not remove unused layer", "chain", e.Name())
+		}
+	}
+}
+
+// gcBlobsLocked deletes the blobs no image names: its config (the ID)
+// and its manifests (the digests of its repo digests). Pulls write blobs
+// under s.mu with the record that names them, so none is in flight.
+func (s *Store) gcBlobsLocked() {
+	used := map[string]bool{}
+	for _, img := range s.images.List() {
+		used[strings.TrimPrefix(img.ID, "sha256:")] = true
+		for _, d := range img.RepoDigests {
+			if _, digest, ok := strings.Cut(d, "@sha256:"); ok {
+				used[digest] = true
+			}
+		}
+	}
+	entries, _ := os.ReadDir(s.path("blobs", "sha256"))
+	for _, e := range entries {
+		if used[e.Name()] {
+			continue
+		}
+		if err := os.Remove(s.path("blobs", "sha256", e.Name())); err != nil {
+			klog.ErrorS(err, "Could not remove unused blob", "digest", "sha256:"+e.Name())
 		}
 	}
 }

@@ -57,9 +57,11 @@ func TestImageRecordsTagsAndLookups(t *testing.T) {
 	}
 	idA, idB := "sha256:"+strings.Repeat("a1", 32), "sha256:"+strings.Repeat("b2", 32)
 	digest := "docker.io/library/web@sha256:" + strings.Repeat("c3", 32)
-	s.commit(&Image{ID: idA}, ref("web:1"), digest)
-	s.commit(&Image{ID: idA}, ref("web:stable"), digest)
-	s.commit(&Image{ID: idB}, ref("web:1"), "docker.io/library/web@sha256:"+strings.Repeat("d4", 32))
+	// The config blobs go with the records: at start, a record is read with its config.
+	cfg := func(id string) blob { return blob{id, []byte(`{"config":{"Cmd":["sh"]}}`)} }
+	s.commit(&Image{ID: idA}, ref("web:1"), digest, cfg(idA))
+	s.commit(&Image{ID: idA}, ref("web:stable"), digest, cfg(idA))
+	s.commit(&Image{ID: idB}, ref("web:1"), "docker.io/library/web@sha256:"+strings.Repeat("d4", 32), cfg(idB))
 
 	check := func(s *Store) {
 		t.Helper()

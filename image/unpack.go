@@ -31,8 +31,12 @@ type usage struct {
 // trusted.overlay.opaque=y for an opaque dir); owners, modes, times, xattrs,
 // hard links, symlinks and devices are kept. No entry can write outside dir:
 // names with "..", and hard links whose target is outside, are refused, and
-// no symlink is followed out of dir.
-func unpack(r io.Reader, dir string) (usage, error) {
+// no symlink is followed out of dir. A hard link to a file of a lower
+// layer (lower gives their dirs) copies that file up into this layer and
+// links to the copy, as applying the layer on an overlay of the lower ones
+// (containerd's way) does. A PAX global header is ignored, as moby does,
+// and a GNU sparse file is written with its holes.
+func unpack(r io.Reader, dir string, lower lowerLayers) (usage, error) {
 	var u usage
 	tr := tar.NewReader(r)
 	type dirTime struct {
@@ -47,6 +51,11 @@ func unpack(r io.Reader, dir string) (usage, error) {
 		}
 		if err != nil {
 			return u, fmt.Errorf("read layer: %w", err)
+		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			// Comments and defaults for the archive; archive/tar applies none
+			// of them, and neither do moby or containerd.
+			continue
 		}
 		name, err := entryName(hdr.Name)
 		if err != nil {
@@ -78,7 +87,12 @@ func unpack(r io.Reader, dir string) (usage, error) {
 			continue
 		}
 		if strings.HasPrefix(base, whiteoutPrefix) {
-			gone := filepath.Join(parent, strings.TrimPrefix(base, whiteoutPrefix))
+			goneName := strings.TrimPrefix(base, whiteoutPrefix)
+			if goneName == "" || goneName == "." || goneName == ".." {
+				// ".wh.." or ".wh..." would white out the dir itself or its parent.
+				return u, fmt.Errorf("whiteout %q names no file", hdr.Name)
+			}
+			gone := filepath.Join(parent, goneName)
 			_ = os.RemoveAll(gone)
 			if err := unix.Mknod(gone, unix.S_IFCHR, 0); err != nil {
 				return u, fmt.Errorf("whiteout %q: %w", hdr.Name, err)
@@ -91,6 +105,14 @@ func unpack(r io.Reader, dir string) (usage, error) {
 			if err := os.RemoveAll(target); err != nil {
 				return u, fmt.Errorf("replace %q: %w", hdr.Name, err)
 			}
+		}
+		if hdr.Typeflag == tar.TypeLink {
+			copied, err := copyUpLinkTarget(hdr.Linkname, dir, lower)
+			if err != nil {
+				return u, fmt.Errorf("layer entry %q: %w", hdr.Name, err)
+			}
+			u.Bytes += copied.Bytes
+			u.Inodes += copied.Inodes
 		}
 		if err := writeEntry(tr, hdr, dir, target); err != nil {
 			return u, fmt.Errorf("layer entry %q: %w", hdr.Name, err)
@@ -177,6 +199,17 @@ func writeEntry(tr *tar.Reader, hdr *tar.Header, root, target string) error {
 			err = cerr
 		}
 		return err
+	case tar.TypeGNUSparse:
+		// archive/tar reads the holes as zeros; they are holes again here.
+		f, err := os.OpenFile(target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		err = copySparse(f, tr, hdr.Size)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
 	case tar.TypeSymlink:
 		// The target is resolved inside the container's rootfs, never here.
 		return os.Symlink(hdr.Linkname, target)
@@ -198,6 +231,213 @@ func writeEntry(tr *tar.Reader, hdr *tar.Header, root, target string) error {
 		return unix.Mkfifo(target, mode)
 	default:
 		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+	}
+	return nil
+}
+
+// copySparse writes r to f, seeking over blocks of zeros, and sizes f.
+func copySparse(f *os.File, r io.Reader, size int64) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := io.ReadFull(r, buf)
+		if n > 0 {
+			if allZero(buf[:n]) {
+				if _, err := f.Seek(int64(n), io.SeekCurrent); err != nil {
+					return err
+				}
+			} else if _, err := f.Write(buf[:n]); err != nil {
+				return err
+			}
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return f.Truncate(size)
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// lowerLayers gives the unpacked dirs of the layers below the one being
+// unpacked, top first, once they are all there; nil for none.
+type lowerLayers func() ([]string, error)
+
+// copyUpLinkTarget makes sure the target of a hard link is in the layer
+// dir: when it is not, the file it names in the lower layers (the
+// topmost that has it, unless whited out or under an opaque dir above
+// it) is copied into dir, its parents too, with owners, modes, xattrs and
+// times. It returns what it added.
+func copyUpLinkTarget(linkname, dir string, lower lowerLayers) (usage, error) {
+	var u usage
+	name, err := entryName(linkname)
+	if err != nil || name == "." {
+		return u, fmt.Errorf("hard link to %q: outside its layer", linkname)
+	}
+	src, err := securejoin.SecureJoin(dir, name)
+	if err != nil || !within(dir, src) {
+		return u, fmt.Errorf("hard link to %q: outside its layer", linkname)
+	}
+	if _, err := os.Lstat(src); err == nil || lower == nil {
+		return u, nil // in this layer (or nowhere: the link fails as it would)
+	}
+	lowers, err := lower()
+	if err != nil {
+		return u, fmt.Errorf("hard link to %q: %w", linkname, err)
+	}
+	from, fromDir := findInLayers(lowers, name)
+	if from == "" {
+		return u, fmt.Errorf("hard link to %q: no such file in this layer or below", linkname)
+	}
+	// Parents first, as the lower layer has them, then the file.
+	parts := strings.Split(name, "/")
+	for i := 1; i < len(parts); i++ {
+		rel := strings.Join(parts[:i], "/")
+		d := filepath.Join(dir, rel)
+		if _, err := os.Lstat(d); err == nil {
+			continue
+		}
+		if err := copyNode(filepath.Join(fromDir, rel), d); err != nil {
+			return u, fmt.Errorf("copy up %q: %w", rel, err)
+		}
+		u.Inodes++
+	}
+	if err := copyNode(from, filepath.Join(dir, name)); err != nil {
+		return u, fmt.Errorf("copy up %q: %w", name, err)
+	}
+	st, _ := os.Lstat(from)
+	u.Inodes++
+	if st != nil {
+		u.Bytes += uint64(st.Size())
+	}
+	return u, nil
+}
+
+// findInLayers finds name in layers (top first) as overlay would show it:
+// the topmost layer that has it, unless a whiteout hides it or an opaque
+// dir above it hides the layers below. It returns the path and its layer.
+func findInLayers(layers []string, name string) (string, string) {
+	parts := strings.Split(name, "/")
+	for _, layer := range layers {
+		opaque := false
+		for i := 1; i <= len(parts); i++ {
+			p := filepath.Join(layer, filepath.Join(parts[:i]...))
+			var st unix.Stat_t
+			if unix.Lstat(p, &st) != nil {
+				break
+			}
+			if st.Mode&unix.S_IFMT == unix.S_IFCHR && st.Rdev == 0 {
+				return "", "" // whited out here
+			}
+			if i == len(parts) {
+				if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+					return "", "" // hard links name no dirs
+				}
+				return p, layer
+			}
+			if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+				break // a file where a parent dir should be: not here
+			}
+			buf := make([]byte, 2)
+			if n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", buf); err == nil && string(buf[:n]) == "y" {
+				opaque = true
+			}
+		}
+		if opaque {
+			return "", ""
+		}
+	}
+	return "", ""
+}
+
+// copyNode copies one file, dir (not its contents) or symlink from src to
+// dst, with owner, mode, xattrs and times.
+func copyNode(src, dst string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(src, &st); err != nil {
+		return err
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		if err := os.Mkdir(dst, 0o700); err != nil {
+			return err
+		}
+	case unix.S_IFREG:
+		in, err := os.Open(src)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(out, in)
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	case unix.S_IFLNK:
+		target, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		if err := os.Symlink(target, dst); err != nil {
+			return err
+		}
+	default:
+		if err := unix.Mknod(dst, st.Mode, int(st.Rdev)); err != nil {
+			return err
+		}
+	}
+	if err := unix.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFLNK {
+		if err := unix.Chmod(dst, st.Mode&0o7777); err != nil {
+			return err
+		}
+	}
+	if err := copyXattrs(src, dst); err != nil {
+		return err
+	}
+	return unix.UtimesNanoAt(unix.AT_FDCWD, dst, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
+}
+
+func copyXattrs(src, dst string) error {
+	size, err := unix.Llistxattr(src, nil)
+	if err != nil || size == 0 {
+		return nil //nolint:nilerr // a file system without xattrs has none to copy
+	}
+	names := make([]byte, size)
+	size, err = unix.Llistxattr(src, names)
+	if err != nil {
+		return nil //nolint:nilerr // as above
+	}
+	for _, attr := range strings.Split(strings.TrimRight(string(names[:size]), "\x00"), "\x00") {
+		vsize, err := unix.Lgetxattr(src, attr, nil)
+		if err != nil {
+			continue
+		}
+		val := make([]byte, vsize)
+		vsize, err = unix.Lgetxattr(src, attr, val)
+		if err != nil {
+			continue
+		}
+		if err := unix.Lsetxattr(dst, attr, val[:vsize], 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("xattr %s: %w", attr, err)
+		}
 	}
 	return nil
 }

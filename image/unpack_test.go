@@ -83,7 +83,7 @@ func TestUnpackKeepsMetadata(t *testing.T) {
 		entry{name: "bin/alias", typ: tar.TypeLink, link: "bin/tool"},
 		entry{name: "bin/sym", typ: tar.TypeSymlink, link: "/bin/tool"},
 		entry{name: "deep/er/file", body: "x"},
-	), dir)
+	), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestUnpackWhiteouts(t *testing.T) {
 		entry{name: "var/cache/", typ: tar.TypeDir, mode: 0o755},
 		entry{name: "var/cache/.wh..wh..opq"},
 		entry{name: "var/cache/new", body: "fresh"},
-	), dir)
+	), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "layer")
-			_, err := unpack(layerTar(t, entries...), dir)
+			_, err := unpack(layerTar(t, entries...), dir, nil)
 			if err == nil || !strings.Contains(err.Error(), "outside its layer") {
 				t.Errorf("unpack: %v, want an error saying the entry is outside its layer", err)
 			}
@@ -167,7 +167,7 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 	_, err := unpack(layerTar(t,
 		entry{name: "out", typ: tar.TypeSymlink, link: outside},
 		entry{name: "out/planted", body: "x"},
-	), dir)
+	), dir, nil)
 	if _, statErr := os.Stat(filepath.Join(outside, "planted")); statErr == nil {
 		t.Fatalf("a file was written through a symlink to the host (unpack: %v)", err)
 	}
@@ -180,7 +180,7 @@ func TestUnpackRefusesEscapes(t *testing.T) {
 func TestUnpackLaterEntryWins(t *testing.T) {
 	needRoot(t)
 	dir := t.TempDir()
-	if _, err := unpack(layerTar(t, entry{name: "f", body: "old"}, entry{name: "f", body: "new"}), dir); err != nil {
+	if _, err := unpack(layerTar(t, entry{name: "f", body: "old"}, entry{name: "f", body: "new"}), dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	if data, _ := os.ReadFile(filepath.Join(dir, "f")); string(data) != "new" {

@@ -9,7 +9,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
+	"github.com/netshim/netshim/image"
 	"github.com/netshim/netshim/network"
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
@@ -35,6 +37,7 @@ type options struct {
 	conmon            string
 	registryConfig    string
 	registryCertsDir  string
+	pullProgress      time.Duration
 	streamingAddress  string
 	metricsAddress    string
 	socketGroup       string
@@ -70,6 +73,7 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 	fs.StringVar(&o.conmon, "conmon", "conmon", "path of conmon, the per-container monitor (found on PATH by default)")
 	fs.StringVar(&o.registryConfig, "registry-config", "", "registries.conf (v2) file: mirrors, plain-HTTP and blocked registries; empty pulls from each image's own registry")
 	fs.StringVar(&o.registryCertsDir, "registry-certs-dir", "/etc/containers/certs.d", "directory of per-registry CA files: <host[:port]>/*.crt")
+	fs.DurationVar(&o.pullProgress, "image-pull-progress-timeout", image.DefaultPullProgressTimeout, "fail an image pull when its registry sends no bytes for this long, as containerd's image_pull_progress_timeout; 0 never does")
 	fs.StringVar(&o.streamingAddress, "streaming-address", "127.0.0.1:0", "host:port the exec, attach and port-forward streams are served on (port 0 picks a free one); keep it on loopback unless the node's network is trusted")
 	fs.StringVar(&o.socketGroup, "socket-group", "", "group (name or GID) given access to the CRI socket, which is mode 0660; default: root's")
 	fs.StringVar(&o.metricsAddress, "metrics-address", "", "host:port to serve Prometheus metrics on (e.g. 127.0.0.1:9753); empty turns them off")

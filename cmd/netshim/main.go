@@ -108,10 +108,12 @@ func run(o options, notifySocket string) error {
 	plugins := network.NewPluginManager(plugin, reg)
 	defer plugins.Close()
 
-	images, err := image.NewStore(image.Config{Root: o.rootDir, RegistryConfig: o.registryConfig, CertsDir: o.registryCertsDir, Registerer: reg})
+	images, err := image.NewStore(image.Config{Root: o.rootDir, RegistryConfig: o.registryConfig, CertsDir: o.registryCertsDir, Registerer: reg,
+		PullProgressTimeout: o.pullProgress})
 	if err != nil {
 		return err
 	}
+	defer images.Close()
 	containerRuntime := &oci.Runc{Binary: o.ociRuntime, Root: filepath.Join(o.stateDir, "containers-runc")}
 	containers, err := container.NewManager(container.Config{
 		RootDir:  filepath.Join(o.rootDir, "containers"),
