@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -279,5 +281,58 @@ func TestExecLeavesNothing(t *testing.T) {
 		return fds <= fds0+2 && gr <= gr0+3
 	})
 	t.Logf("after 200 execs: fds %d → %d, goroutines %v → %v", fds0, fds, gr0, gr)
+	s.removePod(pod)
+}
+
+// A port-forward never dials from the node's network namespace for a pod
+// that has its own: a stopped sandbox's netns is gone, and a dial made
+// anyway would reach whatever the node serves on its loopback (issue 23.1).
+// The URL is refused, and so is a URL handed out before the stop when its
+// client connects after it.
+func TestPortForwardNeverLeavesThePodsNetns(t *testing.T) {
+	s := startShim(t)
+	node, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	var reached atomic.Int32
+	go func() {
+		for {
+			c, err := node.Accept()
+			if err != nil {
+				return
+			}
+			reached.Add(1)
+			_, _ = c.Write([]byte("HTTP/1.0 200 OK\r\n\r\nthe node's loopback\n"))
+			c.Close()
+		}
+	}()
+	port := int32(node.Addr().(*net.TCPAddr).Port)
+
+	pod := s.runPod(podConfig("pf-stopped"))
+	early, err := s.rt.PortForward(s.ctx(), &runtimeapi.PortForwardRequest{PodSandboxId: pod, Port: []int32{port}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stopPod(pod)
+
+	_, err = s.rt.PortForward(s.ctx(), &runtimeapi.PortForwardRequest{PodSandboxId: pod, Port: []int32{port}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "not ready") {
+		t.Errorf("PortForward to a stopped pod: %v, want FailedPrecondition saying it is not ready", err)
+	}
+
+	st := dialStream(t, early.Url, "v4.channel.k8s.io")
+	st.send(0, []byte("GET / HTTP/1.0\r\n\r\n"))
+	out := st.readAll(15 * time.Second)
+	if data := str(out[0]); strings.Contains(data, "node's loopback") {
+		t.Errorf("a URL of the pod before its stop reached the node's loopback: %q", data)
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("the node's loopback listener was reached %d times through a stopped pod", n)
+	}
+	if errMsg := str(out[1]); !strings.Contains(errMsg, "not ready") {
+		t.Errorf("error channel %q, want it to say the pod is not ready", errMsg)
+	}
 	s.removePod(pod)
 }
