@@ -25,6 +25,12 @@ const (
 	runtimeAPIVersion = "v1"
 )
 
+// MaxMessageSize is the largest gRPC message netshim takes or sends:
+// kubelet's own limit (16 MiB). gRPC's 4 MiB default refused requests
+// kubelet sends (a CreateContainer with 5 MiB of annotations), and an
+// answer over it is refused by kubelet.
+const MaxMessageSize = 16 << 20
+
 // Sandboxes is what the server needs of the sandbox manager.
 type Sandboxes interface {
 	Create(spec sandbox.Spec) (*sandbox.Sandbox, error)

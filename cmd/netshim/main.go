@@ -145,7 +145,8 @@ func run(o options, notifySocket string) error {
 	klog.InfoS("Serving exec, attach and port-forward streams", "address", streamLis.Addr().String())
 	reg.MustRegister(cri.NewSandboxCollector(sandboxes))
 	interceptors := cri.NewInterceptors(reg)
-	grpcServer := grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors.Unary), grpc.ChainStreamInterceptor(interceptors.Stream))
+	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(cri.MaxMessageSize), grpc.MaxSendMsgSize(cri.MaxMessageSize),
+		grpc.ChainUnaryInterceptor(interceptors.Unary), grpc.ChainStreamInterceptor(interceptors.Stream))
 	runtimeapi.RegisterRuntimeServiceServer(grpcServer, server)
 	runtimeapi.RegisterImageServiceServer(grpcServer, server)
 
