@@ -18,6 +18,7 @@ import (
 	"github.com/netshim/netshim/oci"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/sandbox"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
 	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -30,8 +31,9 @@ type Execer interface {
 	Exec(ctx context.Context, id string, o oci.ExecOptions) (int, error)
 }
 
-// maxExecSyncOutput caps each of ExecSync's stdout and stderr so that the
-// whole answer fits kubelet's 16 MiB gRPC message limit.
+// maxExecSyncOutput caps each of ExecSync's stdout and stderr; together
+// they fill kubelet's 16 MiB gRPC message limit, and ExecSync takes the
+// answer's framing off them.
 const maxExecSyncOutput = 8 << 20
 
 // NewStreamingServer serves exec, attach and port-forward for s on lis; the
@@ -159,7 +161,15 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		}
 		return nil, wrapf(err, "exec sync in container %s", c.ID)
 	}
-	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
+	resp := &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}
+	// Two full outputs are the whole limit, and the answer's framing is
+	// more: take the excess off stderr, then stdout, so kubelet takes it.
+	if over := proto.Size(resp) - MaxMessageSize; over > 0 {
+		cut := min(over, len(resp.Stderr))
+		resp.Stderr = stderr.upTo(len(resp.Stderr) - cut)
+		resp.Stdout = stdout.upTo(len(resp.Stdout) - (over - cut))
+	}
+	return resp, nil
 }
 
 // cappedBuffer keeps the first max bytes and says where it cut.
@@ -181,11 +191,18 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *cappedBuffer) Bytes() []byte {
-	if b.cut {
-		return append(b.buf.Bytes()[:b.max-len(truncatedNote)], truncatedNote...)
+func (b *cappedBuffer) Bytes() []byte { return b.upTo(b.max) }
+
+// upTo is what was written, in at most n bytes: cut short, it ends with
+// truncatedNote.
+func (b *cappedBuffer) upTo(n int) []byte {
+	data := b.buf.Bytes()
+	if !b.cut && len(data) <= n {
+		return data
 	}
-	return b.buf.Bytes()
+	keep := max(0, min(n, len(data))-len(truncatedNote))
+	// A copy: the buffer's own bytes stay whole for a later, longer cut.
+	return append(data[:keep:keep], truncatedNote...)
 }
 
 // streamRuntime is what the streaming server calls once a client connected.
