@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/netshim/netshim/network"
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
 	"github.com/spf13/pflag"
@@ -60,9 +59,9 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "directory of CNI network configs; the first valid file in lexical order is the default network")
 	fs.StringVar(&o.cniBinDir, "cni-bin-dir", "/opt/cni/bin", "comma-separated directories holding CNI plugin binaries")
 	fs.StringVar(&o.cniCacheDir, "cni-cache-dir", "/var/lib/cni", "directory where libcni caches results and configs for teardown")
-	fs.BoolVar(&o.cniLoopbackPlugin, "cni-loopback-plugin", false, "bring up each pod's lo with the loopback CNI plugin, as kubelet did, instead of in-process (same result, one plugin process less per pod start and stop)")
+	fs.BoolVar(&o.cniLoopbackPlugin, "cni-loopback-plugin", false, "bring up each pod's lo with the loopback CNI plugin, as kubelet did, instead of in-process (same result, one plugin process more per pod start and stop)")
 	fs.StringVar(&o.kubenetBridge, "kubenet-bridge", kubenet.DefaultBridge, "the bridge kubenet creates and attaches pods to")
-	fs.StringVar(&o.hairpinMode, "hairpin-mode", string(network.HairpinPromiscuousBridge), "how pods reach themselves through a service: promiscuous-bridge, hairpin-veth or none")
+	fs.StringVar(&o.hairpinMode, "hairpin-mode", "", "how pods reach themselves through a service: promiscuous-bridge (kubenet only; under cni it means hairpin-veth), hairpin-veth or none; default: promiscuous-bridge under kubenet, hairpin-veth otherwise")
 	fs.StringVar(&o.nonMasqueradeCIDR, "non-masquerade-cidr", "10.0.0.0/8", "traffic to IPs outside this range is masqueraded (kubenet)")
 	fs.IntVar(&o.mtu, "network-plugin-mtu", 0, "MTU for pod interfaces (kubenet); 0 picks the default")
 	fs.StringVar(&o.ociRuntime, "oci-runtime", "", "path of the OCI runtime binary (runc); default: runc beside netshim, else in ../libexec/netshim, else on PATH")

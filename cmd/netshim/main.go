@@ -61,9 +61,12 @@ func main() {
 }
 
 func run(o options, notifySocket string) error {
-	hairpin, err := network.ParseHairpinMode(o.hairpinMode)
-	if err != nil {
-		return err
+	var hairpin network.HairpinMode
+	if o.hairpinMode != "" {
+		var err error
+		if hairpin, err = network.ParseHairpinMode(o.hairpinMode); err != nil {
+			return err
+		}
 	}
 	o.resolveHelpers()
 	if _, err := exec.LookPath(o.ociRuntime); err != nil {
@@ -96,7 +99,11 @@ func run(o options, notifySocket string) error {
 		return err
 	}
 	defer sandboxes.Close()
-	if eff := network.EffectiveHairpinMode(hairpin, plugin.Name()); eff != hairpin {
+	switch eff := network.EffectiveHairpinMode(hairpin, plugin.Name()); {
+	case hairpin == "":
+		// Not chosen: nothing to tell the user.
+		hairpin = network.DefaultHairpinMode(plugin.Name())
+	case eff != hairpin:
 		klog.InfoS("Hairpin mode promiscuous-bridge needs kubenet; using hairpin-veth", "networkPlugin", plugin.Name())
 		hairpin = eff
 	}
