@@ -61,6 +61,16 @@ func main() {
 }
 
 func run(o options, notifySocket string) error {
+	// SIGHUP reloads (see reloader); caught from the start, so that one
+	// sent while netshim recovers does not end it.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
+	if o.verbosityFile != "" {
+		if err := applyVerbosityFile(o.verbosityFile); err != nil {
+			return err
+		}
+	}
 	var hairpin network.HairpinMode
 	if o.hairpinMode != "" {
 		var err error
@@ -186,20 +196,25 @@ func run(o options, notifySocket string) error {
 	go func() { serveErr <- grpcServer.Serve(lis) }()
 	klog.InfoS("netshim serving CRI", "endpoint", o.endpoint, "networkPlugin", plugin.Name(), "runtime", o.ociRuntime, "version", versionString())
 
-	select {
-	case sig := <-sigs:
-		// Pods keep running: a restart of netshim must not disturb them.
-		klog.InfoS("Shutting down; pod sandboxes keep running", "signal", sig.String())
-		stopped := make(chan struct{})
-		go func() { grpcServer.GracefulStop(); close(stopped) }()
+	reloads := reloader{o: o, images: images, plugin: plugin}
+	for {
 		select {
-		case <-stopped:
-		case <-time.After(10 * time.Second):
-			grpcServer.Stop()
+		case <-hups:
+			reloads.reload()
+		case sig := <-sigs:
+			// Pods keep running: a restart of netshim must not disturb them.
+			klog.InfoS("Shutting down; pod sandboxes keep running", "signal", sig.String())
+			stopped := make(chan struct{})
+			go func() { grpcServer.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(10 * time.Second):
+				grpcServer.Stop()
+			}
+			return nil
+		case err := <-serveErr:
+			return fmt.Errorf("serve CRI: %w", err)
 		}
-		return nil
-	case err := <-serveErr:
-		return fmt.Errorf("serve CRI: %w", err)
 	}
 }
 
