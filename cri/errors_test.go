@@ -129,8 +129,8 @@ func TestMessagesSayEachThingOnce(t *testing.T) {
 	runc := "runc create failed: exec: \"/x\": stat /x: no such file or directory"
 	create := fmt.Errorf("create container %q: runtime failed: %s: %s", "c", runc, runc)
 	for err, want := range map[error]string{
-		pull:   "pull r/busybox:1: from r: MANIFEST_UNKNOWN: manifest unknown (Name e2e/busybox, Tag 1): not found",
-		create: `create container "c": runtime failed: ` + runc,
+		pull:                  "pull r/busybox:1: from r: MANIFEST_UNKNOWN: manifest unknown (Name e2e/busybox, Tag 1): not found",
+		create:                `create container "c": runtime failed: ` + runc,
 		errors.New("a: b: c"): "a: b: c",
 		errors.New("a: a"):    "a",
 	} {
