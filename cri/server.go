@@ -94,6 +94,9 @@ const sandboxImageNote = "none: sandboxes run netshim's built-in static pause pr
 type Dirs struct {
 	// Protected are netshim's state directories: no pod may log into them.
 	Protected []string
+	// Exec holds each exec's dir (pid file, console socket, process spec);
+	// "" is the system's temp dir.
+	Exec string
 }
 
 // Services are the parts the server sequences.

@@ -153,7 +153,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		defer cancel()
 	}
 	stdout, stderr := &cappedBuffer{max: maxExecSyncOutput}, &cappedBuffer{max: maxExecSyncOutput}
-	code, err := s.execer.Exec(ctx, c.ID, oci.ExecOptions{Cmd: req.GetCmd(), Stdout: stdout, Stderr: stderr, TempDir: os.TempDir()})
+	code, err := s.execer.Exec(ctx, c.ID, oci.ExecOptions{Cmd: req.GetCmd(), Stdout: stdout, Stderr: stderr, TempDir: s.dirs.Exec})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			// kubelet counts DeadlineExceeded as a probe timeout.
@@ -213,7 +213,7 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 	if err != nil {
 		return err
 	}
-	o := oci.ExecOptions{Cmd: cmd, Tty: tty, TempDir: os.TempDir(), Resize: terminalSizes(ctx, resize)}
+	o := oci.ExecOptions{Cmd: cmd, Tty: tty, TempDir: r.s.dirs.Exec, Resize: terminalSizes(ctx, resize)}
 	if in != nil {
 		o.Stdin = in
 	}

@@ -142,8 +142,13 @@ func run(o options, notifySocket string) error {
 		return err
 	}
 	defer containers.Close()
+	execDir, err := prepareExecDir(filepath.Join(o.stateDir, "execs"))
+	if err != nil {
+		return err
+	}
 	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins, Containers: containers, Images: images, Exec: containerRuntime}, cri.Dirs{
 		Protected: []string{o.rootDir, o.stateDir, o.netnsDir, o.cniConfDir, o.cniCacheDir},
+		Exec:      execDir,
 	})
 	server.SetRuntimeVersion(runtimeVersion())
 	if err := server.Recover(context.Background()); err != nil {
@@ -294,4 +299,25 @@ func lookupGroup(g string) (int, error) {
 		return -1, err
 	}
 	return strconv.Atoi(grp.Gid)
+}
+
+// prepareExecDir makes the dir of the execs' own dirs (0700: a TTY exec's
+// holds the container's process spec, environment included) and sweeps
+// what the execs of a netshim killed during them left there, their
+// processes included.
+func prepareExecDir(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create exec dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", fmt.Errorf("exec dir: %w", err)
+	}
+	killed, err := oci.SweepExecs(dir)
+	if len(killed) > 0 {
+		klog.InfoS("Killed the processes of execs a killed netshim left running", "pids", killed)
+	}
+	if err != nil {
+		klog.ErrorS(err, "Some exec dirs of an earlier run could not be removed", "dir", dir)
+	}
+	return dir, nil
 }
