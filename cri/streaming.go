@@ -76,7 +76,7 @@ func (s *Server) readySandbox(id string) (*sandbox.Sandbox, error) {
 		return nil, err
 	}
 	if sb.State != sandbox.StateReady {
-		return nil, fmt.Errorf("pod sandbox %s is %s, not ready: %w", sb.ID, sb.State, errdefs.ErrFailedPrecondition)
+		return nil, fmt.Errorf("pod sandbox %s is not ready (state %s): %w", sb.ID, sb.State, errdefs.ErrFailedPrecondition)
 	}
 	return sb, nil
 }

@@ -62,7 +62,7 @@ func TestKilledNetshimLeavesNoExecs(t *testing.T) {
 	execDir := filepath.Join(s.dir, "run", "execs")
 	dirs, _ := filepath.Glob(filepath.Join(execDir, "exec-*"))
 	if len(dirs) != 3 {
-		t.Errorf("exec dirs under the state dir: %v, want the 3 execs' (in /tmp: %v)", dirs, tmpBefore)
+		t.Fatalf("exec dirs under the state dir: %v, want the 3 execs' (in /tmp: %v)", dirs, tmpBefore)
 	}
 	if st, err := os.Stat(execDir); err != nil {
 		t.Errorf("exec dir: %v", err)
@@ -70,6 +70,17 @@ func TestKilledNetshimLeavesNoExecs(t *testing.T) {
 		t.Errorf("exec dir %s has mode %v, want 0700", execDir, st.Mode().Perm())
 	}
 
+	// Killed once runc has written each exec's pid file: killed before,
+	// runc's own set-up fails and takes the process with it.
+	eventually(t, 20*time.Second, "runc to write the execs' pid files", func() bool {
+		pids, _ := filepath.Glob(filepath.Join(execDir, "exec-*", "pid"))
+		return len(pids) == 3
+	})
+	// SIGKILL before the client's connection closes: a cancelled call
+	// would have netshim end its exec itself.
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
 	s.stop(syscall.SIGKILL)
 	s.start()
 	eventually(t, 20*time.Second, "the lost execs' processes to be killed", func() bool {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -333,6 +334,42 @@ func TestPortForwardNeverLeavesThePodsNetns(t *testing.T) {
 	}
 	if errMsg := str(out[1]); !strings.Contains(errMsg, "not ready") {
 		t.Errorf("error channel %q, want it to say the pod is not ready", errMsg)
+	}
+	s.removePod(pod)
+}
+
+// A pod whose pause died is NOTREADY, even though its container still runs:
+// exec, attach and port-forward into it are refused, saying the sandbox is
+// not ready, as a stopped pod's are (issue 23.1).
+func TestStreamsRefusedWhenThePodIsNotReady(t *testing.T) {
+	s := startShim(t)
+	image := busyboxImage(t)
+	s.pull(image)
+	podCfg := podWithLogs(t, "pause-died")
+	pod := s.runPod(podCfg)
+	cfg := ctrConfig("survivor", image, "exec sleep 3600")
+	// Its own PID namespace, so that it outlives the pause.
+	cfg.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}
+	ctr := s.runContainer(pod, podCfg, cfg)
+	_, info := s.status(pod)
+	if err := syscall.Kill(info.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, reapWait, "NOTREADY after the pause process died", func() bool {
+		st, _ := s.status(pod)
+		return st.State == runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	})
+	if st := s.containerStatus(ctr); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("container %s, want it still running for this test", st.State)
+	}
+	_, execErr := s.rt.Exec(s.ctx(), &runtimeapi.ExecRequest{ContainerId: ctr, Cmd: []string{"true"}, Stdout: true})
+	_, syncErr := s.rt.ExecSync(s.ctx(), &runtimeapi.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"true"}})
+	_, attachErr := s.rt.Attach(s.ctx(), &runtimeapi.AttachRequest{ContainerId: ctr, Stdout: true})
+	_, pfErr := s.rt.PortForward(s.ctx(), &runtimeapi.PortForwardRequest{PodSandboxId: pod, Port: []int32{8080}})
+	for name, err := range map[string]error{"Exec": execErr, "ExecSync": syncErr, "Attach": attachErr, "PortForward": pfErr} {
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "not ready") {
+			t.Errorf("%s into a pod whose pause died: %v, want FailedPrecondition saying it is not ready", name, err)
+		}
 	}
 	s.removePod(pod)
 }
