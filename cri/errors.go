@@ -2,9 +2,13 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -40,10 +44,64 @@ func grpcError(err error) error {
 	}
 	for _, kc := range kindCodes {
 		if errors.Is(err, kc.kind) {
-			return status.Error(kc.code, err.Error())
+			return status.Error(kc.code, message(err))
 		}
 	}
-	return status.Error(codes.Internal, err.Error())
+	return status.Error(codes.Internal, message(err))
+}
+
+// message is err's text as a user reads it: a registry's error detail in
+// words rather than as a Go map, and a tail said twice said once (conmon
+// reports runc's error from both its log and its stderr).
+func message(err error) string {
+	msg := err.Error()
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		for _, d := range terr.Errors {
+			if d.Detail != nil {
+				msg = strings.Replace(msg, fmt.Sprintf("; %v", d.Detail), " ("+detailWords(d.Detail)+")", 1)
+			}
+		}
+	}
+	return sayOnce(msg)
+}
+
+// detailWords is a registry's error detail (decoded JSON) as "key value"
+// pairs, or as JSON when it is not an object.
+func detailWords(detail any) string {
+	m, ok := detail.(map[string]any)
+	if !ok {
+		b, _ := json.Marshal(detail)
+		return string(b)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	pairs := make([]string, len(keys))
+	for i, k := range keys {
+		pairs[i] = fmt.Sprintf("%s %v", k, m[k])
+	}
+	return strings.Join(pairs, ", ")
+}
+
+// sayOnce drops a repeated tail: "a: b: X: X" becomes "a: b: X", for the
+// longest such X.
+func sayOnce(msg string) string {
+	for i := 0; i < len(msg); {
+		j := strings.Index(msg[i:], ": ")
+		if j < 0 {
+			break
+		}
+		p := i + j
+		head, tail := msg[:p], msg[p+2:]
+		if tail != "" && (head == tail || strings.HasSuffix(head, ": "+tail)) {
+			return head
+		}
+		i = p + 2
+	}
+	return msg
 }
 
 // wrapf adds what the handler was doing to err, keeping its kind. A

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -114,6 +115,27 @@ func TestBadRequestsAreRefusedBeforeAnyLookup(t *testing.T) {
 		err := call(c.method, c.h)
 		if status.Code(err) != codes.InvalidArgument || !strings.HasPrefix(status.Convert(err).Message(), c.field) {
 			t.Errorf("%s: %v, want InvalidArgument starting with %s", c.method, err, c.field)
+		}
+	}
+}
+
+// What the client reads says each thing once, in words: a registry's error
+// detail is no Go map, and runc's error, reported twice by conmon, is said
+// once (issue 26.8).
+func TestMessagesSayEachThingOnce(t *testing.T) {
+	reg := &transport.Error{StatusCode: 404, Errors: []transport.Diagnostic{
+		{Code: transport.ManifestUnknownErrorCode, Message: "manifest unknown", Detail: map[string]any{"Tag": "1", "Name": "e2e/busybox"}}}}
+	pull := fmt.Errorf("pull r/busybox:1: %w", fmt.Errorf("%w: %w", fmt.Errorf("from r: %w", reg), errdefs.ErrNotFound))
+	runc := "runc create failed: exec: \"/x\": stat /x: no such file or directory"
+	create := fmt.Errorf("create container %q: runtime failed: %s: %s", "c", runc, runc)
+	for err, want := range map[error]string{
+		pull:                  "pull r/busybox:1: from r: MANIFEST_UNKNOWN: manifest unknown (Name e2e/busybox, Tag 1): not found",
+		create:                `create container "c": runtime failed: ` + runc,
+		errors.New("a: b: c"): "a: b: c",
+		errors.New("a: a"):    "a",
+	} {
+		if got := status.Convert(grpcError(err)).Message(); got != want {
+			t.Errorf("message\n%q\nwant\n%q", got, want)
 		}
 	}
 }

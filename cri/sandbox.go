@@ -119,7 +119,9 @@ func (s *Server) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSand
 	id, err := s.resolveSandbox(req.GetPodSandboxId())
 	if err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
-			return &runtimeapi.StopPodSandboxResponse{}, nil // idempotent, as the CRI says
+			// Idempotent, as the CRI says; but a typo should not pass unseen.
+			klog.InfoS("StopPodSandbox of an unknown sandbox: nothing to stop", "sandbox", req.GetPodSandboxId())
+			return &runtimeapi.StopPodSandboxResponse{}, nil
 		}
 		return nil, wrapf(err, "stop pod sandbox")
 	}

@@ -25,6 +25,12 @@ const (
 	runtimeAPIVersion = "v1"
 )
 
+// MaxMessageSize is the largest gRPC message netshim takes or sends:
+// kubelet's own limit (16 MiB). gRPC's 4 MiB default refused requests
+// kubelet sends (a CreateContainer with 5 MiB of annotations), and an
+// answer over it is refused by kubelet.
+const MaxMessageSize = 16 << 20
+
 // Sandboxes is what the server needs of the sandbox manager.
 type Sandboxes interface {
 	Create(spec sandbox.Spec) (*sandbox.Sandbox, error)
@@ -88,6 +94,9 @@ const sandboxImageNote = "none: sandboxes run netshim's built-in static pause pr
 type Dirs struct {
 	// Protected are netshim's state directories: no pod may log into them.
 	Protected []string
+	// Exec holds each exec's dir (pid file, console socket, process spec);
+	// "" is the system's temp dir.
+	Exec string
 }
 
 // Services are the parts the server sequences.

@@ -17,6 +17,8 @@ import (
 	"github.com/netshim/netshim/container"
 	"github.com/netshim/netshim/oci"
 	"github.com/netshim/netshim/pkg/errdefs"
+	"github.com/netshim/netshim/sandbox"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming"
 	remotecommandserver "k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -29,8 +31,9 @@ type Execer interface {
 	Exec(ctx context.Context, id string, o oci.ExecOptions) (int, error)
 }
 
-// maxExecSyncOutput caps each of ExecSync's stdout and stderr so that the
-// whole answer fits kubelet's 16 MiB gRPC message limit.
+// maxExecSyncOutput caps each of ExecSync's stdout and stderr; together
+// they fill kubelet's 16 MiB gRPC message limit, and ExecSync takes the
+// answer's framing off them.
 const maxExecSyncOutput = 8 << 20
 
 // NewStreamingServer serves exec, attach and port-forward for s on lis; the
@@ -47,7 +50,8 @@ func NewStreamingServer(s *Server, lis net.Listener) (*http.Server, error) {
 	return &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}, nil
 }
 
-// runningContainer returns the container id names when it is running.
+// runningContainer returns the container id names when it is running in a
+// READY sandbox: a pod being stopped or whose pause died serves no streams.
 func (s *Server) runningContainer(id string) (*container.Container, error) {
 	if id == "" {
 		return nil, fmt.Errorf("container_id is required: %w", errdefs.ErrInvalidArgument)
@@ -59,7 +63,44 @@ func (s *Server) runningContainer(id string) (*container.Container, error) {
 	if c.State != container.StateRunning {
 		return nil, fmt.Errorf("container %s is %s, not running: %w", c.ID, c.State, errdefs.ErrFailedPrecondition)
 	}
+	if _, err := s.readySandbox(c.SandboxID); err != nil {
+		return nil, fmt.Errorf("container %s: %w", c.ID, err)
+	}
 	return c, nil
+}
+
+// readySandbox returns the sandbox id names when it is READY.
+func (s *Server) readySandbox(id string) (*sandbox.Sandbox, error) {
+	sb, err := s.sandboxes.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if sb.State != sandbox.StateReady {
+		return nil, fmt.Errorf("pod sandbox %s is not ready (state %s): %w", sb.ID, sb.State, errdefs.ErrFailedPrecondition)
+	}
+	return sb, nil
+}
+
+// portForwardNetNS is the network namespace a port-forward to sandbox id
+// dials from: the pod's pinned netns while the sandbox is READY, or the
+// node's own (host true) for a host-network pod. Anything else is refused:
+// a stopped sandbox's path is "", and dialling then would reach the node's
+// own loopback. It is asked for the URL and again when the client connects.
+func (s *Server) portForwardNetNS(id string) (path string, host bool, err error) {
+	sb, err := s.readySandbox(id)
+	if err != nil {
+		return "", false, err
+	}
+	if sb.Spec.HostNetwork {
+		return "", true, nil
+	}
+	if sb.NetNSPath == "" {
+		return "", false, fmt.Errorf("pod sandbox %s has no network namespace: %w", sb.ID, errdefs.ErrFailedPrecondition)
+	}
+	if _, err := os.Stat(sb.NetNSPath); err != nil {
+		return "", false, fmt.Errorf("network namespace %s of pod sandbox %s is gone: %w", sb.NetNSPath, sb.ID, errdefs.ErrNotFound)
+	}
+	return sb.NetNSPath, false, nil
 }
 
 func (s *Server) Exec(_ context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
@@ -88,6 +129,9 @@ func (s *Server) PortForward(_ context.Context, req *runtimeapi.PortForwardReque
 	if err != nil {
 		return nil, wrapf(err, "port forward")
 	}
+	if _, _, err := s.portForwardNetNS(id); err != nil {
+		return nil, wrapf(err, "port forward")
+	}
 	req.PodSandboxId = id
 	return s.streaming.GetPortForward(req)
 }
@@ -109,7 +153,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		defer cancel()
 	}
 	stdout, stderr := &cappedBuffer{max: maxExecSyncOutput}, &cappedBuffer{max: maxExecSyncOutput}
-	code, err := s.execer.Exec(ctx, c.ID, oci.ExecOptions{Cmd: req.GetCmd(), Stdout: stdout, Stderr: stderr, TempDir: os.TempDir()})
+	code, err := s.execer.Exec(ctx, c.ID, oci.ExecOptions{Cmd: req.GetCmd(), Stdout: stdout, Stderr: stderr, TempDir: s.dirs.Exec})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			// kubelet counts DeadlineExceeded as a probe timeout.
@@ -117,7 +161,15 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		}
 		return nil, wrapf(err, "exec sync in container %s", c.ID)
 	}
-	return &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}, nil
+	resp := &runtimeapi.ExecSyncResponse{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), ExitCode: int32(code)}
+	// Two full outputs are the whole limit, and the answer's framing is
+	// more: take the excess off stderr, then stdout, so kubelet takes it.
+	if over := proto.Size(resp) - MaxMessageSize; over > 0 {
+		cut := min(over, len(resp.Stderr))
+		resp.Stderr = stderr.upTo(len(resp.Stderr) - cut)
+		resp.Stdout = stdout.upTo(len(resp.Stdout) - (over - cut))
+	}
+	return resp, nil
 }
 
 // cappedBuffer keeps the first max bytes and says where it cut.
@@ -139,11 +191,18 @@ func (b *cappedBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *cappedBuffer) Bytes() []byte {
-	if b.cut {
-		return append(b.buf.Bytes()[:b.max-len(truncatedNote)], truncatedNote...)
+func (b *cappedBuffer) Bytes() []byte { return b.upTo(b.max) }
+
+// upTo is what was written, in at most n bytes: cut short, it ends with
+// truncatedNote.
+func (b *cappedBuffer) upTo(n int) []byte {
+	data := b.buf.Bytes()
+	if !b.cut && len(data) <= n {
+		return data
 	}
-	return b.buf.Bytes()
+	keep := max(0, min(n, len(data))-len(truncatedNote))
+	// A copy: the buffer's own bytes stay whole for a later, longer cut.
+	return append(data[:keep:keep], truncatedNote...)
 }
 
 // streamRuntime is what the streaming server calls once a client connected.
@@ -154,7 +213,7 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 	if err != nil {
 		return err
 	}
-	o := oci.ExecOptions{Cmd: cmd, Tty: tty, TempDir: os.TempDir(), Resize: terminalSizes(ctx, resize)}
+	o := oci.ExecOptions{Cmd: cmd, Tty: tty, TempDir: r.s.dirs.Exec, Resize: terminalSizes(ctx, resize)}
 	if in != nil {
 		o.Stdin = in
 	}
@@ -225,11 +284,12 @@ func terminalSizes(ctx context.Context, in <-chan remotecommandserver.TerminalSi
 // netns and works from here once connected.
 func (r streamRuntime) PortForward(ctx context.Context, podSandboxID string, port int32, stream io.ReadWriteCloser) error {
 	defer stream.Close()
-	sb, err := r.s.sandboxes.Get(podSandboxID)
+	// The sandbox may have stopped since the URL was handed out.
+	path, host, err := r.s.portForwardNetNS(podSandboxID)
 	if err != nil {
-		return err
+		return fmt.Errorf("port forward to port %d: %w", port, err)
 	}
-	conn, err := dialInNetNS(ctx, sb.NetNSPath, port)
+	conn, err := dialInNetNS(ctx, path, host, port)
 	if err != nil {
 		return fmt.Errorf("port forward to port %d of pod sandbox %s: %w", port, podSandboxID, err)
 	}
@@ -252,8 +312,9 @@ func (r streamRuntime) PortForward(ctx context.Context, podSandboxID string, por
 }
 
 // dialInNetNS dials localhost:port (IPv4, then IPv6) from inside the netns
-// at path; "" is the node's own (a host network pod).
-func dialInNetNS(ctx context.Context, path string, port int32) (net.Conn, error) {
+// at path, or from the node's own when host is set (a host-network pod). It
+// never dials from the node's netns for a pod that has its own.
+func dialInNetNS(ctx context.Context, path string, host bool, port int32) (net.Conn, error) {
 	dial := func() (net.Conn, error) {
 		d := net.Dialer{Timeout: 10 * time.Second}
 		var errs []error
@@ -266,8 +327,11 @@ func dialInNetNS(ctx context.Context, path string, port int32) (net.Conn, error)
 		}
 		return nil, errors.Join(errs...)
 	}
-	if path == "" {
+	if host {
 		return dial()
+	}
+	if path == "" {
+		return nil, fmt.Errorf("no network namespace to dial from: %w", errdefs.ErrFailedPrecondition)
 	}
 	var conn net.Conn
 	err := ns.WithNetNSPath(path, func(ns.NetNS) error {

@@ -296,7 +296,7 @@ func (s *Store) Pull(ctx context.Context, ref string, auth *Auth) (*Image, error
 
 func (s *Store) pull(ctx context.Context, r reference, auth *Auth) (*Image, error) {
 	start := time.Now()
-	endpoints, err := s.regs.endpoints(r)
+	endpoints, err := s.registries().endpoints(r)
 	if err != nil {
 		s.metrics.pulls.WithLabelValues("error").Inc()
 		return nil, fmt.Errorf("pull %s: %v: %w", r, err, errdefs.ErrFailedPrecondition)

@@ -34,6 +34,17 @@ func ParseHairpinMode(s string) (HairpinMode, error) {
 	return "", &InvalidFlagError{Flag: "--hairpin-mode", Value: s, Want: "promiscuous-bridge, hairpin-veth or none"}
 }
 
+// DefaultHairpinMode is the hairpin mode when --hairpin-mode is not given:
+// promiscuous-bridge under kubenet, which owns its bridge; hairpin-veth
+// under another plugin, whose bridge belongs to its CNI config (what
+// kubelet's default comes to through EffectiveHairpinMode).
+func DefaultHairpinMode(pluginName string) HairpinMode {
+	if pluginName == "kubenet" {
+		return HairpinPromiscuousBridge
+	}
+	return HairpinVeth
+}
+
 // EffectiveHairpinMode is kubelet's rule: promiscuous-bridge is only for
 // kubenet, which owns its bridge. Under another plugin the bridge belongs to
 // the CNI config, and flipping its promiscuous mode would make the bridge

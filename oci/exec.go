@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netshim/netshim/pkg/proc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -29,8 +30,73 @@ type ExecOptions struct {
 	Stdout, Stderr io.Writer // nil for none; Stderr is unused with Tty
 	Tty            bool
 	Resize         <-chan TerminalSize
-	// TempDir holds the exec's pid file and console socket.
+	// TempDir holds the exec's dir (exec-*: its pid file, console socket and
+	// process spec). netshim keeps it under its state dir, where
+	// SweepExecs finds what a killed netshim left.
 	TempDir string
+}
+
+// userHZ is the kernel's clock tick for /proc's start times (USER_HZ, 100
+// on every architecture Linux runs containers on).
+const userHZ = 100
+
+// SweepExecs removes what the execs of an earlier netshim, killed during
+// them, left in dir: each exec-* dir goes (a TTY exec's holds the
+// container's process spec, environment included), and the process its pid
+// file names is SIGKILLed, its ExecSync timeout having died with that
+// netshim. A process is killed only if it is at least as old as its pid
+// file: a later one that reuses the PID is left alone. It returns the PIDs
+// it killed.
+func SweepExecs(dir string) ([]int, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sweep execs: %w", err)
+	}
+	var killed []int
+	var errs []error
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), "exec-") {
+			continue // not ours
+		}
+		path := filepath.Join(dir, e.Name())
+		if pid, ok := lostExecPID(filepath.Join(path, "pid")); ok && syscall.Kill(pid, syscall.SIGKILL) == nil {
+			killed = append(killed, pid)
+		}
+		if err := os.RemoveAll(path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return killed, errors.Join(errs...)
+}
+
+// lostExecPID is the PID in pidFile when that process is alive and started
+// no later than runc wrote the file (2 s of slack for the clock's ticks).
+func lostExecPID(pidFile string) (int, bool) {
+	pid, err := readPIDFile(pidFile)
+	if err != nil || pid <= 1 {
+		return 0, false
+	}
+	st, err := os.Stat(pidFile)
+	if err != nil {
+		return 0, false
+	}
+	start, alive := proc.StartTime(pid)
+	if !alive {
+		return 0, false
+	}
+	data, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return 0, false
+	}
+	var uptime float64
+	if _, err := fmt.Sscan(string(data), &uptime); err != nil {
+		return 0, false
+	}
+	procAge := time.Duration((uptime - float64(start)/userHZ) * float64(time.Second))
+	return pid, procAge >= time.Since(st.ModTime())-2*time.Second
 }
 
 // Exec runs a process in container id with `runc exec`, which takes the

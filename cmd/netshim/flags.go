@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/netshim/netshim/image"
-	"github.com/netshim/netshim/network"
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
 	"github.com/spf13/pflag"
@@ -41,6 +40,7 @@ type options struct {
 	streamingAddress  string
 	metricsAddress    string
 	socketGroup       string
+	verbosityFile     string
 	version           bool
 }
 
@@ -63,9 +63,9 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "directory of CNI network configs; the first valid file in lexical order is the default network")
 	fs.StringVar(&o.cniBinDir, "cni-bin-dir", "/opt/cni/bin", "comma-separated directories holding CNI plugin binaries")
 	fs.StringVar(&o.cniCacheDir, "cni-cache-dir", "/var/lib/cni", "directory where libcni caches results and configs for teardown")
-	fs.BoolVar(&o.cniLoopbackPlugin, "cni-loopback-plugin", false, "bring up each pod's lo with the loopback CNI plugin, as kubelet did, instead of in-process (same result, one plugin process less per pod start and stop)")
+	fs.BoolVar(&o.cniLoopbackPlugin, "cni-loopback-plugin", false, "bring up each pod's lo with the loopback CNI plugin, as kubelet did, instead of in-process (same result, one plugin process more per pod start and stop)")
 	fs.StringVar(&o.kubenetBridge, "kubenet-bridge", kubenet.DefaultBridge, "the bridge kubenet creates and attaches pods to")
-	fs.StringVar(&o.hairpinMode, "hairpin-mode", string(network.HairpinPromiscuousBridge), "how pods reach themselves through a service: promiscuous-bridge, hairpin-veth or none")
+	fs.StringVar(&o.hairpinMode, "hairpin-mode", "", "how pods reach themselves through a service: promiscuous-bridge (kubenet only; under cni it means hairpin-veth), hairpin-veth or none; default: promiscuous-bridge under kubenet, hairpin-veth otherwise")
 	fs.StringVar(&o.nonMasqueradeCIDR, "non-masquerade-cidr", "10.0.0.0/8", "traffic to IPs outside this range is masqueraded (kubenet)")
 	fs.IntVar(&o.mtu, "network-plugin-mtu", 0, "MTU for pod interfaces (kubenet); 0 picks the default")
 	fs.StringVar(&o.ociRuntime, "oci-runtime", "", "path of the OCI runtime binary (runc); default: runc beside netshim, else in ../libexec/netshim, else on PATH")
@@ -77,6 +77,7 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 	fs.StringVar(&o.streamingAddress, "streaming-address", "127.0.0.1:0", "host:port the exec, attach and port-forward streams are served on (port 0 picks a free one); keep it on loopback unless the node's network is trusted")
 	fs.StringVar(&o.socketGroup, "socket-group", "", "group (name or GID) given access to the CRI socket, which is mode 0660; default: root's")
 	fs.StringVar(&o.metricsAddress, "metrics-address", "", "host:port to serve Prometheus metrics on (e.g. 127.0.0.1:9753); empty turns them off")
+	fs.StringVar(&o.verbosityFile, "verbosity-file", "", "file holding the log verbosity (a number, as -v takes), read at start and on SIGHUP; it overrides -v, and a missing file leaves -v in force")
 	fs.BoolVar(&o.version, "version", false, "print netshim's version and exit")
 	fs.AddGoFlagSet(goflag.CommandLine) // klog's, registered by klog.InitFlags
 	return fs

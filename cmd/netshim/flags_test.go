@@ -162,3 +162,32 @@ func TestTakeNotifySocketClearsEnvironment(t *testing.T) {
 		t.Errorf("NOTIFY_SOCKET still set: %q", v)
 	}
 }
+
+// --help says what --cni-loopback-plugin costs: one plugin process more
+// per pod start and stop, not less (issue 26.8); and that --hairpin-mode's
+// default depends on the plugin.
+func TestHelpSaysWhatFlagsDo(t *testing.T) {
+	var o options
+	fs := newFlagSet("netshim", &o)
+	var out bytes.Buffer
+	setUsage(fs, &out)
+	parseFlags(fs, []string{"--help"})
+	help := out.String()
+	line := func(flag string) string {
+		i := strings.Index(help, flag+" ")
+		if i < 0 {
+			t.Fatalf("--help lacks %s:\n%s", flag, help)
+		}
+		end := strings.Index(help[i:], "\n  -")
+		if end < 0 {
+			end = len(help) - i
+		}
+		return help[i : i+end]
+	}
+	if l := line("--cni-loopback-plugin"); !strings.Contains(l, "one plugin process more") {
+		t.Errorf("--cni-loopback-plugin: %q, want it to say it costs one plugin process more", l)
+	}
+	if l := line("--hairpin-mode"); !strings.Contains(l, "default: promiscuous-bridge under kubenet, hairpin-veth otherwise") {
+		t.Errorf("--hairpin-mode: %q, want its default by plugin", l)
+	}
+}

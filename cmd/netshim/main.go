@@ -61,9 +61,22 @@ func main() {
 }
 
 func run(o options, notifySocket string) error {
-	hairpin, err := network.ParseHairpinMode(o.hairpinMode)
-	if err != nil {
-		return err
+	// SIGHUP reloads (see reloader); caught from the start, so that one
+	// sent while netshim recovers does not end it.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
+	if o.verbosityFile != "" {
+		if err := applyVerbosityFile(o.verbosityFile); err != nil {
+			return err
+		}
+	}
+	var hairpin network.HairpinMode
+	if o.hairpinMode != "" {
+		var err error
+		if hairpin, err = network.ParseHairpinMode(o.hairpinMode); err != nil {
+			return err
+		}
 	}
 	o.resolveHelpers()
 	if _, err := exec.LookPath(o.ociRuntime); err != nil {
@@ -96,7 +109,11 @@ func run(o options, notifySocket string) error {
 		return err
 	}
 	defer sandboxes.Close()
-	if eff := network.EffectiveHairpinMode(hairpin, plugin.Name()); eff != hairpin {
+	switch eff := network.EffectiveHairpinMode(hairpin, plugin.Name()); {
+	case hairpin == "":
+		// Not chosen: nothing to tell the user.
+		hairpin = network.DefaultHairpinMode(plugin.Name())
+	case eff != hairpin:
 		klog.InfoS("Hairpin mode promiscuous-bridge needs kubenet; using hairpin-veth", "networkPlugin", plugin.Name())
 		hairpin = eff
 	}
@@ -127,8 +144,13 @@ func run(o options, notifySocket string) error {
 		return err
 	}
 	defer containers.Close()
+	execDir, err := prepareExecDir(filepath.Join(o.stateDir, "execs"))
+	if err != nil {
+		return err
+	}
 	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins, Containers: containers, Images: images, Exec: containerRuntime}, cri.Dirs{
 		Protected: []string{o.rootDir, o.stateDir, o.netnsDir, o.cniConfDir, o.cniCacheDir},
+		Exec:      execDir,
 	})
 	server.SetRuntimeVersion(runtimeVersion())
 	if err := server.Recover(context.Background()); err != nil {
@@ -147,7 +169,8 @@ func run(o options, notifySocket string) error {
 	klog.InfoS("Serving exec, attach and port-forward streams", "address", streamLis.Addr().String())
 	reg.MustRegister(cri.NewSandboxCollector(sandboxes))
 	interceptors := cri.NewInterceptors(reg)
-	grpcServer := grpc.NewServer(grpc.ChainUnaryInterceptor(interceptors.Unary), grpc.ChainStreamInterceptor(interceptors.Stream))
+	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(cri.MaxMessageSize), grpc.MaxSendMsgSize(cri.MaxMessageSize),
+		grpc.ChainUnaryInterceptor(interceptors.Unary), grpc.ChainStreamInterceptor(interceptors.Stream))
 	runtimeapi.RegisterRuntimeServiceServer(grpcServer, server)
 	runtimeapi.RegisterImageServiceServer(grpcServer, server)
 
@@ -180,20 +203,25 @@ func run(o options, notifySocket string) error {
 	go func() { serveErr <- grpcServer.Serve(lis) }()
 	klog.InfoS("netshim serving CRI", "endpoint", o.endpoint, "networkPlugin", plugin.Name(), "runtime", o.ociRuntime, "version", versionString())
 
-	select {
-	case sig := <-sigs:
-		// Pods keep running: a restart of netshim must not disturb them.
-		klog.InfoS("Shutting down; pod sandboxes keep running", "signal", sig.String())
-		stopped := make(chan struct{})
-		go func() { grpcServer.GracefulStop(); close(stopped) }()
+	reloads := reloader{o: o, images: images, plugin: plugin}
+	for {
 		select {
-		case <-stopped:
-		case <-time.After(10 * time.Second):
-			grpcServer.Stop()
+		case <-hups:
+			reloads.reload()
+		case sig := <-sigs:
+			// Pods keep running: a restart of netshim must not disturb them.
+			klog.InfoS("Shutting down; pod sandboxes keep running", "signal", sig.String())
+			stopped := make(chan struct{})
+			go func() { grpcServer.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(10 * time.Second):
+				grpcServer.Stop()
+			}
+			return nil
+		case err := <-serveErr:
+			return fmt.Errorf("serve CRI: %w", err)
 		}
-		return nil
-	case err := <-serveErr:
-		return fmt.Errorf("serve CRI: %w", err)
 	}
 }
 
@@ -273,4 +301,25 @@ func lookupGroup(g string) (int, error) {
 		return -1, err
 	}
 	return strconv.Atoi(grp.Gid)
+}
+
+// prepareExecDir makes the dir of the execs' own dirs (0700: a TTY exec's
+// holds the container's process spec, environment included) and sweeps
+// what the execs of a netshim killed during them left there, their
+// processes included.
+func prepareExecDir(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create exec dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return "", fmt.Errorf("exec dir: %w", err)
+	}
+	killed, err := oci.SweepExecs(dir)
+	if len(killed) > 0 {
+		klog.InfoS("Killed the processes of execs a killed netshim left running", "pids", killed)
+	}
+	if err != nil {
+		klog.ErrorS(err, "Some exec dirs of an earlier run could not be removed", "dir", dir)
+	}
+	return dir, nil
 }

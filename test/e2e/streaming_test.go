@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"net"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -279,5 +282,94 @@ func TestExecLeavesNothing(t *testing.T) {
 		return fds <= fds0+2 && gr <= gr0+3
 	})
 	t.Logf("after 200 execs: fds %d → %d, goroutines %v → %v", fds0, fds, gr0, gr)
+	s.removePod(pod)
+}
+
+// A port-forward never dials from the node's network namespace for a pod
+// that has its own: a stopped sandbox's netns is gone, and a dial made
+// anyway would reach whatever the node serves on its loopback (issue 23.1).
+// The URL is refused, and so is a URL handed out before the stop when its
+// client connects after it.
+func TestPortForwardNeverLeavesThePodsNetns(t *testing.T) {
+	s := startShim(t)
+	node, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Close()
+	var reached atomic.Int32
+	go func() {
+		for {
+			c, err := node.Accept()
+			if err != nil {
+				return
+			}
+			reached.Add(1)
+			_, _ = c.Write([]byte("HTTP/1.0 200 OK\r\n\r\nthe node's loopback\n"))
+			c.Close()
+		}
+	}()
+	port := int32(node.Addr().(*net.TCPAddr).Port)
+
+	pod := s.runPod(podConfig("pf-stopped"))
+	early, err := s.rt.PortForward(s.ctx(), &runtimeapi.PortForwardRequest{PodSandboxId: pod, Port: []int32{port}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.stopPod(pod)
+
+	_, err = s.rt.PortForward(s.ctx(), &runtimeapi.PortForwardRequest{PodSandboxId: pod, Port: []int32{port}})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "not ready") {
+		t.Errorf("PortForward to a stopped pod: %v, want FailedPrecondition saying it is not ready", err)
+	}
+
+	st := dialStream(t, early.Url, "v4.channel.k8s.io")
+	st.send(0, []byte("GET / HTTP/1.0\r\n\r\n"))
+	out := st.readAll(15 * time.Second)
+	if data := str(out[0]); strings.Contains(data, "node's loopback") {
+		t.Errorf("a URL of the pod before its stop reached the node's loopback: %q", data)
+	}
+	if n := reached.Load(); n != 0 {
+		t.Errorf("the node's loopback listener was reached %d times through a stopped pod", n)
+	}
+	if errMsg := str(out[1]); !strings.Contains(errMsg, "not ready") {
+		t.Errorf("error channel %q, want it to say the pod is not ready", errMsg)
+	}
+	s.removePod(pod)
+}
+
+// A pod whose pause died is NOTREADY, even though its container still runs:
+// exec, attach and port-forward into it are refused, saying the sandbox is
+// not ready, as a stopped pod's are (issue 23.1).
+func TestStreamsRefusedWhenThePodIsNotReady(t *testing.T) {
+	s := startShim(t)
+	image := busyboxImage(t)
+	s.pull(image)
+	podCfg := podWithLogs(t, "pause-died")
+	pod := s.runPod(podCfg)
+	cfg := ctrConfig("survivor", image, "exec sleep 3600")
+	// Its own PID namespace, so that it outlives the pause.
+	cfg.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}
+	ctr := s.runContainer(pod, podCfg, cfg)
+	_, info := s.status(pod)
+	if err := syscall.Kill(info.PID, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, reapWait, "NOTREADY after the pause process died", func() bool {
+		st, _ := s.status(pod)
+		return st.State == runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	})
+	if st := s.containerStatus(ctr); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("container %s, want it still running for this test", st.State)
+	}
+	_, execErr := s.rt.Exec(s.ctx(), &runtimeapi.ExecRequest{ContainerId: ctr, Cmd: []string{"true"}, Stdout: true})
+	_, syncErr := s.rt.ExecSync(s.ctx(), &runtimeapi.ExecSyncRequest{ContainerId: ctr, Cmd: []string{"true"}})
+	_, attachErr := s.rt.Attach(s.ctx(), &runtimeapi.AttachRequest{ContainerId: ctr, Stdout: true})
+	_, pfErr := s.rt.PortForward(s.ctx(), &runtimeapi.PortForwardRequest{PodSandboxId: pod, Port: []int32{8080}})
+	for name, err := range map[string]error{"Exec": execErr, "ExecSync": syncErr, "Attach": attachErr, "PortForward": pfErr} {
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "not ready") {
+			t.Errorf("%s into a pod whose pause died: %v, want FailedPrecondition saying it is not ready", name, err)
+		}
+	}
 	s.removePod(pod)
 }

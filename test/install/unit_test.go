@@ -61,13 +61,14 @@ func TestUnitVerifies(t *testing.T) {
 
 	// What the operator relies on, directive by directive.
 	for _, want := range []string{
-		"Type=notify",                // ready means the socket accepts
-		"KillMode=process",           // pods survive a restart
-		"Delegate=yes",               // netshim and runc own their cgroups
-		"Restart=on-failure",         //
-		"Before=kubelet.service",     // kubelet finds the socket served
-		"WantedBy=multi-user.target", // enable starts it at boot
-		"/usr/local/bin/netshim",     //
+		"Type=notify",                        // ready means the socket accepts
+		"KillMode=process",                   // pods survive a restart
+		"Delegate=yes",                       // netshim and runc own their cgroups
+		"Restart=always",                     // a clean exit still leaves the node without a runtime
+		"ExecReload=/bin/kill -HUP $MAINPID", // systemctl reload: SIGHUP reloads, netshim stays up
+		"Before=kubelet.service",             // kubelet finds the socket served
+		"WantedBy=multi-user.target",         // enable starts it at boot
+		"/usr/local/bin/netshim",             //
 		"--oci-runtime=/usr/local/libexec/netshim/runc",
 		"--pause-binary=/usr/local/libexec/netshim/pause",
 		"--container-runtime-endpoint=unix:///run/netshim/netshim.sock",
