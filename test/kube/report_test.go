@@ -27,10 +27,12 @@ func spec(leaf, state, failure string) string {
 
 func TestE2ETableListsEverySpecOnce(t *testing.T) {
 	dry := writeReport(t, "dry.json", spec("a", "passed", ""), spec("b", "passed", ""), spec("c", "passed", ""),
-		spec("d", "passed", ""), spec("e", "passed", ""), spec("unfocused", "skipped", ""))
+		spec("d", "passed", ""), spec("e", "passed", ""), spec("f", "passed", ""), spec("g", "passed", ""),
+		spec("unfocused", "skipped", ""))
 	first := writeReport(t, "1.json", spec("a", "passed", ""), spec("b", "failed", `boom\nmore`), spec("c", "interrupted", "Interrupted by User"),
 		spec("e", "failed", `timed out waiting\nstack`))
-	second := writeReport(t, "2.json", spec("a", "interrupted", "Interrupted by User"), spec("c", "passed", ""))
+	second := writeReport(t, "2.json", spec("a", "interrupted", "Interrupted by User"), spec("c", "passed", ""),
+		spec("f", "skipped", "Only supported for providers [gce]"), spec("g", "skipped", ""))
 	table, counts, err := kube.E2ETable(dry, []string{first, second}, []kube.Explanation{{Match: "Thing b", Reason: "known: b needs the internet"}})
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +43,8 @@ func TestE2ETableListsEverySpecOnce(t *testing.T) {
 		"| [sig-x] Thing c | passed | 2s |  |",
 		"| [sig-x] Thing d | not run |  |  |",
 		"| [sig-x] Thing e | failed | 2s | timed out waiting |",
+		"| [sig-x] Thing f | skipped | 2s | Only supported for providers [gce] |",
+		"| [sig-x] Thing g | not run |  |  |",
 	} {
 		if !strings.Contains(table, want+"\n") {
 			t.Errorf("table lacks the row %q:\n%s", want, table)
@@ -49,7 +53,7 @@ func TestE2ETableListsEverySpecOnce(t *testing.T) {
 	if strings.Contains(table, "unfocused") {
 		t.Errorf("a spec the dry run skipped is in the table:\n%s", table)
 	}
-	if counts["passed"] != 2 || counts["failed"] != 2 || counts["not run"] != 1 {
-		t.Errorf("counts = %v, want 2 passed, 2 failed, 1 not run", counts)
+	if counts["passed"] != 2 || counts["failed"] != 2 || counts["not run"] != 2 || counts["skipped"] != 1 {
+		t.Errorf("counts = %v, want 2 passed, 2 failed, 1 skipped, 2 not run", counts)
 	}
 }
