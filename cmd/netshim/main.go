@@ -24,6 +24,7 @@ import (
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/dirlock"
 	"github.com/netshim/netshim/pkg/reaper"
 	"github.com/netshim/netshim/preflight"
 	"github.com/netshim/netshim/sandbox"
@@ -78,6 +79,17 @@ func run(o options, notifySocket string) error {
 			return err
 		}
 	}
+	// Before anything reads them: a second netshim on the same root or
+	// state dir would adopt the first one's checkpoints and pods.
+	locks, err := lockDirs(o.rootDir, o.stateDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, l := range locks {
+			l.Close()
+		}
+	}()
 	o.resolveHelpers()
 	if _, err := exec.LookPath(o.ociRuntime); err != nil {
 		return fmt.Errorf("OCI runtime %q not found (set --oci-runtime): %w", o.ociRuntime, err)
@@ -322,4 +334,30 @@ func prepareExecDir(dir string) (string, error) {
 		klog.ErrorS(err, "Some exec dirs of an earlier run could not be removed", "dir", dir)
 	}
 	return dir, nil
+}
+
+// lockDirs takes the root and state dirs for this process (see dirlock).
+// One dir given as both is locked once: a second flock from this process
+// would refuse it, naming netshim itself.
+func lockDirs(rootDir, stateDir string) ([]*os.File, error) {
+	// 0700 from the start: both hold pod configs and runtime state (the
+	// sandbox manager restricts dirs that existed before).
+	for _, d := range []string{rootDir, stateDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	root, err := dirlock.Lock(rootDir, "root dir", "--root-dir")
+	if err != nil {
+		return nil, err
+	}
+	if filepath.Clean(stateDir) == filepath.Clean(rootDir) {
+		return []*os.File{root}, nil
+	}
+	state, err := dirlock.Lock(stateDir, "state dir", "--state-dir")
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	return []*os.File{root, state}, nil
 }
