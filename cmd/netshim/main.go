@@ -168,6 +168,7 @@ func run(o options, notifySocket string) error {
 	if err := server.Recover(context.Background()); err != nil {
 		return err
 	}
+	logRecovered(sandboxes.List(), containers.List())
 	streamLis, err := net.Listen("tcp", o.streamingAddress)
 	if err != nil {
 		return fmt.Errorf("listen for streaming on %s: %w", o.streamingAddress, err)
@@ -360,4 +361,26 @@ func lockDirs(rootDir, stateDir string) ([]*os.File, error) {
 		return nil, err
 	}
 	return []*os.File{root, state}, nil
+}
+
+// logRecovered says in one line, at the default level, what this start
+// took over from the last run: what an operator checks first after a
+// restart. A pod whose network DEL is still owed (its network attached
+// but not READY) is kept for a later stop or remove to retry.
+func logRecovered(sbs []*sandbox.Sandbox, ctrs []*container.Container) {
+	var ready, owed, running int
+	for _, sb := range sbs {
+		if sb.State == sandbox.StateReady {
+			ready++
+		} else if sb.NetworkAttached {
+			owed++
+		}
+	}
+	for _, c := range ctrs {
+		if c.State == container.StateRunning {
+			running++
+		}
+	}
+	klog.InfoS("Recovered pods and containers of the last run", "pods", len(sbs), "readyPods", ready,
+		"containers", len(ctrs), "runningContainers", running, "networkDELsOwed", owed)
 }
