@@ -180,6 +180,20 @@ func run(o options, notifySocket string) error {
 	go func() { _ = streamServer.Serve(streamLis) }()
 	defer streamServer.Close()
 	klog.InfoS("Serving exec, attach and port-forward streams", "address", streamLis.Addr().String())
+	info := cri.ConfigInfo{RootDir: o.rootDir, StateDir: o.stateDir, RegistryConfig: o.registryConfig,
+		StreamingAddress: streamLis.Addr().String()}
+	var cniNetwork func() (string, string, bool)
+	if p, ok := plugin.(*cni.Plugin); ok {
+		cniNetwork = p.DefaultNetwork
+	}
+	switch plugin.Name() {
+	case cni.PluginName:
+		info.CNIConfDir = o.cniConfDir
+		fallthrough
+	case kubenet.PluginName: // kubenet makes its own network config
+		info.CNIBinDirs, info.CNICacheDir = strings.Split(o.cniBinDir, ","), o.cniCacheDir
+	}
+	server.SetConfigInfo(info, cniNetwork)
 	reg.MustRegister(cri.NewSandboxCollector(sandboxes))
 	interceptors := cri.NewInterceptors(reg)
 	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(cri.MaxMessageSize), grpc.MaxSendMsgSize(cri.MaxMessageSize),
