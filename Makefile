@@ -57,8 +57,10 @@ $(BIN)/pause: sandbox/pause/pause.c
 	@mkdir -p $(BIN)
 	gcc -Os -static -s -Wall -Wextra -o $@ $<
 
+# ARGS are more netshim flags (hack/run.sh passes them on; a later flag
+# overrides an earlier one): make run ARGS='-v 2 --metrics-address=127.0.0.1:9753'
 run: tools build
-	hack/run.sh
+	hack/run.sh $(ARGS)
 
 # netshim, pause, runc, the CNI plugins, an example network, /etc/crictl.yaml
 # and the systemd unit onto this node (DESTDIR for a staging root); what it

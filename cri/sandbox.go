@@ -72,7 +72,8 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 		}
 		return nil, wrapf(err, "run pod sandbox %s", podRef(cfg))
 	}
-	klog.V(2).InfoS("Pod sandbox ready", "pod", klog.KRef(spec.Namespace, spec.Name), "sandbox", sb.ID,
+	// At the default level: the one line an operator looks for per pod.
+	klog.InfoS("Pod sandbox ready", "pod", klog.KRef(spec.Namespace, spec.Name), "sandbox", sb.ID,
 		"netns", sb.NetNSPath, "ips", ips, "duration", time.Since(start))
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: sb.ID}, nil
 }

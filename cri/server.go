@@ -69,6 +69,9 @@ type Server struct {
 	runtimeapi.UnimplementedRuntimeServiceServer
 	runtimeapi.UnimplementedImageServiceServer
 
+	config     ConfigInfo                          // see SetConfigInfo
+	cniNetwork func() (name, file string, ok bool) // see SetConfigInfo
+
 	sandboxes Sandboxes
 	network   Network
 	// containers, images and streaming are defined in container.go,
@@ -113,6 +116,33 @@ type Services struct {
 func NewServer(svc Services, dirs Dirs) *Server {
 	return &Server{sandboxes: svc.Sandboxes, network: svc.Network, containers: svc.Containers,
 		images: svc.Images, execer: svc.Exec, dirs: dirs, runtimeVersion: "dev"}
+}
+
+// ConfigInfo is the effective configuration `crictl info` shows (the
+// verbose Status's "config" entry, JSON), so that an operator sees what this
+// netshim runs with without reading its unit. The server fills in what it
+// knows itself: version, cgroup driver, network plugin, CNI network.
+type ConfigInfo struct {
+	Version          string   `json:"version"`
+	CgroupDriver     string   `json:"cgroupDriver"`
+	NetworkPlugin    string   `json:"networkPlugin"`
+	CNINetwork       string   `json:"cniNetwork,omitempty"`
+	CNINetworkFile   string   `json:"cniNetworkFile,omitempty"`
+	CNIConfDir       string   `json:"cniConfDir,omitempty"`
+	CNIBinDirs       []string `json:"cniBinDirs,omitempty"`
+	CNICacheDir      string   `json:"cniCacheDir,omitempty"`
+	RootDir          string   `json:"rootDir"`
+	StateDir         string   `json:"stateDir"`
+	RegistryConfig   string   `json:"registryConfig"`
+	StreamingAddress string   `json:"streamingAddress"`
+	SandboxImage     string   `json:"sandboxImage"`
+}
+
+// SetConfigInfo sets what the verbose Status reports of the configuration;
+// cniNetwork, if set, names the default CNI network loaded at the time of
+// the call and its file (it changes on reload).
+func (s *Server) SetConfigInfo(c ConfigInfo, cniNetwork func() (name, file string, ok bool)) {
+	s.config, s.cniNetwork = c, cniNetwork
 }
 
 // SetRuntimeVersion sets what Version reports as RuntimeVersion (crictl
@@ -199,14 +229,25 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 		netReady,
 	}}}
 	if req.GetVerbose() {
-		cfg, _ := json.Marshal(struct {
-			NetworkPlugin string `json:"networkPlugin"`
-			SandboxImage  string `json:"sandboxImage"`
-		}{s.network.PluginName(), sandboxImageNote})
-		resp.Info = map[string]string{"config": string(cfg)}
+		cfg := s.config
+		cfg.Version = s.runtimeVersion
+		cfg.CgroupDriver = cgroupDriver
+		cfg.NetworkPlugin = s.network.PluginName()
+		cfg.SandboxImage = sandboxImageNote
+		if s.cniNetwork != nil {
+			cfg.CNINetwork, cfg.CNINetworkFile, _ = s.cniNetwork()
+		}
+		data, err := json.Marshal(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("status: encode config: %w", err)
+		}
+		resp.Info = map[string]string{"config": string(data)}
 	}
 	return resp, nil
 }
+
+// cgroupDriver is the one netshim uses; RuntimeConfig tells kubelet.
+const cgroupDriver = "cgroupfs"
 
 func (s *Server) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
 	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS}}, nil

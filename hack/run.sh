@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts netshim in the foreground with the example CNI config shipped in the
 # repo and the plugins built into ./bin. Ctrl-C stops it; pods keep running.
+# Its arguments (make run ARGS=...) are more netshim flags, given last so
+# that they override the ones here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)

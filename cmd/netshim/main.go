@@ -24,6 +24,7 @@ import (
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/dirlock"
 	"github.com/netshim/netshim/pkg/reaper"
 	"github.com/netshim/netshim/preflight"
 	"github.com/netshim/netshim/sandbox"
@@ -78,6 +79,17 @@ func run(o options, notifySocket string) error {
 			return err
 		}
 	}
+	// Before anything reads them: a second netshim on the same root or
+	// state dir would adopt the first one's checkpoints and pods.
+	locks, err := lockDirs(o.rootDir, o.stateDir)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, l := range locks {
+			l.Close()
+		}
+	}()
 	o.resolveHelpers()
 	if _, err := exec.LookPath(o.ociRuntime); err != nil {
 		return fmt.Errorf("OCI runtime %q not found (set --oci-runtime): %w", o.ociRuntime, err)
@@ -156,6 +168,7 @@ func run(o options, notifySocket string) error {
 	if err := server.Recover(context.Background()); err != nil {
 		return err
 	}
+	logRecovered(sandboxes.List(), containers.List())
 	streamLis, err := net.Listen("tcp", o.streamingAddress)
 	if err != nil {
 		return fmt.Errorf("listen for streaming on %s: %w", o.streamingAddress, err)
@@ -167,6 +180,20 @@ func run(o options, notifySocket string) error {
 	go func() { _ = streamServer.Serve(streamLis) }()
 	defer streamServer.Close()
 	klog.InfoS("Serving exec, attach and port-forward streams", "address", streamLis.Addr().String())
+	info := cri.ConfigInfo{RootDir: o.rootDir, StateDir: o.stateDir, RegistryConfig: o.registryConfig,
+		StreamingAddress: streamLis.Addr().String()}
+	var cniNetwork func() (string, string, bool)
+	if p, ok := plugin.(*cni.Plugin); ok {
+		cniNetwork = p.DefaultNetwork
+	}
+	switch plugin.Name() {
+	case cni.PluginName:
+		info.CNIConfDir = o.cniConfDir
+		fallthrough
+	case kubenet.PluginName: // kubenet makes its own network config
+		info.CNIBinDirs, info.CNICacheDir = strings.Split(o.cniBinDir, ","), o.cniCacheDir
+	}
+	server.SetConfigInfo(info, cniNetwork)
 	reg.MustRegister(cri.NewSandboxCollector(sandboxes))
 	interceptors := cri.NewInterceptors(reg)
 	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(cri.MaxMessageSize), grpc.MaxSendMsgSize(cri.MaxMessageSize),
@@ -322,4 +349,52 @@ func prepareExecDir(dir string) (string, error) {
 		klog.ErrorS(err, "Some exec dirs of an earlier run could not be removed", "dir", dir)
 	}
 	return dir, nil
+}
+
+// lockDirs takes the root and state dirs for this process (see dirlock).
+// One dir given as both is locked once: a second flock from this process
+// would refuse it, naming netshim itself.
+func lockDirs(rootDir, stateDir string) ([]*os.File, error) {
+	// 0700 from the start: both hold pod configs and runtime state (the
+	// sandbox manager restricts dirs that existed before).
+	for _, d := range []string{rootDir, stateDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	root, err := dirlock.Lock(rootDir, "root dir", "--root-dir")
+	if err != nil {
+		return nil, err
+	}
+	if filepath.Clean(stateDir) == filepath.Clean(rootDir) {
+		return []*os.File{root}, nil
+	}
+	state, err := dirlock.Lock(stateDir, "state dir", "--state-dir")
+	if err != nil {
+		root.Close()
+		return nil, err
+	}
+	return []*os.File{root, state}, nil
+}
+
+// logRecovered says in one line, at the default level, what this start
+// took over from the last run: what an operator checks first after a
+// restart. A pod whose network DEL is still owed (its network attached
+// but not READY) is kept for a later stop or remove to retry.
+func logRecovered(sbs []*sandbox.Sandbox, ctrs []*container.Container) {
+	var ready, owed, running int
+	for _, sb := range sbs {
+		if sb.State == sandbox.StateReady {
+			ready++
+		} else if sb.NetworkAttached {
+			owed++
+		}
+	}
+	for _, c := range ctrs {
+		if c.State == container.StateRunning {
+			running++
+		}
+	}
+	klog.InfoS("Recovered pods and containers of the last run", "pods", len(sbs), "readyPods", ready,
+		"containers", len(ctrs), "runningContainers", running, "networkDELsOwed", owed)
 }

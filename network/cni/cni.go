@@ -157,6 +157,16 @@ func (p *Plugin) Close() error {
 
 // statusTTL is how long a STATUS answer is reused: Status is polled (kubelet
 // every few seconds) and a STATUS execs every plugin of the network.
+// DefaultNetwork names the default network loaded now and the file it came
+// from (for `crictl info`); ok is false while none is loaded.
+func (p *Plugin) DefaultNetwork() (name, file string, ok bool) {
+	def := p.defaultNet.Load()
+	if def == nil {
+		return "", "", false
+	}
+	return def.List.Name, def.File, true
+}
+
 const statusTTL = 2 * time.Second
 
 // Status is nil once a default network is loaded, loopback is installed and,

@@ -67,6 +67,7 @@ func TestUnitVerifies(t *testing.T) {
 		"Restart=always",                     // a clean exit still leaves the node without a runtime
 		"ExecReload=/bin/kill -HUP $MAINPID", // systemctl reload: SIGHUP reloads, netshim stays up
 		"Before=kubelet.service",             // kubelet finds the socket served
+		"OOMScoreAdjust=-999",                // the OOM killer takes pods before the runtime
 		"WantedBy=multi-user.target",         // enable starts it at boot
 		"/usr/local/bin/netshim",             //
 		"--oci-runtime=/usr/local/libexec/netshim/runc",
