@@ -9,10 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/netshim/netshim/container"
 	"github.com/netshim/netshim/sandbox"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
@@ -192,25 +193,31 @@ func podNetworkUsage(sb *sandbox.Sandbox) *runtimeapi.NetworkUsage {
 	}}
 }
 
-// linkStats asks the netns pinned at nsPath for link's counters over a
-// netlink socket opened in it, so no thread of netshim changes netns.
+// linkStats reads link's counters over a netlink socket opened in the netns
+// pinned at nsPath. ns.WithNetNSPath, as elsewhere in netshim, rather than
+// netlink.NewHandleAt: should the thread fail to switch back, the former
+// scraps it, where the latter would hand it back to the runtime still in
+// the pod's netns (and a CNI plugin exec'd from it would run there).
 func linkStats(nsPath, link string) (*netlink.LinkStatistics, error) {
-	ns, err := netns.GetFromPath(nsPath)
+	var st *netlink.LinkStatistics
+	err := ns.WithNetNSPath(nsPath, func(ns.NetNS) error {
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return fmt.Errorf("open netlink: %w", err)
+		}
+		defer h.Close()
+		l, err := h.LinkByName(link)
+		if err != nil {
+			return fmt.Errorf("find %s: %w", link, err)
+		}
+		st = l.Attrs().Statistics
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("open netns %s: %w", nsPath, err)
+		return nil, fmt.Errorf("in netns %s: %w", nsPath, err)
 	}
-	defer ns.Close()
-	h, err := netlink.NewHandleAt(ns)
-	if err != nil {
-		return nil, fmt.Errorf("open netlink in netns %s: %w", nsPath, err)
-	}
-	defer h.Close()
-	l, err := h.LinkByName(link)
-	if err != nil {
-		return nil, fmt.Errorf("find %s in netns %s: %w", link, nsPath, err)
-	}
-	if l.Attrs().Statistics == nil {
+	if st == nil {
 		return nil, fmt.Errorf("no statistics for %s in netns %s", link, nsPath)
 	}
-	return l.Attrs().Statistics, nil
+	return st, nil
 }
