@@ -39,18 +39,23 @@ const cgroupRoot = "/sys/fs/cgroup"
 func (m *Manager) Stats(c *Container) (*Stats, error) {
 	st := &Stats{Timestamp: time.Now(), LayerMountpoint: filepath.Join(m.layerDir(c.ID), "upper")}
 	if c.State == StateRunning && c.CgroupsPath != "" {
-		var err error
-		if isCgroup2() {
-			err = readCgroup2(filepath.Join(cgroupRoot, c.CgroupsPath), st)
-		} else {
-			err = readCgroup1(c.CgroupsPath, st)
-		}
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := ReadCgroup(c.CgroupsPath, st); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("read cgroup of container %s: %w", c.ID, err)
 		}
 	}
 	st.WritableLayerBytes, st.WritableLayerInodes = m.layerUsage(c.ID, st.LayerMountpoint)
 	return st, nil
+}
+
+// ReadCgroup fills st's CPU and memory usage from the cgroup at path (a
+// cgroupsPath, as in an OCI spec), on cgroup v1 or v2. Both count the
+// cgroups under path too, so a pod's cgroup parent reads as the sum of its
+// pause and containers. A cgroup that is gone is an fs.ErrNotExist.
+func ReadCgroup(path string, st *Stats) error {
+	if isCgroup2() {
+		return readCgroup2(filepath.Join(cgroupRoot, path), st)
+	}
+	return readCgroup1(path, st)
 }
 
 func isCgroup2() bool {

@@ -7,10 +7,12 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/netshim/netshim/container"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
 
@@ -104,6 +106,36 @@ func (c *sandboxCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[string]int{"SANDBOX_READY": 0, "SANDBOX_NOTREADY": 0}
 	for _, sb := range c.sandboxes.List() {
 		counts[criState(sb.State).String()]++
+	}
+	for state, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)
+	}
+}
+
+// containerCollector reports how many containers are in each state at
+// scrape time, beside the sandboxes: a count that only grows (exited
+// containers nobody removes) is what an operator looks for.
+type containerCollector struct {
+	containers interface{ List() []*container.Container }
+	desc       *prometheus.Desc
+}
+
+// NewContainerCollector returns the netshim_containers gauge over containers.
+func NewContainerCollector(containers interface{ List() []*container.Container }) prometheus.Collector {
+	return &containerCollector{containers: containers, desc: prometheus.NewDesc(
+		"netshim_containers", "Containers known to netshim, by CRI state.", []string{"state"}, nil)}
+}
+
+func (c *containerCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *containerCollector) Collect(ch chan<- prometheus.Metric) {
+	// Every state is reported, 0 included, so a query never meets a gap.
+	counts := map[string]int{}
+	for _, st := range runtimeapi.ContainerState_name {
+		counts[st] = 0
+	}
+	for _, ctr := range c.containers.List() {
+		counts[containerState(ctr.State).String()]++
 	}
 	for state, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), state)

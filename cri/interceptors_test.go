@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netshim/netshim/container"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -27,5 +29,28 @@ func TestInterceptorExplainsUnimplemented(t *testing.T) {
 		})
 	if status.Code(err) != codes.Unimplemented || !strings.Contains(err.Error(), "not implemented by netshim") {
 		t.Fatalf("unimplemented stream: %v, want a sentence", err)
+	}
+}
+
+type listedContainers []*container.Container
+
+func (l listedContainers) List() []*container.Container { return l }
+
+// netshim_containers counts containers by CRI state, with 0 for the states
+// none is in, so a dashboard's query always finds every series.
+func TestContainerCollectorCountsByState(t *testing.T) {
+	ctrs := listedContainers{
+		{ID: "a", Status: container.Status{State: container.StateRunning}}, {ID: "b", Status: container.Status{State: container.StateRunning}},
+		{ID: "c", Status: container.Status{State: container.StateExited}}, {ID: "d", Status: container.Status{State: container.StateCreated}},
+	}
+	want := `# HELP netshim_containers Containers known to netshim, by CRI state.
+# TYPE netshim_containers gauge
+netshim_containers{state="CONTAINER_CREATED"} 1
+netshim_containers{state="CONTAINER_EXITED"} 1
+netshim_containers{state="CONTAINER_RUNNING"} 2
+netshim_containers{state="CONTAINER_UNKNOWN"} 0
+`
+	if err := testutil.CollectAndCompare(NewContainerCollector(ctrs), strings.NewReader(want), "netshim_containers"); err != nil {
+		t.Error(err)
 	}
 }

@@ -84,6 +84,10 @@ type Status struct {
 	IPs             []string `json:"ips,omitempty"`
 }
 
+// CgroupsPath is the pause process's cgroup: under the pod's cgroup parent,
+// or under netshim's default parent when the pod names none.
+func (s *Sandbox) CgroupsPath() string { return cgroupPath(s) }
+
 func (s *Sandbox) clone() *Sandbox {
 	c := *s
 	c.IPs = append([]string(nil), s.IPs...)
