@@ -195,6 +195,7 @@ func run(o options, notifySocket string) error {
 	}
 	server.SetConfigInfo(info, cniNetwork)
 	reg.MustRegister(cri.NewSandboxCollector(sandboxes))
+	reg.MustRegister(cri.NewContainerCollector(containers))
 	interceptors := cri.NewInterceptors(reg)
 	grpcServer := grpc.NewServer(grpc.MaxRecvMsgSize(cri.MaxMessageSize), grpc.MaxSendMsgSize(cri.MaxMessageSize),
 		grpc.ChainUnaryInterceptor(interceptors.Unary), grpc.ChainStreamInterceptor(interceptors.Stream))

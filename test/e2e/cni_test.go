@@ -127,6 +127,7 @@ func TestMetricsReportOperations(t *testing.T) {
 		`netshim_cri_operations_errors_total{code="NotFound",operation="PodSandboxStatus"}`: 1,
 		`netshim_sandboxes{state="SANDBOX_NOTREADY"}`:                                       1,
 		`netshim_sandboxes{state="SANDBOX_READY"}`:                                          0,
+		`netshim_containers{state="CONTAINER_RUNNING"}`:                                     0,
 	} {
 		if got, ok := metricValue(string(body), series); !ok || got != want {
 			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
