@@ -26,6 +26,8 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/netshim/netshim/pkg/atomicfile"
 	"github.com/netshim/netshim/test/multinode/cluster"
 )
@@ -84,7 +86,8 @@ type Cluster struct {
 	Sysctls      map[string]string `json:"sysctls,omitempty"` // host values before up
 	Nodes        []string          `json:"nodes,omitempty"`
 
-	nodes *cluster.Cluster
+	nodes         *cluster.Cluster
+	agnhostLayers []v1.Layer // built by the first image that needs them
 }
 
 func (c *Cluster) path(elem ...string) string {

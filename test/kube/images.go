@@ -327,8 +327,12 @@ func dirsFor(path string) []registry.File {
 	return dirs
 }
 
-// agnhostFS is busybox, the Debian tools and /agnhost.
+// agnhostFS is busybox, the Debian tools and /agnhost: built once per
+// cluster, as the agnhost and jessie-dnsutils images share it.
 func agnhostFS(c *Cluster) ([]v1.Layer, error) {
+	if c.agnhostLayers != nil {
+		return c.agnhostLayers, nil
+	}
 	files, err := busyboxFiles()
 	if err != nil {
 		return nil, err
@@ -349,7 +353,8 @@ func agnhostFS(c *Cluster) ([]v1.Layer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []v1.Layer{base, tools, bin}, nil
+	c.agnhostLayers = []v1.Layer{base, tools, bin}
+	return c.agnhostLayers, nil
 }
 
 // agnhost is upstream's layout: /agnhost as the entrypoint, pause as the command.

@@ -41,16 +41,9 @@ func (p pki) make(names []string, ips []net.IP) error {
 	if err != nil {
 		return err
 	}
-	now := time.Now().Add(-time.Hour)
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "netshim-kube-ca"},
-		NotBefore:             now,
-		NotAfter:              now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
+	caTmpl := certTemplate(1, "netshim-kube-ca")
+	caTmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature
+	caTmpl.BasicConstraintsValid, caTmpl.IsCA = true, true
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
 		return fmt.Errorf("CA certificate: %w", err)
@@ -63,16 +56,7 @@ func (p pki) make(names []string, ips []net.IP) error {
 	if err != nil {
 		return err
 	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2),
-		Subject:      pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore:    now,
-		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     names,
-		IPAddresses:  ips,
-	}
+	srvTmpl := serverTemplate(2, "kube-apiserver", names, ips)
 	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
 	if err != nil {
 		return fmt.Errorf("API server certificate: %w", err)
@@ -117,17 +101,7 @@ func selfSigned() (certPEM, keyPEM []byte, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	now := time.Now().Add(-time.Hour)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    now,
-		NotAfter:     now.Add(10 * 365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-	}
+	tmpl := serverTemplate(1, "localhost", []string{"localhost"}, []net.IP{net.ParseIP("127.0.0.1")})
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		return nil, nil, err
@@ -138,4 +112,25 @@ func selfSigned() (certPEM, keyPEM []byte, err error) {
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), nil
+}
+
+// certTemplate is a certificate valid for ten years from an hour ago (the
+// hour forgives a clock a little behind).
+func certTemplate(serial int64, name string) *x509.Certificate {
+	from := time.Now().Add(-time.Hour)
+	return &x509.Certificate{
+		SerialNumber: big.NewInt(serial),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    from,
+		NotAfter:     from.Add(10 * 365 * 24 * time.Hour),
+	}
+}
+
+// serverTemplate is a TLS server's certificate for names and ips.
+func serverTemplate(serial int64, name string, names []string, ips []net.IP) *x509.Certificate {
+	t := certTemplate(serial, name)
+	t.KeyUsage = x509.KeyUsageDigitalSignature
+	t.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	t.DNSNames, t.IPAddresses = names, ips
+	return t
 }
