@@ -8,6 +8,7 @@ package container
 import (
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -39,6 +40,11 @@ type ImageConfig struct {
 // from the sandbox record, so this package never imports sandbox.
 type PodContext struct {
 	SandboxID string
+	// RuntimeHandler is the pod's runtime handler; "" is the default.
+	RuntimeHandler string
+	// UIDMappings and GIDMappings are those of the pod's user namespace;
+	// none when it has the host's.
+	UIDMappings, GIDMappings []specs.LinuxIDMapping
 	Config    *runtimeapi.PodSandboxConfig
 	// NetNSPath is the pinned netns; "" with host network.
 	NetNSPath string
@@ -67,6 +73,9 @@ type Container struct {
 	} `json:"metadata"`
 	// Image is the reference as asked; ImageID the store's ID ("sha256:…");
 	// ImageRef the repo digest it resolved to, as kubelet wants it.
+	// RuntimeHandler is its pod's runtime handler; "" is the default.
+	RuntimeHandler string `json:"runtimeHandler,omitempty"`
+
 	Image    string `json:"image"`
 	ImageID  string `json:"imageID"`
 	ImageRef string `json:"imageRef"`

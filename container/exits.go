@@ -247,7 +247,7 @@ func (m *Manager) recordExit(c *Container, code int32, at time.Time) {
 func (m *Manager) reconcileStarted(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
-	state, err := m.cfg.Runtime.State(ctx, id)
+	state, err := m.runtimeOf(id).State(ctx, id)
 	if err != nil {
 		klog.ErrorS(err, "Could not ask the runtime whether a created container runs", "container", id)
 		return

@@ -60,12 +60,23 @@ type Monitor interface {
 	Create(ctx context.Context, o oci.MonitorOptions) (pid, monitorPID int, err error)
 }
 
+// Handler is how the containers of one more runtime handler are run, and
+// the OCI spec version their bundles are written in.
+type Handler struct {
+	Runtime     Runtime
+	Monitor     Monitor
+	SpecVersion string
+}
+
 // Config places what the manager keeps on disk and what it drives.
 type Config struct {
 	RootDir  string // persistent: checkpoints and writable layers
 	StateDir string // --state-dir/containers: runtime: bundles and exit files (tmpfs)
-	Runtime  Runtime
-	Monitor  Monitor
+	// Runtime and Monitor run the containers of the default handler.
+	Runtime Runtime
+	Monitor Monitor
+	// Handlers run the containers of pods of other runtime handlers.
+	Handlers map[string]Handler
 	Rootfs   Rootfs
 	Reaper   *reaper.Reaper
 }
@@ -113,6 +124,13 @@ func NewManager(cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("create container state dir: %w", err)
 		}
 	}
+	// Passable by others (not listable), as the sandbox manager's dirs: a
+	// user-namespaced container's runc reaches its rootfs through them.
+	for _, d := range []string{cfg.RootDir, m.layersDir()} {
+		if err := os.Chmod(d, 0o711); err != nil {
+			return nil, fmt.Errorf("create container state dir: %w", err)
+		}
+	}
 	exits, err := watchExits(m.exitDir(), m.refresh)
 	if err != nil {
 		return nil, err
@@ -126,6 +144,16 @@ func NewManager(cfg Config) (*Manager, error) {
 func (m *Manager) Close() {
 	m.exits.close()
 	m.background.Wait()
+}
+
+// runtimeOf is the runtime of container id's handler.
+func (m *Manager) runtimeOf(id string) Runtime {
+	if c, ok := m.records.Get(id); ok {
+		if h, ok := m.cfg.Handlers[c.RuntimeHandler]; ok {
+			return h.Runtime
+		}
+	}
+	return m.cfg.Runtime
 }
 
 func (m *Manager) exitDir() string           { return filepath.Join(m.cfg.StateDir, "exits") }
@@ -314,7 +342,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Container, er
 		Status: Status{State: StateCreating}, CreatedAt: time.Now(), LogPath: req.LogPath, Config: raw,
 		Labels: req.Config.GetLabels(), Annotations: req.Config.GetAnnotations(),
 		Tty: req.Config.GetTty(), Stdin: req.Config.GetStdin(),
-		StopSignal: req.Image.StopSignal, Bundle: m.bundleDir(id),
+		StopSignal: req.Image.StopSignal, Bundle: m.bundleDir(id), RuntimeHandler: req.Pod.RuntimeHandler,
 	}
 	c.Metadata.Name, c.Metadata.Attempt = req.Config.GetMetadata().GetName(), req.Config.GetMetadata().GetAttempt()
 	// Recorded before runc can make it: a create cut short (cancelled,
@@ -350,6 +378,10 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 	if err := os.MkdirAll(c.Bundle, 0o700); err != nil {
 		return fmt.Errorf("create bundle dir: %w", err)
 	}
+	monitor, specVersion := m.cfg.Monitor, ""
+	if h, ok := m.cfg.Handlers[c.RuntimeHandler]; ok {
+		monitor, specVersion = h.Monitor, h.SpecVersion
+	}
 	rootfs, err := m.cfg.Rootfs.Mount(c.ID, req.ImageID, m.layerDir(c.ID), false)
 	if err != nil {
 		return fmt.Errorf("mount rootfs of image %s: %w", req.ImageID, err)
@@ -357,6 +389,9 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 	spec, err := BuildSpec(SpecInput{ID: c.ID, Config: req.Config, Pod: req.Pod, Image: req.Image, Rootfs: rootfs})
 	if err != nil {
 		return err
+	}
+	if specVersion != "" {
+		spec.Version = specVersion
 	}
 	data, err := json.Marshal(spec)
 	if err != nil {
@@ -376,7 +411,7 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 			return invalid("config.log_path", ": %s exists and is not a regular file (%s)", c.LogPath, st.Mode().Type())
 		}
 	}
-	pid, monitorPID, err := m.cfg.Monitor.Create(ctx, oci.MonitorOptions{
+	pid, monitorPID, err := monitor.Create(ctx, oci.MonitorOptions{
 		ID: c.ID, Name: c.Name, Bundle: c.Bundle, LogPath: c.LogPath, ExitDir: m.exitDir(),
 		Tty: c.Tty, Stdin: c.Stdin, StdinOnce: req.Config.GetStdinOnce(),
 	})
@@ -427,7 +462,7 @@ func (m *Manager) undoCreate(c *Container) error {
 // removeResources deletes the runtime's container, stops the monitor,
 // unmounts the rootfs and removes the bundle, exit file, checkpoint and name.
 func (m *Manager) removeResources(ctx context.Context, c *Container) error {
-	if err := m.cfg.Runtime.Delete(ctx, c.ID, true); err != nil {
+	if err := m.runtimeOf(c.ID).Delete(ctx, c.ID, true); err != nil {
 		return err
 	}
 	if err := oci.RemoveCgroup(ctx, c.CgroupsPath); err != nil {
@@ -497,7 +532,7 @@ func (m *Manager) Start(ctx context.Context, idOrPrefix string) error {
 	if err := checkTransition(c.State, StateRunning); err != nil {
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
-	if err := m.cfg.Runtime.Start(ctx, id); err != nil {
+	if err := m.runtimeOf(id).Start(ctx, id); err != nil {
 		// A start that failed leaves the container to exit; its monitor
 		// reports the code, and the state says what happened.
 		_, _ = m.update(id, mustPersist, func(st Status) (Status, error) {
@@ -540,7 +575,7 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 	}
 	if timeout > 0 && c.State == StateRunning {
 		sig := stopSignal(c.StopSignal)
-		if err := m.cfg.Runtime.Kill(ctx, id, sig, false); err != nil {
+		if err := m.runtimeOf(id).Kill(ctx, id, sig, false); err != nil {
 			return fmt.Errorf("signal container %s: %w", id, err)
 		}
 		crashpoint.Hit(crashpoint.DuringContainerStop) // signalled, exit not yet seen
@@ -550,7 +585,7 @@ func (m *Manager) stopLocked(ctx context.Context, id string, timeout time.Durati
 		}
 		klog.V(2).InfoS("Container did not exit within its grace period; killing it", "container", id, "signal", sig, "timeout", timeout)
 	}
-	if err := m.cfg.Runtime.Kill(ctx, id, syscall.SIGKILL, true); err != nil {
+	if err := m.runtimeOf(id).Kill(ctx, id, syscall.SIGKILL, true); err != nil {
 		return fmt.Errorf("kill container %s: %w", id, err)
 	}
 	crashpoint.Hit(crashpoint.DuringContainerStop)
@@ -603,7 +638,7 @@ func (m *Manager) UpdateResources(ctx context.Context, idOrPrefix string, res *r
 	if err != nil {
 		return err
 	}
-	if err := m.cfg.Runtime.Update(ctx, id, linux); err != nil {
+	if err := m.runtimeOf(id).Update(ctx, id, linux); err != nil {
 		return fmt.Errorf("update resources of container %s: %w", id, err)
 	}
 	cfg := &runtimeapi.ContainerConfig{}

@@ -26,10 +26,11 @@ type SpecInput struct {
 // pod's context and the node's facts. Each is tested on its own.
 type SpecOpt func(spec *specs.Spec, in SpecInput, host HostFacts) error
 
-// specOpts build a container's spec, in this order: devices puts the
+// specOpts build a container's spec, in this order: the user namespace
+// idmaps the bind mounts that mounts made; devices puts the
 // device cgroup where resources finds it, and security's seccomp profile
 // depends on the capabilities it sets first.
-var specOpts = []SpecOpt{withProcess, withAnnotations, withNamespaces, withMounts, withDevices, withResources, withSecurity}
+var specOpts = []SpecOpt{withProcess, withAnnotations, withNamespaces, withMounts, withUserNamespace, withDevices, withResources, withSecurity}
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -74,7 +74,7 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 	creq := container.CreateRequest{
 		Config: cfg,
 		Pod: container.PodContext{
-			SandboxID: sbID, Config: podCfg, NetNSPath: sb.NetNSPath, PausePID: sb.PausePID,
+			SandboxID: sbID, RuntimeHandler: sb.Spec.RuntimeHandler, Config: podCfg, NetNSPath: sb.NetNSPath, PausePID: sb.PausePID,
 			CgroupParent: sb.Spec.CgroupParent, ResolvConfPath: files.ResolvConf,
 			HostnamePath: files.Hostname, HostsPath: files.Hosts, ShmPath: files.Shm,
 		},
@@ -84,6 +84,9 @@ func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateCont
 			User: img.Config.User, Env: img.Config.Env, Entrypoint: img.Config.Entrypoint,
 			Cmd: img.Config.Cmd, WorkingDir: img.Config.WorkingDir, StopSignal: img.Config.StopSignal,
 		},
+	}
+	if u := sb.Spec.UserNS; u != nil {
+		creq.Pod.UIDMappings, creq.Pod.GIDMappings = u.UIDs, u.GIDs
 	}
 	if dir, p := podCfg.GetLogDirectory(), cfg.GetLogPath(); dir != "" && p != "" {
 		creq.LogPath = filepath.Join(dir, p)

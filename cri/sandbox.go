@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"strings"
 	"sync"
 	"time"
@@ -34,8 +35,9 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err := validate.Sandbox(cfg, s.dirs.Protected); err != nil {
 		return nil, err
 	}
-	if h := req.GetRuntimeHandler(); h != "" && h != "runc" {
-		return nil, errdefs.InvalidField("runtime_handler", "%q is not configured: netshim offers only the default handler (\"\" or \"runc\")", h)
+	handler, err := s.checkHandler(req.GetRuntimeHandler())
+	if err != nil {
+		return nil, wrapf(err, "run pod sandbox %s", podRef(cfg))
 	}
 	hostNetwork := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE
 	if !hostNetwork {
@@ -52,6 +54,11 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	if err != nil {
 		return nil, wrapf(err, "run pod sandbox %s", podRef(cfg))
 	}
+	spec.RuntimeHandler = req.GetRuntimeHandler()
+	if spec.UserNS != nil && (handler == nil || !handler.Features.UserNamespaces) {
+		return nil, fmt.Errorf("run pod sandbox %s: runtime handler %q cannot run pods in a user namespace on this host (Status says so: its user_namespaces feature is false): %w",
+			podRef(cfg), req.GetRuntimeHandler(), errdefs.ErrFailedPrecondition)
+	}
 	sb, err := s.sandboxes.Create(spec)
 	if err != nil {
 		return nil, wrapf(err, "run pod sandbox %s", podRef(cfg))
@@ -59,7 +66,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	unlock := s.ops.Lock(sb.ID)
 	defer unlock()
 
-	ips, err := s.startSandbox(ctx, sb, cfg)
+	ips, err := s.startSandbox(ctx, sb, cfg, handler != nil && handler.GVisor)
 	if err == nil {
 		err = s.sandboxes.Ready(sb.ID, ips)
 	}
@@ -79,16 +86,28 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 }
 
 // startSandbox starts the pause process and sets up the network. Both need
-// only the pinned netns, so they run side by side. The caller undoes on error.
-func (s *Server) startSandbox(ctx context.Context, sb *sandbox.Sandbox, cfg *runtimeapi.PodSandboxConfig) ([]string, error) {
+// only the pinned netns, so they run side by side; except under gVisor,
+// whose sandbox takes the pod's interfaces from the netns when it boots, so
+// the network comes first. The caller undoes on error.
+func (s *Server) startSandbox(ctx context.Context, sb *sandbox.Sandbox, cfg *runtimeapi.PodSandboxConfig, networkFirst bool) ([]string, error) {
 	if sb.Spec.HostNetwork {
 		return nil, s.sandboxes.StartPause(ctx, sb.ID)
 	}
+	if networkFirst {
+		ips, err := s.setUpNetwork(ctx, sb, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := s.sandboxes.StartPause(ctx, sb.ID); err != nil {
+			return nil, err
+		}
+		return ips, nil
+	}
 	var (
-		wg       sync.WaitGroup
-		pauseErr error
+		wg        sync.WaitGroup
+		pauseErr  error
+		pauseTook time.Duration
 	)
-	var pauseTook time.Duration
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -96,18 +115,24 @@ func (s *Server) startSandbox(ctx context.Context, sb *sandbox.Sandbox, cfg *run
 		pauseErr = s.sandboxes.StartPause(ctx, sb.ID)
 		pauseTook = time.Since(t)
 	}()
-	netCtx, cancel := context.WithTimeout(ctx, networkTimeout)
-	defer cancel()
 	t := time.Now()
-	st, netErr := s.network.SetUpPod(netCtx, podNetwork(sb.ID, cfg))
+	ips, netErr := s.setUpNetwork(ctx, sb, cfg)
 	netTook := time.Since(t)
 	wg.Wait()
 	klog.V(4).InfoS("Pod sandbox started", "sandbox", sb.ID, "pauseStart", pauseTook, "networkAdd", netTook)
-	if netErr != nil {
-		netErr = fmt.Errorf("set up network (plugin %s): %w", s.network.PluginName(), netErr)
-	}
 	if err := errors.Join(pauseErr, netErr); err != nil {
 		return nil, err
+	}
+	return ips, nil
+}
+
+// setUpNetwork runs the network plugin's set-up of the pod and returns its IPs.
+func (s *Server) setUpNetwork(ctx context.Context, sb *sandbox.Sandbox, cfg *runtimeapi.PodSandboxConfig) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, networkTimeout)
+	defer cancel()
+	st, err := s.network.SetUpPod(ctx, podNetwork(sb.ID, cfg))
+	if err != nil {
+		return nil, fmt.Errorf("set up network (plugin %s): %w", s.network.PluginName(), err)
 	}
 	ips := make([]string, 0, len(st.IPs))
 	for _, ip := range st.IPs {
@@ -306,12 +331,13 @@ func (s *Server) listSandboxes(f *runtimeapi.PodSandboxFilter) []*runtimeapi.Pod
 			continue
 		}
 		items = append(items, &runtimeapi.PodSandbox{
-			Id:          sb.ID,
-			Metadata:    metadata(sb.Spec),
-			State:       state,
-			CreatedAt:   sb.CreatedAt.UnixNano(),
-			Labels:      sb.Spec.Labels,
-			Annotations: sb.Spec.Annotations,
+			Id:             sb.ID,
+			Metadata:       metadata(sb.Spec),
+			State:          state,
+			CreatedAt:      sb.CreatedAt.UnixNano(),
+			Labels:         sb.Spec.Labels,
+			Annotations:    sb.Spec.Annotations,
+			RuntimeHandler: sb.Spec.RuntimeHandler,
 		})
 	}
 	return items
@@ -339,13 +365,14 @@ func metadata(spec sandbox.Spec) *runtimeapi.PodSandboxMetadata {
 
 func sandboxStatus(sb *sandbox.Sandbox, cfg *runtimeapi.PodSandboxConfig) *runtimeapi.PodSandboxStatus {
 	st := &runtimeapi.PodSandboxStatus{
-		Id:          sb.ID,
-		Metadata:    metadata(sb.Spec),
-		State:       criState(sb.State),
-		CreatedAt:   sb.CreatedAt.UnixNano(),
-		Labels:      sb.Spec.Labels,
-		Annotations: sb.Spec.Annotations,
-		Network:     &runtimeapi.PodSandboxNetworkStatus{},
+		Id:             sb.ID,
+		Metadata:       metadata(sb.Spec),
+		State:          criState(sb.State),
+		CreatedAt:      sb.CreatedAt.UnixNano(),
+		Labels:         sb.Spec.Labels,
+		Annotations:    sb.Spec.Annotations,
+		RuntimeHandler: sb.Spec.RuntimeHandler,
+		Network:        &runtimeapi.PodSandboxNetworkStatus{},
 		Linux: &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{
 			Options: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(),
 		}},
@@ -407,10 +434,21 @@ func specFromConfig(cfg *runtimeapi.PodSandboxConfig) (sandbox.Spec, error) {
 		HostIPC:      nsOpts.GetIpc() == runtimeapi.NamespaceMode_NODE,
 		Config:       raw,
 	}
+	if u := nsOpts.GetUsernsOptions(); u != nil && u.GetMode() == runtimeapi.NamespaceMode_POD {
+		spec.UserNS = &sandbox.IDMappings{UIDs: idMappings(u.GetUids()), GIDs: idMappings(u.GetGids())}
+	}
 	if dns := cfg.GetDnsConfig(); dns != nil {
 		spec.DNS = &sandbox.DNS{Servers: dns.GetServers(), Searches: dns.GetSearches(), Options: dns.GetOptions()}
 	}
 	return spec, nil
+}
+
+func idMappings(in []*runtimeapi.IDMapping) []specs.LinuxIDMapping {
+	out := make([]specs.LinuxIDMapping, 0, len(in))
+	for _, m := range in {
+		out = append(out, specs.LinuxIDMapping{ContainerID: m.GetContainerId(), HostID: m.GetHostId(), Size: m.GetLength()})
+	}
+	return out
 }
 
 func decodeConfig(sb *sandbox.Sandbox) (*runtimeapi.PodSandboxConfig, error) {

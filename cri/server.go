@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/netshim/netshim/network"
+	"github.com/netshim/netshim/oci"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/keylock"
 	"github.com/netshim/netshim/sandbox"
@@ -79,6 +80,9 @@ type Server struct {
 	containers Containers
 	images     Images
 	execer     Execer
+	// defaultHandler and handlers are the runtime handlers (handlers.go).
+	defaultHandler *oci.Handler
+	handlers       map[string]*oci.Handler
 	// streaming is set by NewStreamingServer.
 	streaming streaming.Server
 	// ops serialises whole lifecycle operations (network plus sandbox
@@ -224,10 +228,12 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 		runtimeReady.Reason = "OCIRuntimeNotAvailable"
 		runtimeReady.Message = err.Error()
 	}
-	resp := &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{
-		runtimeReady,
-		netReady,
-	}}}
+	resp := &runtimeapi.StatusResponse{
+		Status:          &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{runtimeReady, netReady}},
+		RuntimeHandlers: s.runtimeHandlers(),
+		// Strict is done in container/user.go: only the groups asked for.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
+	}
 	if req.GetVerbose() {
 		cfg := s.config
 		cfg.Version = s.runtimeVersion

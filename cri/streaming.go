@@ -153,7 +153,7 @@ func (s *Server) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) 
 		defer cancel()
 	}
 	stdout, stderr := &cappedBuffer{max: maxExecSyncOutput}, &cappedBuffer{max: maxExecSyncOutput}
-	code, err := s.execer.Exec(ctx, c.ID, oci.ExecOptions{Cmd: req.GetCmd(), Stdout: stdout, Stderr: stderr, TempDir: s.dirs.Exec})
+	code, err := s.execerFor(c.RuntimeHandler).Exec(ctx, c.ID, oci.ExecOptions{Cmd: req.GetCmd(), Stdout: stdout, Stderr: stderr, TempDir: s.dirs.Exec})
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			// kubelet counts DeadlineExceeded as a probe timeout.
@@ -223,7 +223,7 @@ func (r streamRuntime) Exec(ctx context.Context, id string, cmd []string, in io.
 	if errw != nil {
 		o.Stderr = errw
 	}
-	code, err := r.s.execer.Exec(ctx, c.ID, o)
+	code, err := r.s.execerFor(c.RuntimeHandler).Exec(ctx, c.ID, o)
 	klog.V(4).InfoS("Exec stream ended", "container", c.ID, "cmd", cmd, "tty", tty, "exitCode", code, "err", err)
 	if err != nil {
 		return err

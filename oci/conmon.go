@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,6 +23,24 @@ import (
 type Conmon struct {
 	Binary  string // path of conmon
 	Runtime *Runc
+	// Wrapper, when set, is the command conmon runs in place of the
+	// runtime binary, which it is given first (gVisor: see gvisor.go).
+	Wrapper []string
+}
+
+// runtimePath and runtimeArgs are what conmon runs as the runtime.
+func (c *Conmon) runtimePath() string {
+	if len(c.Wrapper) > 0 {
+		return c.Wrapper[0]
+	}
+	return c.Runtime.Binary
+}
+
+func (c *Conmon) runtimeArgs() []string {
+	if len(c.Wrapper) > 0 {
+		return append(append(slices.Clone(c.Wrapper[1:]), c.Runtime.Binary), c.Runtime.globalArgs()...)
+	}
+	return c.Runtime.globalArgs()
 }
 
 // MonitorOptions describe one container for its monitor.
@@ -57,7 +76,7 @@ func (c *Conmon) Create(ctx context.Context, o MonitorOptions) (pid, monitorPID 
 	args := []string{
 		"--api-version", "1",
 		"--cid", o.ID, "--cuuid", o.ID, "--name", o.Name,
-		"--runtime", c.Runtime.Binary,
+		"--runtime", c.runtimePath(),
 		"--bundle", o.Bundle,
 		"--container-pidfile", filepath.Join(o.Bundle, ContainerPIDFile),
 		"--conmon-pidfile", filepath.Join(o.Bundle, ConmonPIDFile),
@@ -65,10 +84,12 @@ func (c *Conmon) Create(ctx context.Context, o MonitorOptions) (pid, monitorPID 
 		"--exit-dir", o.ExitDir,
 		"--socket-dir-path", o.Bundle, "--full-attach",
 		"--log-level", "error",
-		"--runtime-arg", "--root", "--runtime-arg", c.Runtime.Root,
-		"--runtime-arg", "--log", "--runtime-arg", filepath.Join(o.Bundle, runtimeLogFile),
-		"--runtime-arg", "--log-format", "--runtime-arg", "json",
 	}
+	for _, a := range c.runtimeArgs() {
+		args = append(args, "--runtime-arg", a)
+	}
+	args = append(args, "--runtime-arg", "--log", "--runtime-arg", filepath.Join(o.Bundle, runtimeLogFile),
+		"--runtime-arg", "--log-format", "--runtime-arg", "json")
 	if o.LogPath != "" {
 		args = append(args, "--log-path", "k8s-file:"+o.LogPath)
 	} else {

@@ -119,7 +119,7 @@ func (r *Runc) Exec(ctx context.Context, id string, o ExecOptions) (int, error) 
 // runc's stdio and runc exits with its status.
 func (r *Runc) execPipes(ctx context.Context, id string, o ExecOptions, dir string) (int, error) {
 	pidFile := filepath.Join(dir, "pid")
-	args := append([]string{"--root", r.Root, "exec", "--pid-file", pidFile, id}, o.Cmd...)
+	args := append(append(r.globalArgs(), "exec", "--pid-file", pidFile, id), o.Cmd...)
 	cmd := exec.Command(r.Binary, args...)
 	// A process may leave a child holding its stdout: once it exited, the
 	// pipes are closed after this long rather than waited for.
@@ -222,7 +222,7 @@ func (r *Runc) execTTY(ctx context.Context, id string, o ExecOptions, dir string
 	if err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
 	}
-	args := []string{"--root", r.Root, "exec", "--process", processFile, "--detach", "--console-socket", console.path, "--pid-file", pidFile, id}
+	args := append(r.globalArgs(), "exec", "--process", processFile, "--detach", "--console-socket", console.path, "--pid-file", pidFile, id)
 	out, runErr := exec.Command(r.Binary, args...).CombinedOutput()
 	pid, pidErr := readPIDFile(pidFile)
 	if runErr != nil || pidErr != nil {

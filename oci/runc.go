@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,10 +25,18 @@ import (
 type Runc struct {
 	Binary string // path of runc
 	Root   string // --root: the runtime's state dir
+	// Args are more global options, before the subcommand (runsc's
+	// --platform, say), from the handler's configuration.
+	Args []string
+}
+
+// globalArgs are the options every command of this runtime starts with.
+func (r *Runc) globalArgs() []string {
+	return append([]string{"--root", r.Root}, r.Args...)
 }
 
 func (r *Runc) command(ctx context.Context, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, r.Binary, append([]string{"--root", r.Root}, args...)...)
+	return exec.CommandContext(ctx, r.Binary, append(r.globalArgs(), args...)...)
 }
 
 // Run runs `runc run -d`. The pause process inherits runc's stdio, so stdio is
@@ -156,7 +165,7 @@ func lastLogError(path string) string {
 
 // Start starts the created container id (`runc start`).
 func (r *Runc) Start(ctx context.Context, id string) error {
-	if out, err := r.command(ctx, "start", id).CombinedOutput(); err != nil {
+	if out, err := outputViaFile(r.command(ctx, "start", id)); err != nil {
 		return fmt.Errorf("%s start %s: %w: %s", filepath.Base(r.Binary), id, err, bytes.TrimSpace(out))
 	}
 	return nil
@@ -191,4 +200,24 @@ func (r *Runc) Update(ctx context.Context, id string, res *specs.LinuxResources)
 		return fmt.Errorf("%s update %s: %w: %s", filepath.Base(r.Binary), id, err, bytes.TrimSpace(out))
 	}
 	return nil
+}
+
+// outputViaFile runs cmd with its stdout and stderr in an unlinked
+// temporary file, not a pipe, and returns what it wrote. runsc's start
+// leaves a gofer process behind that inherits them: a pipe would keep the
+// call waiting for that process's end.
+func outputViaFile(cmd *exec.Cmd) ([]byte, error) {
+	f, err := os.CreateTemp("", "netshim-runtime-out-")
+	if err != nil {
+		return nil, fmt.Errorf("runtime output file: %w", err)
+	}
+	defer f.Close()
+	_ = os.Remove(f.Name())
+	cmd.Stdout, cmd.Stderr = f, f
+	runErr := cmd.Run()
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, errors.Join(runErr, err)
+	}
+	out, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	return out, errors.Join(runErr, err)
 }

@@ -38,8 +38,11 @@ func prepareRootfs(dir, pauseBinary string) error {
 }
 
 // writeBundle writes the OCI bundle of sb: config.json and its resolv.conf.
-func writeBundle(bundle, rootfs string, sb *Sandbox) error {
-	if err := os.MkdirAll(bundle, 0o700); err != nil {
+func writeBundle(bundle, rootfs string, sb *Sandbox, specVersion string) error {
+	if err := os.MkdirAll(bundle, traversable); err != nil {
+		return fmt.Errorf("create bundle dir: %w", err)
+	}
+	if err := os.Chmod(bundle, traversable); err != nil {
 		return fmt.Errorf("create bundle dir: %w", err)
 	}
 	if err := writePodFiles(bundle, sb); err != nil {
@@ -50,6 +53,12 @@ func writeBundle(bundle, rootfs string, sb *Sandbox) error {
 		mounts = append(mounts, specs.Mount{Destination: "/etc/resolv.conf", Type: "bind", Source: filepath.Join(bundle, resolvConfFile), Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}})
 	}
 	spec := ociSpec(rootfs, sb, mounts)
+	if sb.Spec.UserNS != nil {
+		bindSysfs(spec.Mounts)
+	}
+	if specVersion != "" {
+		spec.Version = specVersion
+	}
 	data, err := json.Marshal(spec)
 	if err != nil {
 		return fmt.Errorf("encode OCI spec: %w", err)
@@ -185,6 +194,15 @@ func ociSpec(rootfs string, sb *Sandbox, extraMounts []specs.Mount) *specs.Spec 
 	if !s.HostPID {
 		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
 	}
+	user := specs.User{UID: pauseUser, GID: pauseUser}
+	var uidMaps, gidMaps []specs.LinuxIDMapping
+	if s.UserNS != nil {
+		namespaces = append(namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+		uidMaps, gidMaps = s.UserNS.UIDs, s.UserNS.GIDs
+		if !mapsID(uidMaps, pauseUser) || !mapsID(gidMaps, pauseUser) {
+			user = specs.User{} // a short range: the pod's root, unprivileged on the host
+		}
+	}
 	hostname := ""
 	if !s.HostNetwork {
 		hostname = s.Hostname
@@ -201,18 +219,51 @@ func ociSpec(rootfs string, sb *Sandbox, extraMounts []specs.Mount) *specs.Spec 
 			Args:            []string{"/pause"},
 			Cwd:             "/",
 			Env:             []string{"PATH=/"},
-			User:            specs.User{UID: pauseUser, GID: pauseUser},
+			User:            user,
 			NoNewPrivileges: true,
 			Capabilities:    &specs.LinuxCapabilities{},
 		},
 		Hostname: hostname,
 		Mounts:   mounts,
+		// containerd's names, which other runtimes read: gVisor's runsc
+		// starts a sandbox for a "sandbox" and puts each "container" into
+		// the one its sandbox-id names.
+		Annotations: map[string]string{
+			"io.kubernetes.cri.container-type":    "sandbox",
+			"io.kubernetes.cri.sandbox-id":        sb.ID,
+			"io.kubernetes.cri.sandbox-name":      s.Name,
+			"io.kubernetes.cri.sandbox-namespace": s.Namespace,
+			"io.kubernetes.cri.sandbox-uid":       s.UID,
+		},
 		Linux: &specs.Linux{
 			Namespaces:    namespaces,
+			UIDMappings:   uidMaps,
+			GIDMappings:   gidMaps,
 			Sysctl:        s.Sysctls,
 			CgroupsPath:   cgroupPath(sb),
 			MaskedPaths:   []string{"/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"},
 			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
+	}
+}
+
+// mapsID says whether container ID id is in one of the mappings.
+func mapsID(maps []specs.LinuxIDMapping, id uint32) bool {
+	for _, m := range maps {
+		if id >= m.ContainerID && id-m.ContainerID < m.Size {
+			return true
+		}
+	}
+	return false
+}
+
+// bindSysfs replaces sysfs with a read-only bind of the host's /sys: a
+// user namespace that does not own the pod's netns (netshim makes it
+// before the pod's user namespace exists) may not mount sysfs.
+func bindSysfs(mounts []specs.Mount) {
+	for i, m := range mounts {
+		if m.Type == "sysfs" {
+			mounts[i] = specs.Mount{Destination: m.Destination, Type: "bind", Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}
+		}
 	}
 }

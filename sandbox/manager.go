@@ -29,11 +29,21 @@ type Config struct {
 	StateDir    string // --state-dir: bundles, runtime state, the pause rootfs (tmpfs)
 	NetNSDir    string // netns pins
 	PauseBinary string
-	Runtime     Runtime
+	// Runtime runs the pods of the default handler ("" or "runc").
+	Runtime Runtime
+	// Handlers run the pods of the other runtime handlers, by name.
+	Handlers map[string]Handler
 	// Reaper reaps the pause processes, netshim being their subreaper.
 	Reaper *reaper.Reaper
 	// NetNS makes and removes the netns pins; nil is the kernel's.
 	NetNS NetNS
+}
+
+// Handler is the runtime of one more runtime handler, and the OCI spec
+// version its bundles are written in.
+type Handler struct {
+	Runtime     Runtime
+	SpecVersion string
 }
 
 // Manager owns the sandbox records and the system resources of each.
@@ -50,6 +60,10 @@ type Manager struct {
 	children map[string]<-chan struct{} // sandbox ID → closed when its pause exits
 }
 
+// traversable is the mode of the dirs on the way to a pod's rootfs and
+// files: root's, passable by a user-namespaced pod's runc.
+const traversable = 0o711
+
 // pauseStopTimeout bounds the wait for a killed pause process to be gone.
 const pauseStopTimeout = 10 * time.Second
 
@@ -61,9 +75,13 @@ func NewManager(cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("create state dir: %w", err)
 		}
 	}
-	// Pod configs and runtime state are root's alone, also in dirs that existed before.
-	for _, d := range []string{cfg.RootDir, cfg.StateDir} {
-		if err := os.Chmod(d, 0o700); err != nil {
+	// Pod configs and runtime state are root's alone, also in dirs that
+	// existed before: no one else may list them. Others may pass through
+	// (0711, as containerd's): a pod in its own user namespace is "others",
+	// and runc, in that namespace, reaches its rootfs and the pod's files
+	// through them. What is inside keeps its own modes.
+	for _, d := range []string{cfg.RootDir, cfg.StateDir, filepath.Join(cfg.StateDir, "sandboxes")} {
+		if err := os.Chmod(d, traversable); err != nil {
 			return nil, fmt.Errorf("restrict state dir: %w", err)
 		}
 	}
@@ -92,6 +110,15 @@ func (m *Manager) RuntimeStatus() error { return m.cfg.Runtime.Available() }
 
 // Close stops background work; pause processes keep running.
 func (m *Manager) Close() {}
+
+// handler is the runtime that runs sb and the spec version it reads; ""
+// means netshim's own.
+func (m *Manager) handler(sb *Sandbox) (Runtime, string) {
+	if h, ok := m.cfg.Handlers[sb.Spec.RuntimeHandler]; ok {
+		return h.Runtime, h.SpecVersion
+	}
+	return m.cfg.Runtime, ""
+}
 
 func (m *Manager) bundleDir(id string) string {
 	return filepath.Join(m.cfg.StateDir, "sandboxes", id)
@@ -248,13 +275,14 @@ func (m *Manager) StartPause(ctx context.Context, id string) error {
 		return err
 	}
 	bundle := m.bundleDir(id)
-	if err := writeBundle(bundle, m.rootfs, sb); err != nil {
+	runtime, specVersion := m.handler(sb)
+	if err := writeBundle(bundle, m.rootfs, sb, specVersion); err != nil {
 		return fmt.Errorf("write bundle of sandbox %s: %w", id, err)
 	}
-	pid, err := m.cfg.Runtime.Run(ctx, id, bundle)
+	pid, err := runtime.Run(ctx, id, bundle)
 	crashpoint.Hit(crashpoint.AfterPauseStart)
 	if err != nil {
-		if derr := m.cfg.Runtime.Delete(context.WithoutCancel(ctx), id, true); derr != nil {
+		if derr := runtime.Delete(context.WithoutCancel(ctx), id, true); derr != nil {
 			klog.ErrorS(derr, "Failed to delete runtime container after a failed start", "sandbox", id)
 		}
 		return fmt.Errorf("start pause of sandbox %s: %w", id, err)
@@ -375,7 +403,8 @@ func (m *Manager) stopPause(ctx context.Context, id string) error {
 		}
 		// Without a recorded PID (a crash between the start and its
 		// checkpoint) the container may still run: only a forced delete ends it.
-		if err := m.cfg.Runtime.Delete(ctx, id, sb.PausePID == 0); err != nil {
+		runtime, _ := m.handler(sb)
+		if err := runtime.Delete(ctx, id, sb.PausePID == 0); err != nil {
 			return fmt.Errorf("delete pause container of sandbox %s: %w", id, err)
 		}
 		if err := oci.RemoveCgroup(ctx, cgroupPath(sb)); err != nil {

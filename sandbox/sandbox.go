@@ -5,6 +5,7 @@ package sandbox
 
 import (
 	"fmt"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"time"
 
 	"github.com/netshim/netshim/pkg/errdefs"
@@ -45,9 +46,22 @@ type Spec struct {
 	HostNetwork  bool              `json:"hostNetwork,omitempty"`
 	HostPID      bool              `json:"hostPID,omitempty"`
 	HostIPC      bool              `json:"hostIPC,omitempty"`
+	// UserNS is the pod's own user namespace (kubelet's hostUsers: false);
+	// nil is the host's.
+	UserNS *IDMappings `json:"userNS,omitempty"`
+	// RuntimeHandler names the handler (RuntimeClass) that runs the pod;
+	// "" is the default, runc.
+	RuntimeHandler string `json:"runtimeHandler,omitempty"`
 
 	// Config is opaque to this package (cri keeps the PodSandboxConfig here).
 	Config []byte `json:"config,omitempty"`
+}
+
+// IDMappings map a user namespace's IDs to the host's: one range each,
+// with container ID 0 in it, as kubelet sends them.
+type IDMappings struct {
+	UIDs []specs.LinuxIDMapping `json:"uids"`
+	GIDs []specs.LinuxIDMapping `json:"gids"`
 }
 
 // ReservationName is kubelet's sandbox name, unique per pod attempt.

@@ -41,6 +41,7 @@ type options struct {
 	metricsAddress    string
 	socketGroup       string
 	verbosityFile     string
+	runtimeHandlers   []handlerConfig
 	version           bool
 }
 
@@ -78,6 +79,7 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 	fs.StringVar(&o.socketGroup, "socket-group", "", "group (name or GID) given access to the CRI socket, which is mode 0660; default: root's")
 	fs.StringVar(&o.metricsAddress, "metrics-address", "", "host:port to serve Prometheus metrics on (e.g. 127.0.0.1:9753); empty turns them off")
 	fs.StringVar(&o.verbosityFile, "verbosity-file", "", "file holding the log verbosity (a number, as -v takes), read at start and on SIGHUP; it overrides -v, and a missing file leaves -v in force")
+	fs.Var(&handlerFlag{&o.runtimeHandlers}, "runtime-handler", "TEMPORARY NAME=PATH")
 	fs.BoolVar(&o.version, "version", false, "print netshim's version and exit")
 	fs.AddGoFlagSet(goflag.CommandLine) // klog's, registered by klog.InitFlags
 	return fs

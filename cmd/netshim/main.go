@@ -40,6 +40,9 @@ func main() {
 	// Before anything can start a child: see takeNotifySocket.
 	notifySocket := takeNotifySocket()
 	klog.InitFlags(nil)
+	if len(os.Args) > 1 && oci.IsGVisorCommand(os.Args[1]) {
+		os.Exit(oci.RunGVisorRuntime(os.Args[1], os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "check" {
 		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
 	}
@@ -107,6 +110,10 @@ func run(o options, notifySocket string) error {
 	}
 	network.InitNode()
 
+	defHandler, handlers, err := runtimeHandlers(context.Background(), &o)
+	if err != nil {
+		return err
+	}
 	reap := reaper.New()
 	defer reap.Stop()
 	sandboxes, err := sandbox.NewManager(sandbox.Config{
@@ -115,7 +122,8 @@ func run(o options, notifySocket string) error {
 		StateDir:    o.stateDir,
 		NetNSDir:    o.netnsDir,
 		PauseBinary: o.pauseBinary,
-		Runtime:     &oci.Runc{Binary: o.ociRuntime, Root: filepath.Join(o.stateDir, "runtime")},
+		Runtime:     defHandler.Sandbox,
+		Handlers:    sandboxHandlers(handlers),
 	})
 	if err != nil {
 		return err
@@ -143,12 +151,17 @@ func run(o options, notifySocket string) error {
 		return err
 	}
 	defer images.Close()
-	containerRuntime := &oci.Runc{Binary: o.ociRuntime, Root: filepath.Join(o.stateDir, "containers-runc")}
+	containerRuntime := defHandler.Containers
+	ctrHandlers, err := containerHandlers(handlers, conmon)
+	if err != nil {
+		return err
+	}
 	containers, err := container.NewManager(container.Config{
 		RootDir:  filepath.Join(o.rootDir, "containers"),
 		StateDir: filepath.Join(o.stateDir, "containers"),
 		Runtime:  containerRuntime,
 		Monitor:  &oci.Conmon{Binary: conmon, Runtime: containerRuntime},
+		Handlers: ctrHandlers,
 		Rootfs:   images,
 		Reaper:   reap,
 	})
@@ -165,6 +178,7 @@ func run(o options, notifySocket string) error {
 		Exec:      execDir,
 	})
 	server.SetRuntimeVersion(runtimeVersion())
+	server.SetHandlers(defHandler, handlers)
 	if err := server.Recover(context.Background()); err != nil {
 		return err
 	}
@@ -356,10 +370,11 @@ func prepareExecDir(dir string) (string, error) {
 // One dir given as both is locked once: a second flock from this process
 // would refuse it, naming netshim itself.
 func lockDirs(rootDir, stateDir string) ([]*os.File, error) {
-	// 0700 from the start: both hold pod configs and runtime state (the
-	// sandbox manager restricts dirs that existed before).
+	// Not listable by others from the start: both hold pod configs and
+	// runtime state (the sandbox manager sets 0711 on dirs that existed
+	// before).
 	for _, d := range []string{rootDir, stateDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}

@@ -3,6 +3,7 @@ package validate
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -17,6 +18,10 @@ func ContainerInPod(cfg *runtimeapi.ContainerConfig, pod *runtimeapi.PodSandboxC
 	}
 	if cfg.GetLinux().GetSecurityContext().GetPrivileged() && !pod.GetLinux().GetSecurityContext().GetPrivileged() {
 		return invalid("config.linux.security_context.privileged", "is true but the pod sandbox is not privileged")
+	}
+	// Absent, it is the pod's, which the container shares anyway.
+	if u := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions(); u != nil {
+		return sameUserns(u, pod.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions())
 	}
 	return nil
 }
@@ -120,10 +125,8 @@ func containerIsolation(sc *runtimeapi.LinuxContainerSecurityContext) error {
 	if ns.GetPid() == runtimeapi.NamespaceMode_TARGET {
 		return invalid(field+".namespace_options.pid", "TARGET is not supported by netshim")
 	}
-	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() != runtimeapi.NamespaceMode_NODE {
-		return invalid(field+".namespace_options.userns_options.mode", "%s: netshim does not run containers in user namespaces; use NODE", u.GetMode())
-	} else if u != nil && (len(u.GetUids()) != 0 || len(u.GetGids()) != 0) {
-		return invalid(field+".namespace_options.userns_options", ": mode NODE with %d UID and %d GID mappings; mappings need a user namespace, which netshim does not make", len(u.GetUids()), len(u.GetGids()))
+	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() != runtimeapi.NamespaceMode_NODE && u.GetMode() != runtimeapi.NamespaceMode_POD {
+		return invalid(field+".namespace_options.userns_options.mode", "%s: a container shares its pod's user namespace; ask for POD or NODE", u.GetMode())
 	}
 	return nil
 }
@@ -155,4 +158,29 @@ func hasDotDot(p string) bool {
 		}
 	}
 	return false
+}
+
+// sameUserns checks that a container asks for its pod's user namespace, as
+// kubelet sends it: containers of one pod share it.
+func sameUserns(ctr, pod *runtimeapi.UserNamespace) error {
+	const field = "config.linux.security_context.namespace_options.userns_options"
+	podMode := runtimeapi.NamespaceMode_NODE // absent: the host's
+	if pod != nil {
+		podMode = pod.GetMode()
+	}
+	if ctr.GetMode() != podMode {
+		return invalid(field+".mode", "%s, but its pod's is %s: a container shares its pod's user namespace", ctr.GetMode(), podMode)
+	}
+	if ctr.GetMode() != runtimeapi.NamespaceMode_POD {
+		return nil
+	}
+	same := func(a, b []*runtimeapi.IDMapping) bool {
+		return slices.EqualFunc(a, b, func(x, y *runtimeapi.IDMapping) bool {
+			return x.GetContainerId() == y.GetContainerId() && x.GetHostId() == y.GetHostId() && x.GetLength() == y.GetLength()
+		})
+	}
+	if !same(ctr.GetUids(), pod.GetUids()) || !same(ctr.GetGids(), pod.GetGids()) {
+		return invalid(field, ": its ID mappings differ from its pod's")
+	}
+	return nil
 }

@@ -27,8 +27,8 @@ func TestContainerRefusesHostileRequests(t *testing.T) {
 			s.RunAsUser, s.RunAsGroup = &runtimeapi.Int64Value{Value: 1}, &runtimeapi.Int64Value{Value: -1}
 		}},
 		{"unknown mode", "config.linux.security_context.namespace_options.ipc", func(c *runtimeapi.ContainerConfig) { sc(c).NamespaceOptions.Ipc = 9 }},
-		{"user namespace", "config.linux.security_context.namespace_options.userns_options", func(c *runtimeapi.ContainerConfig) {
-			sc(c).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}
+		{"user namespace of its own", "config.linux.security_context.namespace_options.userns_options.mode", func(c *runtimeapi.ContainerConfig) {
+			sc(c).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_CONTAINER}
 		}},
 	}
 	for _, tc := range cases {
@@ -143,5 +143,37 @@ func TestContainerNameIsCheckedAsASandboxName(t *testing.T) {
 		if err := Container(cfg); err != nil {
 			t.Errorf("name %q refused: %v", good, err)
 		}
+	}
+}
+
+// A container shares its pod's user namespace: one that asks for another
+// mode or other mappings is refused; one that leaves it out gets the pod's.
+func TestContainerSharesItsPodsUserNamespace(t *testing.T) {
+	ids := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
+	other := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 300000, Length: 65536}}
+	pod := &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: ids, Gids: ids}}}}}
+	ctr := func(u *runtimeapi.UserNamespace) *runtimeapi.ContainerConfig {
+		return &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Image: &runtimeapi.ImageSpec{Image: "busybox"},
+			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{UsernsOptions: u}}}}
+	}
+	for name, u := range map[string]*runtimeapi.UserNamespace{
+		"the pod's": {Mode: runtimeapi.NamespaceMode_POD, Uids: ids, Gids: ids},
+		"left out":  nil,
+	} {
+		if err := ContainerInPod(ctr(u), pod); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	for name, u := range map[string]*runtimeapi.UserNamespace{
+		"the host's":     {Mode: runtimeapi.NamespaceMode_NODE},
+		"other mappings": {Mode: runtimeapi.NamespaceMode_POD, Uids: other, Gids: ids},
+	} {
+		if err := ContainerInPod(ctr(u), pod); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%s: %v, want InvalidArgument", name, err)
+		}
+	}
+	if err := ContainerInPod(ctr(&runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: ids, Gids: ids}), &runtimeapi.PodSandboxConfig{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("a POD user namespace in a pod of the host's: %v, want InvalidArgument", err)
 	}
 }

@@ -216,18 +216,8 @@ func validateIsolation(sc *runtimeapi.LinuxSandboxSecurityContext) error {
 	if ns.GetNetwork() == runtimeapi.NamespaceMode_TARGET || ns.GetIpc() == runtimeapi.NamespaceMode_TARGET {
 		return invalid(field+".namespace_options", ": TARGET is only a pid namespace mode")
 	}
-	if u := ns.GetUsernsOptions(); u != nil {
-		switch u.GetMode() {
-		case runtimeapi.NamespaceMode_NODE:
-			// As containerd: mappings ask for a user namespace that NODE denies.
-			if len(u.GetUids()) != 0 || len(u.GetGids()) != 0 {
-				return invalid(field+".namespace_options.userns_options", ": mode NODE with %d UID and %d GID mappings; mappings need mode POD, which netshim does not support", len(u.GetUids()), len(u.GetGids()))
-			}
-		case runtimeapi.NamespaceMode_POD:
-			return invalid(field+".namespace_options.userns_options.mode", "POD: netshim does not run pods in user namespaces (its Status advertises no user_namespaces support); use NODE")
-		default:
-			return invalid(field+".namespace_options.userns_options.mode", "%s is not NODE or POD", u.GetMode())
-		}
+	if err := validateUserns(field+".namespace_options.userns_options", ns.GetUsernsOptions()); err != nil {
+		return err
 	}
 	if v := sc.GetRunAsUser(); v != nil && v.GetValue() < 0 {
 		return invalid(field+".run_as_user", "%d is negative", v.GetValue())
@@ -325,4 +315,40 @@ func isDNSLabelish(s string, maxLen int) bool {
 		}
 	}
 	return true
+}
+
+// validateUserns checks a pod's user namespace: NODE without mappings, or
+// POD with exactly one UID and one GID mapping that maps container ID 0, as
+// kubelet sends them and as runc needs them for idmapped mounts.
+func validateUserns(field string, u *runtimeapi.UserNamespace) error {
+	if u == nil {
+		return nil
+	}
+	switch u.GetMode() {
+	case runtimeapi.NamespaceMode_NODE:
+		// As containerd: mappings ask for a user namespace that NODE denies.
+		if len(u.GetUids()) != 0 || len(u.GetGids()) != 0 {
+			return invalid(field, ": mode NODE with %d UID and %d GID mappings; mappings need mode POD", len(u.GetUids()), len(u.GetGids()))
+		}
+		return nil
+	case runtimeapi.NamespaceMode_POD:
+	default:
+		return invalid(field+".mode", "%s: a pod's user namespace is NODE (the host's) or POD (its own)", u.GetMode())
+	}
+	for kind, maps := range map[string][]*runtimeapi.IDMapping{"uids": u.GetUids(), "gids": u.GetGids()} {
+		if len(maps) != 1 {
+			return invalid(field+"."+kind, "has %d mappings; mode POD takes exactly one", len(maps))
+		}
+		m := maps[0]
+		if m.GetContainerId() != 0 {
+			return invalid(field+"."+kind+"[0].container_id", "is %d: container ID 0 must be mapped", m.GetContainerId())
+		}
+		if m.GetLength() == 0 {
+			return invalid(field+"."+kind+"[0].length", "is 0")
+		}
+		if uint64(m.GetHostId())+uint64(m.GetLength()) > 1<<32-1 {
+			return invalid(field+"."+kind+"[0]", "host IDs %d+%d run past the last ID", m.GetHostId(), m.GetLength())
+		}
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package validate
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -203,11 +204,20 @@ func TestRequestedIsolationIsGivenOrRefused(t *testing.T) {
 	ids := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 100000, Length: 65536}}
 	const nsField = "config.linux.security_context.namespace_options"
 	rows := []refusal{
-		{"user namespace", nsField + ".userns_options.mode", func(c *runtimeapi.PodSandboxConfig) {
-			sc(c).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD}
+		{"user namespace without mappings", nsField + ".userns_options.uids", func(c *runtimeapi.PodSandboxConfig) {
+			sc(c).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Gids: ids}
 		}},
-		{"user namespace with mappings", nsField + ".userns_options.mode", func(c *runtimeapi.PodSandboxConfig) {
-			sc(c).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: ids, Gids: ids}
+		{"user namespace with two mappings", nsField + ".userns_options.gids", func(c *runtimeapi.PodSandboxConfig) {
+			two := append(slices.Clone(ids), &runtimeapi.IDMapping{ContainerId: 0, HostId: 200000, Length: 65536})
+			sc(c).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: ids, Gids: two}
+		}},
+		{"user namespace without container ID 0", nsField + ".userns_options.uids[0].container_id", func(c *runtimeapi.PodSandboxConfig) {
+			one := []*runtimeapi.IDMapping{{ContainerId: 1, HostId: 100000, Length: 65536}}
+			sc(c).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: one, Gids: ids}
+		}},
+		{"user namespace past the last ID", nsField + ".userns_options.uids[0]", func(c *runtimeapi.PodSandboxConfig) {
+			far := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 1<<32 - 100, Length: 65536}}
+			sc(c).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: far, Gids: ids}
 		}},
 		{"mappings without a user namespace", nsField + ".userns_options", func(c *runtimeapi.PodSandboxConfig) {
 			sc(c).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE, Uids: ids, Gids: ids}
@@ -236,9 +246,9 @@ func TestRequestedIsolationIsGivenOrRefused(t *testing.T) {
 	assertRefusals(t, rows, nil)
 
 	cfg := validConfig()
-	rows[0].mutate(cfg)
-	if err := Sandbox(cfg, testProtected); err == nil || !strings.Contains(err.Error(), "user namespaces") {
-		t.Errorf("a user namespace's error must say netshim does not give one: %v", err)
+	rows[2].mutate(cfg)
+	if err := Sandbox(cfg, testProtected); err == nil || !strings.Contains(err.Error(), "container ID 0 must be mapped") {
+		t.Errorf("an unmapped container ID 0 must be said in words: %v", err)
 	}
 
 	for name, mutate := range map[string]func(*runtimeapi.PodSandboxConfig){
@@ -246,6 +256,9 @@ func TestRequestedIsolationIsGivenOrRefused(t *testing.T) {
 			sc(c).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_NODE}
 		},
 		"no userns options": func(c *runtimeapi.PodSandboxConfig) { sc(c) },
+		"userns POD": func(c *runtimeapi.PodSandboxConfig) {
+			sc(c).NamespaceOptions.UsernsOptions = &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: ids, Gids: ids}
+		},
 		"root":              func(c *runtimeapi.PodSandboxConfig) { sc(c).RunAsUser = &runtimeapi.Int64Value{Value: 0} },
 		"pid per container": func(c *runtimeapi.PodSandboxConfig) { sc(c).NamespaceOptions.Pid = runtimeapi.NamespaceMode_CONTAINER },
 		"node namespaces": func(c *runtimeapi.PodSandboxConfig) {

@@ -81,6 +81,11 @@ func run(critest, binDir, out, focus string, keep bool) (err error) {
 	if err != nil {
 		return err
 	}
+	// Passable, as /run and /var/lib are: a user-namespaced pod's runc
+	// reaches its rootfs through here.
+	if err := os.Chmod(work, 0o711); err != nil {
+		return err
+	}
 	fmt.Println("critest: working in", work)
 	var undo []func()
 	defer func() {

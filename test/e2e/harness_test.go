@@ -201,6 +201,11 @@ func startShim(t *testing.T, opts ...shimOption) *shim {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Passable, as /run and /var/lib are: a user-namespaced pod's runc
+	// reaches its rootfs through here.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	s := &shim{t: t, dir: dir, net: newTestNet(t), socket: filepath.Join(dir, "netshim.sock"),
 		confDir: filepath.Join(dir, "net.d"), ipamDir: filepath.Join(dir, "ipam"), netnsDir: filepath.Join(dir, "netns"),
 		logPath: filepath.Join(dir, "netshim.log"), cniVer: "1.0.0", binDir: binDir}

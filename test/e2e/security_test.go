@@ -9,7 +9,8 @@ import (
 	"testing"
 )
 
-// The socket is mode 0660 with the --socket-group, and the state dirs are 0700.
+// The socket is mode 0660 with the --socket-group, and the state dirs are
+// 0711: no one else lists them; a user-namespaced pod's runc passes through.
 func TestSocketAndStateDirPermissions(t *testing.T) {
 	s := startShim(t, withArgs("--socket-group", "4242"))
 	st, err := os.Stat(s.socket)
@@ -21,8 +22,8 @@ func TestSocketAndStateDirPermissions(t *testing.T) {
 	}
 	for _, d := range []string{"root", "run"} {
 		st, err := os.Stat(filepath.Join(s.dir, d))
-		if err != nil || st.Mode().Perm() != 0o700 {
-			t.Errorf("%s: mode %v (err %v), want 0700", d, st.Mode().Perm(), err)
+		if err != nil || st.Mode().Perm() != 0o711 {
+			t.Errorf("%s: mode %v (err %v), want 0711", d, st.Mode().Perm(), err)
 		}
 	}
 }
