@@ -45,7 +45,7 @@ type PodContext struct {
 	// UIDMappings and GIDMappings are those of the pod's user namespace;
 	// none when it has the host's.
 	UIDMappings, GIDMappings []specs.LinuxIDMapping
-	Config    *runtimeapi.PodSandboxConfig
+	Config                   *runtimeapi.PodSandboxConfig
 	// NetNSPath is the pinned netns; "" with host network.
 	NetNSPath string
 	// PausePID is the pause process: containers join its IPC and UTS
