@@ -87,6 +87,8 @@ type Manager struct {
 	monitors map[string]<-chan struct{} // container ID → closed when its monitor, our child, exits
 	unsaved  map[string]bool            // container IDs whose published status is not on disk yet
 
+	events EventSink // guarded by mu; told of changes (events.go)
+
 	usageMu    sync.Mutex
 	usage      map[string]*usage // container ID → last measure of its writable layer
 	background sync.WaitGroup    // measures under way: Close waits for them
@@ -222,6 +224,7 @@ func (m *Manager) updateRecord(id string, w write, fn func(*Container) error) (*
 	if err != nil {
 		return nil, err
 	}
+	before := c.State
 	if err := fn(c); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
@@ -231,6 +234,7 @@ func (m *Manager) updateRecord(id string, w write, fn func(*Container) error) (*
 		}
 		m.records.Replace(id, c)
 		m.setUnsaved(id, false)
+		m.announce(before, c)
 		return c.clone(), nil
 	}
 	// Written, then published whether or not the write succeeded: the
@@ -240,6 +244,7 @@ func (m *Manager) updateRecord(id string, w write, fn func(*Container) error) (*
 	err = m.checkpoints.Save(c)
 	m.setUnsaved(id, err != nil)
 	m.records.Replace(id, c)
+	m.announce(before, c)
 	if err != nil {
 		klog.ErrorS(err, "Container checkpoint not written; its status is published and will be written when there is room", "container", id, "state", c.State)
 	}
@@ -451,6 +456,7 @@ func (m *Manager) removeResources(ctx context.Context, c *Container) error {
 		return err
 	}
 	m.records.Delete(c.ID)
+	m.announceRemoved(c)
 	unlock()
 	m.mu.Lock()
 	delete(m.monitors, c.ID)

@@ -33,6 +33,9 @@ type Containers interface {
 	ReopenLog(id string) error
 	Stats(c *container.Container) (*container.Stats, error)
 	Recover(ctx context.Context) error
+	// For GetContainerEvents (events.go).
+	SetEventSink(container.EventSink)
+	PodRecords(sandboxID string) []*container.Container
 }
 
 func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
@@ -239,9 +242,27 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 	if err != nil {
 		return nil, wrapf(err, "status of container")
 	}
+	st, err := containerStatus(c)
+	if err != nil {
+		return nil, wrapf(err, "status of container %s", c.ID)
+	}
+	resp := &runtimeapi.ContainerStatusResponse{Status: st}
+	if req.GetVerbose() {
+		info, err := containerInfo(c)
+		if err != nil {
+			return nil, wrapf(err, "status of container %s", c.ID)
+		}
+		resp.Info = map[string]string{"info": info}
+	}
+	return resp, nil
+}
+
+// containerStatus is c's CRI status, as ContainerStatus and the container
+// events report it.
+func containerStatus(c *container.Container) (*runtimeapi.ContainerStatus, error) {
 	cfg := &runtimeapi.ContainerConfig{}
 	if err := proto.Unmarshal(c.Config, cfg); err != nil {
-		return nil, wrapf(fmt.Errorf("decode stored config of container %s: %w", c.ID, err), "status of container %s", c.ID)
+		return nil, fmt.Errorf("decode stored config of container %s: %w", c.ID, err)
 	}
 	st := &runtimeapi.ContainerStatus{
 		Id: c.ID, Metadata: containerMetadata(c), State: containerState(c.State),
@@ -264,15 +285,7 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 			st.User = &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{Uid: u.GetValue(), Gid: sc.GetRunAsGroup().GetValue(), SupplementalGroups: sc.GetSupplementalGroups()}}
 		}
 	}
-	resp := &runtimeapi.ContainerStatusResponse{Status: st}
-	if req.GetVerbose() {
-		info, err := containerInfo(c)
-		if err != nil {
-			return nil, wrapf(err, "status of container %s", c.ID)
-		}
-		resp.Info = map[string]string{"info": info}
-	}
-	return resp, nil
+	return st, nil
 }
 
 // containerInfo is the "info" of a verbose status, as containerd and CRI-O

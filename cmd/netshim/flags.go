@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netshim/netshim/cri"
 	"github.com/netshim/netshim/image"
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
@@ -39,6 +40,7 @@ type options struct {
 	pullProgress      time.Duration
 	streamingAddress  string
 	metricsAddress    string
+	eventsBuffer      int
 	socketGroup       string
 	verbosityFile     string
 	version           bool
@@ -77,6 +79,7 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 	fs.StringVar(&o.streamingAddress, "streaming-address", "127.0.0.1:0", "host:port the exec, attach and port-forward streams are served on (port 0 picks a free one); keep it on loopback unless the node's network is trusted")
 	fs.StringVar(&o.socketGroup, "socket-group", "", "group (name or GID) given access to the CRI socket, which is mode 0660; default: root's")
 	fs.StringVar(&o.metricsAddress, "metrics-address", "", "host:port to serve Prometheus metrics on (e.g. 127.0.0.1:9753); empty turns them off")
+	fs.IntVar(&o.eventsBuffer, "container-events-buffer", cri.DefaultEventBuffer, "how many container events a GetContainerEvents subscriber may be behind; one more ends its stream with ResourceExhausted (kubelet then relists and subscribes again)")
 	fs.StringVar(&o.verbosityFile, "verbosity-file", "", "file holding the log verbosity (a number, as -v takes), read at start and on SIGHUP; it overrides -v, and a missing file leaves -v in force")
 	fs.BoolVar(&o.version, "version", false, "print netshim's version and exit")
 	fs.AddGoFlagSet(goflag.CommandLine) // klog's, registered by klog.InitFlags
