@@ -7,6 +7,7 @@ import (
 	"github.com/netshim/netshim/pkg/events"
 	"github.com/netshim/netshim/sandbox"
 	"github.com/prometheus/client_golang/prometheus"
+	grpcmd "google.golang.org/grpc/metadata"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
@@ -47,8 +48,18 @@ func (s *Server) GetContainerEvents(_ *runtimeapi.GetEventsRequest, stream runti
 	if s.events == nil {
 		return s.UnimplementedRuntimeServiceServer.GetContainerEvents(nil, stream)
 	}
+	sub, err := s.events.Subscribe()
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	// The headers say the subscription is live: a client that waits for
+	// them misses no event that comes after.
+	if err := stream.SendHeader(grpcmd.MD{}); err != nil {
+		return err
+	}
 	klog.V(2).InfoS("Container events subscriber joined")
-	err := s.events.Stream(stream.Context(), stream.Send)
+	err = sub.Stream(stream.Context(), stream.Send)
 	klog.V(2).InfoS("Container events subscriber left", "err", err)
 	return err
 }

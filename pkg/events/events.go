@@ -7,6 +7,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -43,7 +44,8 @@ var (
 	// ErrFellBehind ends the stream of a subscriber whose buffer was full
 	// when an event came: it has missed that event, so it must relist
 	// (kubelet does) and subscribe again.
-	ErrFellBehind = fmt.Errorf("container events subscriber fell behind: %w", errdefs.ErrResourceExhausted)
+	// It wraps errdefs.ErrResourceExhausted.
+	ErrFellBehind = errors.New("container events subscriber fell behind")
 	// ErrClosed ends every stream when netshim shuts down.
 	ErrClosed = fmt.Errorf("container events are no longer served: netshim is shutting down: %w", errdefs.ErrUnavailable)
 )
@@ -109,25 +111,42 @@ func (b *Broadcaster[T]) Publish(ev T) {
 	}
 }
 
-// Stream subscribes and sends every event published from then on through
-// send, one at a time, until ctx ends (nil: the subscriber left), send
-// fails (its error), the subscriber falls behind (ErrFellBehind, saying by
-// how many events) or the broadcaster is closed (ErrClosed). It
-// unsubscribes before it returns. send may block: only this subscriber
-// waits for it.
-func (b *Broadcaster[T]) Stream(ctx context.Context, send func(T) error) error {
+// Subscription is one subscriber's place in the broadcaster.
+type Subscription[T any] struct {
+	b *Broadcaster[T]
+	s *subscriber[T]
+}
+
+// Subscribe adds a subscriber: every event published from now on is
+// buffered for it until Stream sends it. Close it (Stream does) to leave.
+func (b *Broadcaster[T]) Subscribe() (*Subscription[T], error) {
 	s := &subscriber[T]{events: make(chan T, b.cfg.Buffer), cut: make(chan struct{})}
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	select {
 	case <-b.closed:
-		b.mu.Unlock()
-		return ErrClosed
+		return nil, ErrClosed
 	default:
 	}
 	b.subs[s] = struct{}{}
-	b.mu.Unlock()
-	defer b.unsubscribe(s)
+	return &Subscription[T]{b: b, s: s}, nil
+}
 
+// Close unsubscribes; a second Close does nothing.
+func (sub *Subscription[T]) Close() {
+	sub.b.mu.Lock()
+	defer sub.b.mu.Unlock()
+	delete(sub.b.subs, sub.s)
+}
+
+// Stream sends every event of the subscription through send, one at a
+// time, until ctx ends (nil: the subscriber left), send fails (its error),
+// the subscriber falls behind (ErrFellBehind, saying by how many events)
+// or the broadcaster is closed (ErrClosed); then it unsubscribes. send may
+// block: only this subscriber waits for it.
+func (sub *Subscription[T]) Stream(ctx context.Context, send func(T) error) error {
+	defer sub.Close()
+	b, s := sub.b, sub.s
 	for {
 		// An end is seen before another buffered event is sent: the
 		// events after a gap would mislead.
@@ -159,13 +178,7 @@ func (b *Broadcaster[T]) Stream(ctx context.Context, send func(T) error) error {
 }
 
 func (s *subscriber[T]) fellBehind() error {
-	return fmt.Errorf("%w by %d events (it may be at most %d behind); relist, then subscribe again", ErrFellBehind, s.behind, cap(s.events))
-}
-
-func (b *Broadcaster[T]) unsubscribe(s *subscriber[T]) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.subs, s)
+	return fmt.Errorf("%w by %d events (it may be at most %d behind); relist, then subscribe again: %w", ErrFellBehind, s.behind, cap(s.events), errdefs.ErrResourceExhausted)
 }
 
 // Close ends every stream with ErrClosed and refuses new ones; events

@@ -21,13 +21,18 @@ func newCounters() (sent, dropped prometheus.Counter) {
 	return prometheus.NewCounter(prometheus.CounterOpts{Name: "sent"}), prometheus.NewCounter(prometheus.CounterOpts{Name: "dropped"})
 }
 
-// stream runs b.Stream in a goroutine, collecting what it sends; the
+// stream subscribes and runs the subscription's Stream in a goroutine, collecting what it sends; the
 // returned func waits for the stream's end and gives what it got.
 func stream(ctx context.Context, b *Broadcaster[int], send func(int) error) func() ([]int, error) {
 	var got []int
 	done := make(chan error, 1)
+	sub, err := b.Subscribe()
+	if err != nil {
+		done <- err
+		return func() ([]int, error) { return nil, <-done }
+	}
 	go func() {
-		done <- b.Stream(ctx, func(ev int) error {
+		done <- sub.Stream(ctx, func(ev int) error {
 			got = append(got, ev)
 			if send != nil {
 				return send(ev)
@@ -137,7 +142,7 @@ func TestContextEndUnsubscribes(t *testing.T) {
 		wait := stream(ctx, b, nil)
 		synctest.Wait()
 		if !b.Active() {
-			t.Fatal("no subscriber after Stream started")
+			t.Fatal("no subscriber after Subscribe")
 		}
 		cancel()
 		if _, err := wait(); err != nil {
@@ -180,10 +185,44 @@ func TestCloseEndsEveryStream(t *testing.T) {
 				t.Errorf("Stream after Close: %v, want ErrClosed (Unavailable)", err)
 			}
 		}
-		if err := b.Stream(t.Context(), func(int) error { return nil }); !errors.Is(err, ErrClosed) {
-			t.Errorf("Stream on a closed broadcaster: %v, want ErrClosed", err)
+		if _, err := b.Subscribe(); !errors.Is(err, ErrClosed) {
+			t.Errorf("Subscribe to a closed broadcaster: %v, want ErrClosed", err)
 		}
 		b.Publish(1)
 		b.Close()
+	})
+}
+
+// What is published once Subscribe returns is the subscriber's, even
+// before its Stream runs: GetContainerEvents tells the client it is
+// subscribed (the stream's headers) in between. Close leaves.
+func TestSubscribeHoldsEventsUntilStreamed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := New[int](Config{Buffer: 2})
+		sub, err := b.Subscribe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Publish(7)
+		ctx, cancel := context.WithCancel(t.Context())
+		var got []int
+		done := make(chan error, 1)
+		go func() {
+			done <- sub.Stream(ctx, func(ev int) error { got = append(got, ev); return nil })
+		}()
+		synctest.Wait()
+		cancel()
+		if err := <-done; err != nil || fmt.Sprint(got) != "[7]" {
+			t.Errorf("Stream: %v, %v; want [7]", got, err)
+		}
+		other, err := b.Subscribe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		other.Close()
+		other.Close()
+		if b.Active() {
+			t.Error("a closed subscription is still served")
+		}
 	})
 }
