@@ -116,8 +116,7 @@ func TestContainerEventsFollowAPod(t *testing.T) {
 	pod := s.runPod(podCfg)
 	job := s.runContainer(pod, podCfg, ctrConfig("job", image, "exit 3"))
 	// Waited for by the events alone: no status call may bring the exit in.
-	evs, err := wait(5)
-	if err != nil {
+	if _, err := wait(5); err != nil {
 		t.Fatalf("stream ended: %v", err)
 	}
 	server := s.runContainer(pod, podCfg, ctrConfig("server", image, "exec sleep 3600"))
@@ -129,7 +128,7 @@ func TestContainerEventsFollowAPod(t *testing.T) {
 	}
 	s.stopPod(pod)
 	s.removePod(pod)
-	evs, err = wait(12)
+	evs, err := wait(12)
 	if err != nil {
 		t.Fatalf("stream ended: %v", err)
 	}
