@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -174,6 +175,17 @@ func TestContainerEventsFollowAPod(t *testing.T) {
 	if st := evs[7].ContainersStatuses[1]; st.ExitCode != 137 {
 		t.Errorf("server's exit in its stopped event: %d, want 137 (killed)", st.ExitCode)
 	}
+
+	// A shutdown ends the stream with Unavailable rather than leaving the
+	// graceful stop to wait for it.
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if evs, err := wait(13); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "shutting down") {
+		t.Errorf("stream at shutdown: %v after %d events, want Unavailable, shutting down", err, len(evs))
+	}
+	_ = s.cmd.Wait()
+	s.cmd = nil
 }
 
 // A subscriber that stops reading is cut off once it is more than
