@@ -43,8 +43,8 @@ func (k Kind) String() string {
 var (
 	// ErrFellBehind ends the stream of a subscriber whose buffer was full
 	// when an event came: it has missed that event, so it must relist
-	// (kubelet does) and subscribe again.
-	// It wraps errdefs.ErrResourceExhausted.
+	// (kubelet does) and subscribe again. The error Stream returns wraps
+	// it and errdefs.ErrResourceExhausted.
 	ErrFellBehind = errors.New("container events subscriber fell behind")
 	// ErrClosed ends every stream when netshim shuts down.
 	ErrClosed = fmt.Errorf("container events are no longer served: netshim is shutting down: %w", errdefs.ErrUnavailable)
