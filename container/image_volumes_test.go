@@ -145,13 +145,14 @@ func TestImageSubPathSymlinkStaysInTheImage(t *testing.T) {
 	}
 }
 
-// kubelet always asks for an image volume read-only, without a host path;
-// anything else is refused before anything is made.
+// kubelet always asks for an image volume read-only; anything else is
+// refused before anything is made. A relative host path (kubelet sends
+// none) is not refused: it is not used.
 func TestImageVolumeConfigIsChecked(t *testing.T) {
 	for field, m := range map[string]*runtimeapi.Mount{
 		"config.mounts[0].readonly":    {ContainerPath: "/t", Image: &runtimeapi.ImageSpec{Image: "tools:1"}},
 		"config.mounts[0].image.image": {ContainerPath: "/t", Readonly: true, Image: &runtimeapi.ImageSpec{}},
-		"config.mounts[0].host_path":   {ContainerPath: "/t", Readonly: true, HostPath: "/srv", Image: &runtimeapi.ImageSpec{Image: "tools:1"}},
+		"config.mounts[0].propagation": {ContainerPath: "/t", Readonly: true, Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL, Image: &runtimeapi.ImageSpec{Image: "tools:1"}},
 	} {
 		cfg := request("web").Config
 		cfg.Mounts = []*runtimeapi.Mount{m}
@@ -160,5 +161,10 @@ func TestImageVolumeConfigIsChecked(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Field != field {
 			t.Errorf("mount %v: %v, want a refusal of %s", m, err, field)
 		}
+	}
+	cfg := request("web").Config
+	cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/t", Readonly: true, HostPath: "ignored", Image: &runtimeapi.ImageSpec{Image: "tools:1"}}}
+	if err := validate.Container(cfg); err != nil {
+		t.Errorf("an image volume with a host path: %v", err)
 	}
 }

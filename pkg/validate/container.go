@@ -94,13 +94,12 @@ func containerMounts(mounts []*runtimeapi.Mount, privileged bool) error {
 }
 
 // imageMount checks an image volume (KEP-4639): an image's root file
-// system, which is mounted read-only, as kubelet always asks.
+// system, which is mounted read-only, as kubelet always asks. Its
+// host_path, if any, is not used.
 func imageMount(field string, m *runtimeapi.Mount) error {
 	switch {
 	case m.GetImage().GetImage() == "":
 		return invalid(field+".image.image", "is required for an image volume")
-	case m.GetHostPath() != "":
-		return invalid(field+".host_path", "%q: an image volume has no host path", m.GetHostPath())
 	case !m.GetReadonly():
 		return invalid(field+".readonly", "must be true: an image volume is read-only")
 	case m.GetPropagation() == runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
