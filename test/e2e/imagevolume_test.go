@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -163,4 +164,41 @@ func TestImageFsInfoReportsContainerLayers(t *testing.T) {
 	})
 	s.stopPod(pod)
 	s.removePod(pod)
+}
+
+// A container whose record was lost (netshim killed between its mounts and
+// its record, simulated by removing the checkpoint while netshim is down)
+// leaves image volumes mounted that no record names: the start's sweep
+// unmounts them with the rootfs, and drops their lease, so the image can
+// be removed again.
+func TestImageVolumeLeftoversAreSweptAtStart(t *testing.T) {
+	s := startShim(t)
+	bb := busyboxImage(t)
+	s.pull(bb)
+	tools := toolsImage(t)
+	s.pull(tools)
+	podCfg := podWithLogs(t, "imgvol-sweep")
+	pod := s.runPod(podCfg)
+	cfg := ctrConfig("vol", bb, "sleep 300")
+	cfg.Mounts = []*runtimeapi.Mount{imageVolume("/tools", tools, ""), imageVolume("/more", tools, "share/extra")}
+	id := s.runContainer(pod, podCfg, cfg)
+	root := filepath.Join(s.dir, "root")
+	if m := mountsUnder(filepath.Join(root, "containers", "layers", id, "volumes")); len(m) != 2 {
+		t.Fatalf("image volumes mounted: %v, want 2", m)
+	}
+
+	s.stop(syscall.SIGKILL)
+	if err := os.Remove(filepath.Join(root, "containers", "checkpoints", id+".json")); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	if m := mountsUnder(root); len(m) != 0 {
+		t.Errorf("mounts left after the start's sweep: %v", m)
+	}
+	if _, err := s.img.RemoveImage(s.ctx(), &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: tools}}); err != nil {
+		t.Errorf("RemoveImage once the sweep dropped the lease: %v", err)
+	}
+	s.stopPod(pod)
+	s.removePod(pod)
+	s.assertNoContainersLeft()
 }
