@@ -32,6 +32,7 @@ type Containers interface {
 	UpdateResources(ctx context.Context, id string, res *runtimeapi.LinuxContainerResources) error
 	ReopenLog(id string) error
 	Stats(c *container.Container) (*container.Stats, error)
+	FsInfo() container.FsUsage
 	Recover(ctx context.Context) error
 	// For GetContainerEvents (events.go).
 	SetEventSink(container.EventSink)
@@ -269,7 +270,7 @@ func containerStatus(c *container.Container) (*runtimeapi.ContainerStatus, error
 		CreatedAt: c.CreatedAt.UnixNano(), ExitCode: c.ExitCode,
 		Image: &runtimeapi.ImageSpec{Image: c.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
 		Reason: c.Reason, Message: c.Message, Labels: c.Labels, Annotations: c.Annotations,
-		Mounts: cfg.GetMounts(), LogPath: c.LogPath,
+		Mounts: s.imageVolumeRefs(cfg.GetMounts()), LogPath: c.LogPath,
 	}
 	if !c.StartedAt.IsZero() {
 		st.StartedAt = c.StartedAt.UnixNano()

@@ -44,6 +44,9 @@ type options struct {
 	socketGroup       string
 	verbosityFile     string
 	version           bool
+	// TEMPORARY (branch imgvol): the ops helper owns this flag; the lead
+	// keeps theirs and drops this one at the merge.
+	cdiSpecDirs []string
 }
 
 // newFlagSet binds netshim's flags to o, in kubelet's style (--flag, through
@@ -74,6 +77,8 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 	fs.StringVar(&o.pauseBinary, "pause-binary", "", "path of the static pause program; default: pause beside netshim, else in ../libexec/netshim, else on PATH")
 	fs.StringVar(&o.conmon, "conmon", "conmon", "path of conmon, the per-container monitor (found on PATH by default)")
 	fs.StringVar(&o.registryConfig, "registry-config", "", "registries.conf (v2) file: mirrors, plain-HTTP and blocked registries; empty pulls from each image's own registry")
+	// TEMPORARY (branch imgvol), for the CDI e2e test until the ops helper's flag lands.
+	fs.StringSliceVar(&o.cdiSpecDirs, "cdi-spec-dirs", []string{"/etc/cdi", "/var/run/cdi"}, "directories of CDI specs (comma-separated), read at each create that asks for CDI devices")
 	fs.StringVar(&o.registryCertsDir, "registry-certs-dir", "/etc/containers/certs.d", "directory of per-registry CA files: <host[:port]>/*.crt")
 	fs.DurationVar(&o.pullProgress, "image-pull-progress-timeout", image.DefaultPullProgressTimeout, "fail an image pull when its registry sends no bytes for this long, as containerd's image_pull_progress_timeout; 0 never does")
 	fs.StringVar(&o.streamingAddress, "streaming-address", "127.0.0.1:0", "host:port the exec, attach and port-forward streams are served on (port 0 picks a free one); keep it on loopback unless the node's network is trusted")

@@ -154,6 +154,8 @@ func run(o options, notifySocket string) error {
 		Monitor:  &oci.Conmon{Binary: conmon, Runtime: containerRuntime},
 		Rootfs:   images,
 		Reaper:   reap,
+		// TEMPORARY (branch imgvol): the lead wires the ops helper's flag here.
+		CDISpecDirs: o.cdiSpecDirs,
 	})
 	if err != nil {
 		return err
