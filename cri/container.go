@@ -243,7 +243,7 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 	if err != nil {
 		return nil, wrapf(err, "status of container")
 	}
-	st, err := containerStatus(c)
+	st, err := s.containerStatus(c)
 	if err != nil {
 		return nil, wrapf(err, "status of container %s", c.ID)
 	}
@@ -260,7 +260,7 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 
 // containerStatus is c's CRI status, as ContainerStatus and the container
 // events report it.
-func containerStatus(c *container.Container) (*runtimeapi.ContainerStatus, error) {
+func (s *Server) containerStatus(c *container.Container) (*runtimeapi.ContainerStatus, error) {
 	cfg := &runtimeapi.ContainerConfig{}
 	if err := proto.Unmarshal(c.Config, cfg); err != nil {
 		return nil, fmt.Errorf("decode stored config of container %s: %w", c.ID, err)

@@ -108,7 +108,7 @@ func (p publisher) sandboxStatus(sb *sandbox.Sandbox) *runtimeapi.PodSandboxStat
 func (p publisher) containerStatuses(sandboxID string) []*runtimeapi.ContainerStatus {
 	out := []*runtimeapi.ContainerStatus{}
 	for _, c := range p.s.containers.PodRecords(sandboxID) {
-		st, err := containerStatus(c)
+		st, err := p.s.containerStatus(c)
 		if err != nil {
 			klog.ErrorS(err, "Container left out of a container event", "container", c.ID)
 			continue
