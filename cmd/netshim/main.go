@@ -75,6 +75,9 @@ func run(o options, notifySocket string) error {
 			return err
 		}
 	}
+	if o.eventsBuffer < 1 {
+		return fmt.Errorf("--container-events-buffer %d: a subscriber must be allowed at least 1 event", o.eventsBuffer)
+	}
 	var hairpin network.HairpinMode
 	if o.hairpinMode != "" {
 		var err error
@@ -164,6 +167,8 @@ func run(o options, notifySocket string) error {
 		Handlers: ctrHandlers,
 		Rootfs:   images,
 		Reaper:   reap,
+		// TEMPORARY (branch imgvol): the lead wires the ops helper's flag here.
+		CDISpecDirs: o.cdiSpecDirs,
 	})
 	if err != nil {
 		return err
@@ -173,7 +178,9 @@ func run(o options, notifySocket string) error {
 	if err != nil {
 		return err
 	}
-	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins, Containers: containers, Images: images, Exec: containerRuntime}, cri.Dirs{
+	events := cri.NewEvents(o.eventsBuffer, reg)
+	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins, Containers: containers, Images: images, Exec: containerRuntime,
+		Events: events}, cri.Dirs{
 		Protected: []string{o.rootDir, o.stateDir, o.netnsDir, o.cniConfDir, o.cniCacheDir},
 		Exec:      execDir,
 	})
@@ -253,6 +260,7 @@ func run(o options, notifySocket string) error {
 		case sig := <-sigs:
 			// Pods keep running: a restart of netshim must not disturb them.
 			klog.InfoS("Shutting down; pod sandboxes keep running", "signal", sig.String())
+			events.Close() // a subscriber's stream would hold GracefulStop up
 			stopped := make(chan struct{})
 			go func() { grpcServer.GracefulStop(); close(stopped) }()
 			select {
