@@ -37,6 +37,10 @@ type Rootfs interface {
 	// Mount leases imageID's layers for containerID and mounts an overlay
 	// with its writable layer in dir; it returns the rootfs path.
 	Mount(containerID, imageID, dir string, readOnly bool) (string, error)
+	// MountInUserNS is Mount for a container in the user namespace at
+	// usernsPath: the layers are idmapped with its mappings, and the
+	// writable layer belongs to its root, host IDs rootUID and rootGID.
+	MountInUserNS(containerID, imageID, dir, usernsPath string, rootUID, rootGID int) (string, error)
 	// Unmount unmounts, removes dir and drops the lease; idempotent.
 	Unmount(containerID, dir string) error
 	// Leases lists the container IDs holding a lease.
@@ -400,7 +404,19 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 	if h, ok := m.cfg.Handlers[c.RuntimeHandler]; ok {
 		monitor, specVersion = h.Monitor, h.SpecVersion
 	}
-	rootfs, err := m.cfg.Rootfs.Mount(c.ID, req.ImageID, m.layerDir(c.ID), false)
+	var (
+		rootfs string
+		err    error
+	)
+	if p := req.Pod; len(p.UIDMappings) > 0 && len(p.GIDMappings) > 0 {
+		if p.PausePID <= 0 {
+			return fmt.Errorf("the pod sandbox's pause process is not running: %w", errdefs.ErrFailedPrecondition)
+		}
+		rootfs, err = m.cfg.Rootfs.MountInUserNS(c.ID, req.ImageID, m.layerDir(c.ID), fmt.Sprintf("/proc/%d/ns/user", p.PausePID),
+			int(p.UIDMappings[0].HostID), int(p.GIDMappings[0].HostID))
+	} else {
+		rootfs, err = m.cfg.Rootfs.Mount(c.ID, req.ImageID, m.layerDir(c.ID), false)
+	}
 	if err != nil {
 		return fmt.Errorf("mount rootfs of image %s: %w", req.ImageID, err)
 	}

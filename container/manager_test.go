@@ -155,6 +155,10 @@ func (w *world) List(context.Context) ([]string, error) { return nil, nil }
 
 func (w *world) Update(context.Context, string, *specs.LinuxResources) error { return nil }
 
+func (w *world) MountInUserNS(containerID, imageID, dir, _ string, _, _ int) (string, error) {
+	return w.Mount(containerID, imageID, dir, false)
+}
+
 func (w *world) Mount(containerID, imageID, dir string, readOnly bool) (string, error) {
 	if w.failMount != nil {
 		return "", w.failMount

@@ -5,6 +5,7 @@ import (
 
 	"github.com/netshim/netshim/pkg/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // withUserNamespace puts the container in its pod's user namespace (the
@@ -31,7 +32,7 @@ func withUserNamespace(spec *specs.Spec, in SpecInput, _ HostFacts) error {
 			*m = specs.Mount{Destination: m.Destination, Type: "bind", Source: "/sys", Options: []string{"rbind", "ro", "nosuid", "nodev", "noexec"}}
 			continue
 		}
-		if m.Type != "bind" {
+		if m.Type != "bind" || !idmappable(m.Source) {
 			continue
 		}
 		// runc maps them with the container's mappings; "ridmap" does the
@@ -39,4 +40,11 @@ func withUserNamespace(spec *specs.Spec, in SpecInput, _ HostFacts) error {
 		m.Options = append(m.Options, "ridmap")
 	}
 	return nil
+}
+
+// idmappable: an overlay (an image volume) cannot be idmapped; its files
+// show as the overflow ID, read-only anyway.
+func idmappable(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) != nil || st.Type != unix.OVERLAYFS_SUPER_MAGIC
 }

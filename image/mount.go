@@ -24,6 +24,10 @@ import (
 // so a crash never leaves a mount without a lease), makes dir/upper and
 // dir/work, and mounts the overlay at dir/rootfs. It is idempotent.
 func (s *Store) Mount(containerID, imageID, dir string, readOnly bool) (string, error) {
+	return s.mount(containerID, imageID, dir, readOnly, nil)
+}
+
+func (s *Store) mount(containerID, imageID, dir string, readOnly bool, idmap *idmap) (string, error) {
 	s.mu.Lock()
 	img, err := s.getLocked(imageID)
 	if err != nil {
@@ -51,7 +55,16 @@ func (s *Store) Mount(containerID, imageID, dir string, readOnly bool) (string, 
 	if len(l.Chains) == 0 {
 		return "", fmt.Errorf("image %s has no layers: %w", img.ID, errdefs.ErrFailedPrecondition)
 	}
-	opts, err := s.overlayOptions(dir, l.Chains, readOnly)
+	if idmap != nil {
+		// The writable layer is the user namespace's root's: its files
+		// are made as that user, and "/" is its own.
+		for _, d := range []string{"upper", "work"} {
+			if err := os.Chown(filepath.Join(dir, d), idmap.rootUID, idmap.rootGID); err != nil {
+				return "", fmt.Errorf("give the writable layer to the user namespace's root: %w", err)
+			}
+		}
+	}
+	opts, err := s.overlayOptions(dir, l.Chains, readOnly, idmap)
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", img.ID, err)
 	}
@@ -73,11 +86,14 @@ const maxLowerLayers = 500
 // layer N's diff. The options must fit in one page, and absolute layer
 // paths (over 100 bytes each) filled it at about 35 layers; as short
 // links, containerd's and podman's way, up to overlay's own limit of 500.
-func (s *Store) overlayOptions(dir string, chains []string, readOnly bool) (string, error) {
+func (s *Store) overlayOptions(dir string, chains []string, readOnly bool, idmap *idmap) (string, error) {
 	if len(chains) > maxLowerLayers {
 		return "", fmt.Errorf("%d layers, over overlay's limit of %d: %w", len(chains), maxLowerLayers, errdefs.ErrFailedPrecondition)
 	}
 	links := filepath.Join(dir, lowerLinks)
+	if err := unmountUnder(links); err != nil {
+		return "", fmt.Errorf("layer links: %w", err)
+	}
 	if err := os.RemoveAll(links); err != nil {
 		return "", fmt.Errorf("layer links: %w", err)
 	}
@@ -87,7 +103,12 @@ func (s *Store) overlayOptions(dir string, chains []string, readOnly bool) (stri
 	lowers := make([]string, 0, len(chains))
 	for i := len(chains) - 1; i >= 0; i-- { // overlay lists the top layer first
 		name := strconv.Itoa(i)
-		if err := os.Symlink(filepath.Join(s.layerDir(chains[i]), "diff"), filepath.Join(links, name)); err != nil {
+		diff := filepath.Join(s.layerDir(chains[i]), "diff")
+		if idmap != nil {
+			if err := idmap.mount(diff, filepath.Join(links, name)); err != nil {
+				return "", fmt.Errorf("layer %d: %w", i, err)
+			}
+		} else if err := os.Symlink(diff, filepath.Join(links, name)); err != nil {
 			return "", fmt.Errorf("layer links: %w", err)
 		}
 		lowers = append(lowers, lowerLinks+"/"+name)

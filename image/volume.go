@@ -49,7 +49,7 @@ func (s *Store) MountVolume(containerID, ref, dir string) (string, error) {
 	// An overlay needs two lower dirs when it has no upper dir; with an
 	// (always empty) upper dir and a read-only superblock, one layer
 	// mounts too, and nothing can be written through it.
-	opts, err := s.overlayOptions(dir, img.Chains, false)
+	opts, err := s.overlayOptions(dir, img.Chains, false, nil)
 	if err != nil {
 		return "", fmt.Errorf("image volume %s: %w", img.ID, err)
 	}
