@@ -12,6 +12,13 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
+// User is the identity a container's process runs with.
+type User struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups"` // GID first, then the supplementary groups
+}
+
 // State is a container's lifecycle state as netshim records it.
 type State string
 
@@ -116,6 +123,9 @@ type Status struct {
 	// PID of the container's init while it runs, with its start time (PID reuse).
 	PID          int    `json:"pid,omitempty"`
 	PIDStartTime uint64 `json:"pidStartTime,omitempty"`
+	// User is who the container's first process runs as; nil before the
+	// create (or in a record from before netshim kept it).
+	User *User `json:"user,omitempty"`
 	// MonitorPID is the container's conmon, with its start time.
 	MonitorPID          int    `json:"monitorPID,omitempty"`
 	MonitorPIDStartTime uint64 `json:"monitorPIDStartTime,omitempty"`

@@ -473,9 +473,18 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 		st.State = StateCreated
 		st.PID, st.PIDStartTime = pid, pidStart
 		st.MonitorPID, st.MonitorPIDStartTime = monitorPID, monStart
+		st.User = processUser(spec.Process.User)
 		return st, nil
 	})
 	return err
+}
+
+// processUser is the identity of the container's first process, as the
+// CRI's ContainerStatus.user reports it: its groups are its primary group
+// and the supplementary ones, as `id -G` lists them.
+func processUser(u specs.User) *User {
+	groups := append([]uint32{u.GID}, u.AdditionalGids...)
+	return &User{UID: u.UID, GID: u.GID, Groups: groups}
 }
 
 // reapOrphanedInit has the reaper reap the container's init once its monitor

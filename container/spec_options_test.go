@@ -248,16 +248,51 @@ func TestSecurityOptionGrantsWhatNetshimHolds(t *testing.T) {
 	}
 }
 
-// An AppArmor profile on a node without AppArmor is logged and ignored,
-// not a failure, with or without AppArmor.
-func TestSecurityOptionAcceptsAppArmorEitherWay(t *testing.T) {
-	for _, enabled := range []bool{false, true} {
+// A pod never runs less confined than it asked: an AppArmor profile this
+// node cannot apply, or SELinux options, are refused naming the field;
+// RuntimeDefault where AppArmor is off is nothing, as kubelet has it.
+func TestSecurityOptionRefusesWhatItCannotApply(t *testing.T) {
+	rows := []struct {
+		name     string
+		apparmor bool
+		mutate   func(*runtimeapi.LinuxContainerSecurityContext)
+		field    string // "" when accepted
+	}{
+		{"RuntimeDefault without AppArmor", false, func(sc *runtimeapi.LinuxContainerSecurityContext) {
+			sc.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+		}, ""},
+		{"Unconfined with AppArmor", true, func(sc *runtimeapi.LinuxContainerSecurityContext) {
+			sc.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}
+		}, ""},
+		{"Localhost without AppArmor", false, func(sc *runtimeapi.LinuxContainerSecurityContext) {
+			sc.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "my-profile"}
+		}, "config.linux.security_context.apparmor"},
+		{"deprecated localhost/ without AppArmor", false, func(sc *runtimeapi.LinuxContainerSecurityContext) {
+			sc.ApparmorProfile = "localhost/my-profile"
+		}, "config.linux.security_context.apparmor"},
+		{"Localhost not loaded", true, func(sc *runtimeapi.LinuxContainerSecurityContext) {
+			sc.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "netshim-test-no-such-profile"}
+		}, "config.linux.security_context.apparmor"},
+		{"RuntimeDefault with AppArmor", true, func(sc *runtimeapi.LinuxContainerSecurityContext) {
+			sc.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+		}, "config.linux.security_context.apparmor"},
+		{"SELinux type", false, func(sc *runtimeapi.LinuxContainerSecurityContext) {
+			sc.SelinuxOptions = &runtimeapi.SELinuxOption{Type: "container_t"}
+		}, "config.linux.security_context.selinux_options"},
+	}
+	for _, r := range rows {
 		host := newFakeHost()
-		host.apparmor = enabled
+		host.apparmor = r.apparmor
 		in := specInput(t)
-		in.Config.Linux.SecurityContext.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
-		if _, err := optSpec(t, withSecurity, in, host); err != nil {
-			t.Errorf("AppArmor enabled %v: %v", enabled, err)
+		r.mutate(in.Config.Linux.SecurityContext)
+		s, err := optSpec(t, withSecurity, in, host)
+		switch {
+		case r.field == "" && err != nil:
+			t.Errorf("%s: %v", r.name, err)
+		case r.field == "" && s.Process.ApparmorProfile != "":
+			t.Errorf("%s: profile %q applied", r.name, s.Process.ApparmorProfile)
+		case r.field != "" && (err == nil || !strings.HasPrefix(err.Error(), r.field)):
+			t.Errorf("%s: %v, want an error naming %s", r.name, err, r.field)
 		}
 	}
 }

@@ -2,14 +2,15 @@ package container
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
 
 	"github.com/moby/profiles/seccomp"
+	"github.com/netshim/netshim/pkg/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	"k8s.io/klog/v2"
 )
 
 // defaultCapabilities is containerd's (and docker's) default set.
@@ -53,8 +54,7 @@ func withSecurity(spec *specs.Spec, in SpecInput, host HostFacts) error {
 			return err
 		}
 	}
-	ignoreLSMs(sc, host)
-	return nil
+	return withLSMs(spec, sc, host)
 }
 
 // capabilities are the default set with the config's added and dropped;
@@ -171,13 +171,66 @@ func seccompProfile(sc *runtimeapi.LinuxContainerSecurityContext, spec *specs.Sp
 	return nil, nil
 }
 
-// ignoreLSMs logs AppArmor and SELinux requests, which this node cannot
-// honour when the kernel has neither (as containerd does with AppArmor off).
-func ignoreLSMs(sc *runtimeapi.LinuxContainerSecurityContext, host HostFacts) {
-	if p := sc.GetApparmor(); p != nil && p.GetProfileType() != runtimeapi.SecurityProfile_Unconfined && !host.AppArmorEnabled() {
-		klog.InfoS("Ignoring the AppArmor profile: AppArmor is not enabled on this node", "profile", p.GetLocalhostRef())
+// withLSMs applies the AppArmor profile asked for, or refuses what this
+// node cannot apply: a pod never runs less confined than it asked.
+//   - Unconfined, or nothing: no profile.
+//   - RuntimeDefault: where AppArmor is off, nothing, as kubelet and
+//     containerd have it (kubelet asks for it only where AppArmor is on);
+//     where it is on, netshim ships no default profile of its own, so the
+//     container is refused rather than run unconfined.
+//   - Localhost NAME: applied where AppArmor is on and NAME is loaded;
+//     refused otherwise.
+//
+// SELinux: netshim does not label, so SELinux options are refused.
+func withLSMs(spec *specs.Spec, sc *runtimeapi.LinuxContainerSecurityContext, host HostFacts) error {
+	const field = "config.linux.security_context.apparmor"
+	p := sc.GetApparmor()
+	profileType, name := p.GetProfileType(), p.GetLocalhostRef()
+	if p == nil && sc.GetApparmorProfile() != "" { // the deprecated string form
+		switch v := sc.GetApparmorProfile(); {
+		case v == "unconfined":
+			profileType = runtimeapi.SecurityProfile_Unconfined
+		case v == "runtime/default":
+			profileType = runtimeapi.SecurityProfile_RuntimeDefault
+		default:
+			profileType, name = runtimeapi.SecurityProfile_Localhost, strings.TrimPrefix(v, "localhost/")
+		}
 	}
-	if o := sc.GetSelinuxOptions(); o != nil && (o.GetType() != "" || o.GetLevel() != "") {
-		klog.InfoS("Ignoring SELinux options: netshim does not label containers")
+	if p == nil && sc.GetApparmorProfile() == "" {
+		profileType = runtimeapi.SecurityProfile_Unconfined
 	}
+	switch profileType {
+	case runtimeapi.SecurityProfile_Unconfined:
+	case runtimeapi.SecurityProfile_RuntimeDefault:
+		if host.AppArmorEnabled() {
+			return fmt.Errorf("%s: RuntimeDefault: AppArmor is enabled on this node and netshim has no default profile to apply; ask for a Localhost profile that is loaded, or Unconfined: %w", field, errdefs.ErrFailedPrecondition)
+		}
+	case runtimeapi.SecurityProfile_Localhost:
+		if !host.AppArmorEnabled() {
+			return invalid(field, "Localhost %q: AppArmor is not enabled on this node, so no profile can be applied", name)
+		}
+		if !appArmorLoaded(name) {
+			return invalid(field, "Localhost %q: no AppArmor profile of that name is loaded on this node", name)
+		}
+		spec.Process.ApparmorProfile = name
+	}
+	if o := sc.GetSelinuxOptions(); o != nil && (o.GetUser() != "" || o.GetRole() != "" || o.GetType() != "" || o.GetLevel() != "") {
+		return invalid("config.linux.security_context.selinux_options", "netshim does not apply SELinux labels (this node has no SELinux); leave them out")
+	}
+	return nil
+}
+
+// appArmorLoaded says whether the kernel has a profile named name loaded.
+func appArmorLoaded(name string) bool {
+	data, err := os.ReadFile("/sys/kernel/security/apparmor/profiles")
+	if err != nil || name == "" {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		// "name (enforce)"
+		if n, _, _ := strings.Cut(line, " ("); n == name {
+			return true
+		}
+	}
+	return false
 }

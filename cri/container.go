@@ -284,10 +284,14 @@ func (s *Server) containerStatus(c *container.Container) (*runtimeapi.ContainerS
 	if res := cfg.GetLinux().GetResources(); res != nil {
 		st.Resources = &runtimeapi.ContainerResources{Linux: res}
 	}
-	if sc := cfg.GetLinux().GetSecurityContext(); sc != nil {
-		if u := sc.GetRunAsUser(); u != nil {
-			st.User = &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{Uid: u.GetValue(), Gid: sc.GetRunAsGroup().GetValue(), SupplementalGroups: sc.GetSupplementalGroups()}}
+	if u := c.User; u != nil {
+		// What the process runs as, resolved at create: kubelet checks a
+		// SupplementalGroupsPolicy against it.
+		groups := make([]int64, 0, len(u.Groups))
+		for _, g := range u.Groups {
+			groups = append(groups, int64(g))
 		}
+		st.User = &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{Uid: int64(u.UID), Gid: int64(u.GID), SupplementalGroups: groups}}
 	}
 	return st, nil
 }

@@ -148,6 +148,8 @@ func containerIsolation(sc *runtimeapi.LinuxContainerSecurityContext) error {
 	}
 	if u := ns.GetUsernsOptions(); u != nil && u.GetMode() != runtimeapi.NamespaceMode_NODE && u.GetMode() != runtimeapi.NamespaceMode_POD {
 		return invalid(field+".namespace_options.userns_options.mode", "%s: a container shares its pod's user namespace; ask for POD or NODE", u.GetMode())
+	} else if u.GetMode() == runtimeapi.NamespaceMode_NODE && (len(u.GetUids()) != 0 || len(u.GetGids()) != 0) {
+		return invalid(field+".namespace_options.userns_options", ": mode NODE with %d UID and %d GID mappings; mappings need mode POD", len(u.GetUids()), len(u.GetGids()))
 	}
 	return nil
 }
