@@ -9,6 +9,7 @@ import (
 
 	"github.com/netshim/netshim/container"
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/reaper"
 	"github.com/netshim/netshim/sandbox"
 	"k8s.io/klog/v2"
 )
@@ -69,21 +70,25 @@ func runtimeHandlers(ctx context.Context, o *options) (*oci.Handler, []*oci.Hand
 
 // sandboxHandlers and containerHandlers are the managers' view of the
 // configured handlers.
-func sandboxHandlers(hs []*oci.Handler) map[string]sandbox.Handler {
+func sandboxHandlers(hs []*oci.Handler, reap *reaper.Reaper) map[string]sandbox.Handler {
 	out := map[string]sandbox.Handler{}
 	for _, h := range hs {
-		out[h.Name] = sandbox.Handler{Runtime: h.Sandbox, SpecVersion: h.SpecVersion}
+		var rt sandbox.Runtime = h.Sandbox
+		if h.GVisor {
+			rt = oci.GVisorRunc{Runc: h.Sandbox, Reaper: reap}
+		}
+		out[h.Name] = sandbox.Handler{Runtime: rt, SpecVersion: h.SpecVersion}
 	}
 	return out
 }
 
-func containerHandlers(hs []*oci.Handler, conmon string) (map[string]container.Handler, error) {
+func containerHandlers(hs []*oci.Handler, conmon string, reap *reaper.Reaper) (map[string]container.Handler, error) {
 	out := map[string]container.Handler{}
 	for _, h := range hs {
 		mon := &oci.Conmon{Binary: conmon, Runtime: h.Containers}
 		var rt container.Runtime = h.Containers
 		if h.GVisor {
-			rt = oci.GVisorRunc{Runc: h.Containers}
+			rt = oci.GVisorRunc{Runc: h.Containers, Reaper: reap}
 			self, err := os.Executable()
 			if err != nil {
 				return nil, fmt.Errorf("runtime handler %s: find netshim's own binary for conmon: %w", h.Name, err)

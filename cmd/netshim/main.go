@@ -126,7 +126,7 @@ func run(o options, notifySocket string) error {
 		NetNSDir:    o.netnsDir,
 		PauseBinary: o.pauseBinary,
 		Runtime:     defHandler.Sandbox,
-		Handlers:    sandboxHandlers(handlers),
+		Handlers:    sandboxHandlers(handlers, reap),
 	})
 	if err != nil {
 		return err
@@ -155,7 +155,7 @@ func run(o options, notifySocket string) error {
 	}
 	defer images.Close()
 	containerRuntime := defHandler.Containers
-	ctrHandlers, err := containerHandlers(handlers, conmon)
+	ctrHandlers, err := containerHandlers(handlers, conmon, reap)
 	if err != nil {
 		return err
 	}

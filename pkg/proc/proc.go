@@ -5,6 +5,7 @@ package proc
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strconv"
 )
@@ -61,4 +62,18 @@ func SameAlive(pid int, start uint64) bool {
 	}
 	s, alive := StartTime(pid)
 	return alive && s == start
+}
+
+// ParentPID returns field 4 of /proc/PID/stat: the parent's PID.
+func ParentPID(pid int) (int, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	i := bytes.LastIndexByte(data, ')')
+	fields := bytes.Fields(data[i+1:])
+	if i < 0 || len(fields) < 2 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, data)
+	}
+	return strconv.Atoi(string(fields[1]))
 }

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"fmt"
+
+	"github.com/netshim/netshim/pkg/proc"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,7 +30,7 @@ func withHandler(name, path string, args ...string) shimOption {
 // gVisorArgs: Debian 12's runsc (2022) cannot start its own network stack
 // on kernels that show /proc/sys/net/core/rmem_default in every netns; its
 // host network, inside the pod's netns, works.
-var gVisorArgs = []string{"--network=host", "--debug", "--debug-log=/tmp/rsdbg/"}
+var gVisorArgs = []string{"--network=host"}
 
 // needBinary skips, saying why, where a handler's runtime is not installed.
 func needBinary(t *testing.T, path string) {
@@ -115,10 +118,6 @@ func TestGVisorPod(t *testing.T) {
 			data, _ := os.ReadFile(filepath.Join(s.dir, "run", "containers", "bundles", ctr, f))
 			files += f + ":\n" + string(data) + "\n"
 		}
-		if os.Getenv("HOLD") != "" {
-			t.Logf("holding %s", s.dir)
-			time.Sleep(90 * time.Second)
-		}
 		t.Fatalf("StartContainer under gVisor: %v; container %s: %s\n%s", err, st.Reason, st.Message, files)
 	}
 	log := waitLog(t, filepath.Join(podCfg.LogDirectory, "kernel.log"), "logged")
@@ -134,6 +133,22 @@ func TestGVisorPod(t *testing.T) {
 	s.stopPod(pod)
 	s.removePod(pod)
 	s.assertNothingLeft()
+	// No gVisor process (sandbox, gofer), nor its zombie, is left.
+	var left []string
+	eventually(t, 10*time.Second, "gVisor's processes to be gone", func() bool {
+		left = nil
+		for _, pid := range proc.PIDs() {
+			if ppid, _ := proc.ParentPID(pid); ppid == s.cmd.Process.Pid {
+				if data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(data), "conmon") {
+					left = append(left, string(data))
+				}
+			}
+		}
+		return len(left) == 0
+	})
+	if len(left) > 0 {
+		t.Logf("netshim's children left: %q", left)
+	}
 }
 
 // crun, where this host can run it, runs a pod; where it cannot (Debian's
