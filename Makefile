@@ -21,7 +21,7 @@ INSTALL_ENV   = PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BIN='$(BIN)' SYSCONFDIR=
 	CNI_BIN_DIR='$(CNI_BIN_DIR)' CNI_CONF_DIR='$(CNI_CONF_DIR)' UNITDIR='$(UNITDIR)' \
 	CNI_PLUGINS='$(notdir $(filter github.com/containernetworking/%,$(TOOLS)))'
 
-.PHONY: all deps tools build install uninstall install-test run test unit lint e2e multinode vet fuzz fuzz-smoke bench bench-compare bench-kubelet critest kubelet-e2e cluster-up cluster-down kube-build kube-up kube-down kube-e2e kube-test clean
+.PHONY: all deps tools build install uninstall install-test run test unit lint e2e multinode vet fuzz fuzz-smoke bench bench-compare bench-kubelet bench-node critest kubelet-e2e cluster-up cluster-down kube-build kube-up kube-down kube-e2e kube-test clean
 
 # Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./pkg/checkpoint:FuzzDecode ./network/cni:FuzzLoadFile ./pkg/validate:FuzzValidateSandboxConfig
@@ -169,14 +169,25 @@ critest: tools build
 bench: tools build
 	hack/bench.sh $(BENCH_ARGS)
 
+# The anchor the benchmarks compare with: containerd 2.x, its runc shim and
+# ctr, built from the Go module proxy (test/bench/containerd pins the version).
+$(BIN)/containerd: test/bench/containerd/go.mod test/bench/containerd/go.sum
+	hack/anchor-containerd.sh build
+
 # kubelet's view alone: manifest written -> pod Ready, on netshim and on the
 # containerd anchor, alternated in one run (test/kubelet/podstart). Needs root.
-bench-kubelet: tools build $(BIN)/kubelet
+bench-kubelet: tools build $(BIN)/kubelet $(BIN)/containerd
 	hack/bench.sh --kubelet
 
-# netshim and Debian's containerd 1.6 (installed if missing), alternated in one run.
-bench-compare: tools build $(BIN)/kubelet
+# netshim and containerd 2.x (built into bin/ if missing), alternated in one run.
+bench-compare: tools build $(BIN)/kubelet $(BIN)/containerd
 	hack/bench.sh --compare $(BENCH_ARGS)
+
+# A full node: 110 pods of 2 containers on netshim, then on containerd 2.x;
+# each call kubelet makes every second, CPU and memory at rest, pod start at
+# 110 pods against 1. NODE_ARGS go to cribench --node.
+bench-node: tools build $(BIN)/containerd
+	hack/bench.sh --node $(NODE_ARGS)
 
 # The multinode suite's cluster, left up for a person: CLUSTER_ARGS go to
 # netshim-cluster up (--nodes, --backend host-gw|vxlan, --network-plugin cni|kubenet).
