@@ -18,6 +18,13 @@
 #                                             config only)
 #   hack/bench.sh --kubelet                   only kubelet's view, netshim and
 #                                             the anchor, usual config
+#   hack/bench.sh --node [cribench args]      a full node (cribench --node: 110
+#                                             pods of 2 containers), netshim
+#                                             then the anchor, usual config,
+#                                             then both side by side
+#
+# The anchor is containerd 2.x built from the Go module proxy
+# (hack/anchor-containerd.sh), with netshim's runc and CNI plugins.
 #
 # Before the cribench args: --kubelet-pods N (pods per kubelet session,
 # default 5), --no-kubelet (skip kubelet's view), --no-second (skip the
@@ -30,6 +37,7 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--compare) mode=compare ;;
 	--kubelet) mode=kubelet ;;
+	--node) mode=node ;;
 	--kubelet-pods) kubelet_pods=$2; shift ;;
 	--no-kubelet) with_kubelet=false ;;
 	--no-second) with_second=false ;;
@@ -100,7 +108,7 @@ run_netshim() {
 }
 
 run_anchor() {
-	echo "== containerd $(containerd --version | awk '{print $3}') (anchor)"
+	echo "== containerd $("$root/bin/containerd" --version | awk '{print $3}') (anchor)"
 	# A runc shim per pod: the anchor's per-pod memory counts shims and pause.
 	"$root/bin/cribench" --endpoint "$anchor_sock" --runtime-pid "$anchor_pid" \
 		--per-pod-processes pause,containerd-shim --containerd-hosts-dir /var/lib/netshim-anchor/certs.d \
@@ -142,6 +150,23 @@ kubelet)
 	start_netshim true
 	start_anchor true
 	kubelet_view
+	exit 0
+	;;
+node)
+	# One runtime at a time, each alone on the machine: the figures are
+	# its idle CPU and memory.
+	start_netshim true
+	echo "== netshim: a full node"
+	"$root/bin/cribench" --node --endpoint "unix://$netshim_dir/netshim.sock" --runtime-pid "$pid" \
+		--monitor-processes conmon --json "$work/node-netshim.json" "$@"
+	stop_netshim
+	start_anchor true
+	echo "== containerd $("$root/bin/containerd" --version | awk '{print $3}') (anchor): a full node"
+	"$root/bin/cribench" --node --endpoint "$anchor_sock" --runtime-pid "$anchor_pid" \
+		--monitor-processes containerd-shim --containerd-hosts-dir /var/lib/netshim-anchor/certs.d \
+		--process-marker /run/netshim-anchor/containerd.sock --json "$work/node-anchor.json" "$@"
+	echo "== a full node side by side (usual config)"
+	"$root/bin/cribench" --compare-node "$work/node-netshim.json,$work/node-anchor.json"
 	exit 0
 	;;
 esac
