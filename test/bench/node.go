@@ -76,6 +76,7 @@ func RunNode(ctx context.Context, rt runtimeapi.RuntimeServiceClient, img runtim
 		return nil, err
 	}
 	ids := make([]string, o.Pods)
+	defer removeCgroupTree(nodeCgroupRoot)
 	defer b.cleanup(ids)
 	// A few at a time, as kubelet's pod workers would at a node's start.
 	for start := 0; start < o.Pods; start += 10 {
@@ -123,9 +124,15 @@ func RunNode(ctx context.Context, rt runtimeapi.RuntimeServiceClient, img runtim
 	return r, nil
 }
 
+// nodeCgroupRoot holds the node's pod cgroups, as kubepods holds kubelet's.
+const nodeCgroupRoot = "/netshim-bench-node"
+
 // podWithContainers runs a pod, then creates and starts each container in turn.
 func (b *runner) podWithContainers(ctx context.Context, name string, o NodeOptions) (string, error) {
 	cfg := b.config(name)
+	// kubelet gives every pod a cgroup parent (cgroupfs driver here);
+	// containerd's pod stats need one.
+	cfg.Linux.CgroupParent = nodeCgroupRoot + "/pod" + cfg.Metadata.Uid
 	resp, err := b.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
 	if err != nil {
 		return "", fmt.Errorf("run %s: %w", name, err)
@@ -219,6 +226,25 @@ func (b *runner) relist(ctx context.Context, calls map[string][]time.Duration) e
 		_, err := b.rt.ListPodSandboxStats(ctx, &runtimeapi.ListPodSandboxStatsRequest{})
 		return err
 	})
+}
+
+// removeCgroupTree removes the empty cgroup dirs below root in every
+// hierarchy, deepest first: the pod cgroups the runtimes made for the pods'
+// containers stay once their containers are gone.
+func removeCgroupTree(root string) {
+	tops, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", strings.TrimPrefix(root, "/")))
+	for _, top := range tops {
+		var dirs []string
+		_ = filepath.WalkDir(top, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, path)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			_ = os.Remove(dirs[i])
+		}
+	}
 }
 
 // usage runs load for window (load returns when stop closes) and measures
