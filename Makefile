@@ -175,9 +175,11 @@ $(BIN)/containerd: test/bench/containerd/go.mod test/bench/containerd/go.sum
 	hack/anchor-containerd.sh build
 
 # kubelet's view alone: manifest written -> pod Ready, on netshim and on the
-# containerd anchor, alternated in one run (test/kubelet/podstart). Needs root.
+# containerd anchor, alternated in one run (test/kubelet/podstart), with
+# evented PLEG on both (KUBELET_GATES go to kubelet). Needs root.
+KUBELET_GATES ?= EventedPLEG=true
 bench-kubelet: tools build $(BIN)/kubelet $(BIN)/containerd
-	hack/bench.sh --kubelet
+	hack/bench.sh --kubelet --kubelet-feature-gates "$(KUBELET_GATES)" $(KUBELET_BENCH_ARGS)
 
 # netshim and containerd 2.x (built into bin/ if missing), alternated in one run.
 bench-compare: tools build $(BIN)/kubelet $(BIN)/containerd

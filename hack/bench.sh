@@ -27,18 +27,20 @@
 # (hack/anchor-containerd.sh), with netshim's runc and CNI plugins.
 #
 # Before the cribench args: --kubelet-pods N (pods per kubelet session,
-# default 5), --no-kubelet (skip kubelet's view), --no-second (skip the
-# ipMasq:false config).
+# default 5), --kubelet-feature-gates G (kubelet's feature gates in its
+# view, e.g. EventedPLEG=true), --no-kubelet (skip kubelet's view),
+# --no-second (skip the ipMasq:false config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-mode=alone kubelet_pods=5 with_kubelet=true with_second=true
+mode=alone kubelet_pods=5 kubelet_gates="" with_kubelet=true with_second=true
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--compare) mode=compare ;;
 	--kubelet) mode=kubelet ;;
 	--node) mode=node ;;
 	--kubelet-pods) kubelet_pods=$2; shift ;;
+	--kubelet-feature-gates) kubelet_gates=$2; shift ;;
 	--no-kubelet) with_kubelet=false ;;
 	--no-second) with_second=false ;;
 	*) break ;;
@@ -131,10 +133,11 @@ kubelet_view() {
 		echo "== kubelet's view skipped: bin/kubelet is missing (make bin/kubelet builds it)"
 		return
 	fi
-	echo "== kubelet's view: a standalone kubelet on each runtime, usual config"
+	echo "== kubelet's view: a standalone kubelet on each runtime, usual config; feature gates: ${kubelet_gates:-none}"
 	go build -o "$work/podstart" ./test/kubelet/podstart
 	"$work/podstart" --kubelet "$root/bin/kubelet" --netshim "unix://$netshim_dir/netshim.sock" \
-		--anchor "$anchor_sock" --anchor-hosts-dir /var/lib/netshim-anchor/certs.d -n "$kubelet_pods"
+		--anchor "$anchor_sock" --anchor-hosts-dir /var/lib/netshim-anchor/certs.d -n "$kubelet_pods" \
+		--feature-gates "$kubelet_gates"
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
