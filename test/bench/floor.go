@@ -353,10 +353,14 @@ func containerFloor(ctx context.Context, work string, runtime *oci.Runc, n int) 
 	for i := range n + 1 { // one warm-up
 		id := fmt.Sprint("floor-ctr", i)
 		d, err := timed(func() error {
-			// As conmon runs it: the container's stdio are not the caller's pipes.
-			cmd := exec.CommandContext(ctx, runtime.Binary, "--root", runtime.Root, "create", "--bundle", bundle, id)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("runc create: %w: %s", err, out)
+			// stdio /dev/null: the container's init inherits them, and a
+			// pipe would keep the wait open for as long as it lives.
+			// runc's own errors go to its log.
+			logPath := filepath.Join(work, id+".log")
+			cmd := exec.CommandContext(ctx, runtime.Binary, "--root", runtime.Root, "--log", logPath, "create", "--bundle", bundle, id)
+			if err := cmd.Run(); err != nil {
+				msg, _ := os.ReadFile(logPath)
+				return fmt.Errorf("runc create: %w: %s", err, strings.TrimSpace(string(msg)))
 			}
 			return runtime.Start(ctx, id)
 		})
