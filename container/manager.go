@@ -41,6 +41,10 @@ type Rootfs interface {
 	Unmount(containerID, dir string) error
 	// Leases lists the container IDs holding a lease.
 	Leases() []string
+	// MountVolume adds the image ref names to containerID's lease and
+	// mounts its root file system read-only in dir, under the dir that
+	// Unmount is given; it returns the mount's path.
+	MountVolume(containerID, ref, dir string) (string, error)
 }
 
 // Runtime is what the manager needs of the OCI runtime; *oci.Runc is one.
@@ -68,6 +72,9 @@ type Config struct {
 	Monitor  Monitor
 	Rootfs   Rootfs
 	Reaper   *reaper.Reaper
+	// CDISpecDirs are where CDI specs are read from, at each create that
+	// asks for CDI devices; empty is DefaultCDISpecDirs.
+	CDISpecDirs []string
 }
 
 // Manager owns the container records and the system resources of each.
@@ -82,10 +89,13 @@ type Manager struct {
 
 	records *memstore.Store[Container] // by ID and prefix; reservation names
 	exits   *exitWatch
+	cdi     *CDIRegistry
 
 	mu       sync.Mutex
 	monitors map[string]<-chan struct{} // container ID → closed when its monitor, our child, exits
 	unsaved  map[string]bool            // container IDs whose published status is not on disk yet
+
+	events EventSink // guarded by mu; told of changes (events.go)
 
 	usageMu    sync.Mutex
 	usage      map[string]*usage // container ID → last measure of its writable layer
@@ -113,6 +123,11 @@ func NewManager(cfg Config) (*Manager, error) {
 			return nil, fmt.Errorf("create container state dir: %w", err)
 		}
 	}
+	cdiRegistry, err := NewCDIRegistry(cfg.CDISpecDirs)
+	if err != nil {
+		return nil, err
+	}
+	m.cdi = cdiRegistry
 	exits, err := watchExits(m.exitDir(), m.refresh)
 	if err != nil {
 		return nil, err
@@ -222,6 +237,7 @@ func (m *Manager) updateRecord(id string, w write, fn func(*Container) error) (*
 	if err != nil {
 		return nil, err
 	}
+	before := c.State
 	if err := fn(c); err != nil {
 		return nil, fmt.Errorf("container %s: %w", id, err)
 	}
@@ -231,6 +247,7 @@ func (m *Manager) updateRecord(id string, w write, fn func(*Container) error) (*
 		}
 		m.records.Replace(id, c)
 		m.setUnsaved(id, false)
+		m.announce(before, c)
 		return c.clone(), nil
 	}
 	// Written, then published whether or not the write succeeded: the
@@ -240,6 +257,7 @@ func (m *Manager) updateRecord(id string, w write, fn func(*Container) error) (*
 	err = m.checkpoints.Save(c)
 	m.setUnsaved(id, err != nil)
 	m.records.Replace(id, c)
+	m.announce(before, c)
 	if err != nil {
 		klog.ErrorS(err, "Container checkpoint not written; its status is published and will be written when there is room", "container", id, "state", c.State)
 	}
@@ -354,7 +372,12 @@ func (m *Manager) create(ctx context.Context, c *Container, req CreateRequest) e
 	if err != nil {
 		return fmt.Errorf("mount rootfs of image %s: %w", req.ImageID, err)
 	}
-	spec, err := BuildSpec(SpecInput{ID: c.ID, Config: req.Config, Pod: req.Pod, Image: req.Image, Rootfs: rootfs})
+	volumes, err := m.mountImageVolumes(c.ID, req.Config)
+	if err != nil {
+		return err
+	}
+	spec, err := BuildSpec(SpecInput{ID: c.ID, Config: req.Config, Pod: req.Pod, Image: req.Image, Rootfs: rootfs,
+		ImageVolumes: volumes, CDI: m.cdi})
 	if err != nil {
 		return err
 	}
@@ -451,6 +474,7 @@ func (m *Manager) removeResources(ctx context.Context, c *Container) error {
 		return err
 	}
 	m.records.Delete(c.ID)
+	m.announceRemoved(c)
 	unlock()
 	m.mu.Lock()
 	delete(m.monitors, c.ID)

@@ -37,6 +37,10 @@ type world struct {
 	runState map[string]string
 
 	failMount, failMonitor, failStart error
+	// volumes are the image volumes mounted, by container: the refs; a
+	// ref in failVolume fails with its error.
+	volumes    map[string][]string
+	failVolume map[string]error
 	// makeCgroup: the monitor's runc makes the cgroup, then the create is
 	// cancelled (as a cancelled CreateContainer leaves it).
 	makeCgroup func(cgroupsPath string)
@@ -44,7 +48,7 @@ type world struct {
 
 func newWorld(t *testing.T, exitDir string) *world {
 	w := &world{t: t, exitDir: exitDir, procs: map[string]*exec.Cmd{}, deleted: map[string]bool{},
-		mounted: map[string]bool{}, signals: map[string][]syscall.Signal{}, runState: map[string]string{}}
+		mounted: map[string]bool{}, volumes: map[string][]string{}, failVolume: map[string]error{}, signals: map[string][]syscall.Signal{}, runState: map[string]string{}}
 	t.Cleanup(func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -167,9 +171,28 @@ func (w *world) Mount(containerID, imageID, dir string, readOnly bool) (string, 
 	return rootfs, nil
 }
 
+// MountVolume makes dir/rootfs an image's tree: a file "image" naming
+// ref, and etc/passwd.
+func (w *world) MountVolume(containerID, ref, dir string) (string, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.failVolume[ref]; err != nil {
+		return "", err
+	}
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755); err != nil {
+		return "", err
+	}
+	_ = os.WriteFile(filepath.Join(rootfs, "image"), []byte(ref), 0o644)
+	_ = os.WriteFile(filepath.Join(rootfs, "etc", "passwd"), []byte("root:x:0:0::/:/bin/sh\n"), 0o644)
+	w.volumes[containerID] = append(w.volumes[containerID], ref)
+	return rootfs, nil
+}
+
 func (w *world) Unmount(containerID, dir string) error {
 	w.mu.Lock()
 	delete(w.mounted, containerID)
+	delete(w.volumes, containerID)
 	w.mu.Unlock()
 	return os.RemoveAll(dir)
 }
@@ -242,6 +265,9 @@ func nothingLeft(t *testing.T, m *Manager, w *world, cfg Config, id, name string
 	defer w.mu.Unlock()
 	if w.mounted[id] {
 		t.Errorf("rootfs of %s still mounted", id)
+	}
+	if len(w.volumes[id]) > 0 {
+		t.Errorf("image volumes of %s still mounted: %v", id, w.volumes[id])
 	}
 }
 

@@ -20,6 +20,11 @@ type SpecInput struct {
 	Rootfs string
 	// Host is the node the options read; nil is this one.
 	Host HostFacts
+	// ImageVolumes are the host sources of the config's image volumes,
+	// mounted already, by the mount's index in the config.
+	ImageVolumes map[int]string
+	// CDI injects the config's CDI devices; nil refuses any.
+	CDI CDIInjector
 }
 
 // A SpecOpt sets one part of a container's OCI spec from its request, the

@@ -9,9 +9,14 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// withDevices gives the container the config's devices and its device cgroup.
+// withDevices gives the container the config's devices and its device
+// cgroup, then its CDI devices, whose edits may add device nodes (and
+// their cgroup rules), mounts, environment variables and hooks.
 func withDevices(spec *specs.Spec, in SpecInput, _ HostFacts) error {
-	return devices(spec, in.Config, in.Config.GetLinux().GetSecurityContext().GetPrivileged())
+	if err := devices(spec, in.Config, in.Config.GetLinux().GetSecurityContext().GetPrivileged()); err != nil {
+		return err
+	}
+	return cdiDevices(spec, in)
 }
 
 // devices adds the config's devices, and the device cgroup: deny all but

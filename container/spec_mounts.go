@@ -16,7 +16,7 @@ import (
 
 // withMounts sets the container's mounts and the root's propagation they need.
 func withMounts(spec *specs.Spec, in SpecInput, host HostFacts) error {
-	list, err := mounts(in.Config, in.Pod, in.Config.GetLinux().GetSecurityContext().GetPrivileged(), host)
+	list, err := mounts(in.Config, in.Pod, in.Config.GetLinux().GetSecurityContext().GetPrivileged(), host, in.ImageVolumes)
 	if err != nil {
 		return err
 	}
@@ -47,7 +47,9 @@ func rootfsPropagation(list []specs.Mount) string {
 // mounts are the defaults every container gets, the pod's shared files,
 // then the config's mounts; a config mount replaces a default at its path.
 // A propagating mount needs its host path on a mount that propagates (facts).
-func mounts(cfg *runtimeapi.ContainerConfig, pod PodContext, privileged bool, facts HostFacts) ([]specs.Mount, error) {
+// An image volume binds its mounted image (volumes, by the mount's index)
+// read-only; it is not noexec, so the image's programs run.
+func mounts(cfg *runtimeapi.ContainerConfig, pod PodContext, privileged bool, facts HostFacts, volumes map[int]string) ([]specs.Mount, error) {
 	sysOpts := []string{"nosuid", "noexec", "nodev", "ro"}
 	cgroupOpts := []string{"nosuid", "noexec", "nodev", "relatime", "ro"}
 	if privileged {
@@ -80,6 +82,16 @@ func mounts(cfg *runtimeapi.ContainerConfig, pod PodContext, privileged bool, fa
 		}
 	}
 	for i, m := range cfg.GetMounts() {
+		if m.GetImage() != nil {
+			src, ok := volumes[i]
+			if !ok {
+				return nil, fmt.Errorf("mounts[%d]: image volume of image %q is not mounted", i, m.GetImage().GetImage())
+			}
+			dst := path.Clean(m.GetContainerPath())
+			list = slicesDeleteDst(list, dst)
+			list = append(list, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: []string{"rbind", "rprivate", "ro", "nosuid", "nodev"}})
+			continue
+		}
 		host := m.GetHostPath()
 		if _, err := os.Stat(host); errors.Is(err, os.ErrNotExist) {
 			// containerd makes a missing host path as a directory.

@@ -32,7 +32,11 @@ type Containers interface {
 	UpdateResources(ctx context.Context, id string, res *runtimeapi.LinuxContainerResources) error
 	ReopenLog(id string) error
 	Stats(c *container.Container) (*container.Stats, error)
+	FsInfo() container.FsUsage
 	Recover(ctx context.Context) error
+	// For GetContainerEvents (events.go).
+	SetEventSink(container.EventSink)
+	PodRecords(sandboxID string) []*container.Container
 }
 
 func (s *Server) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
@@ -239,16 +243,34 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 	if err != nil {
 		return nil, wrapf(err, "status of container")
 	}
+	st, err := s.containerStatus(c)
+	if err != nil {
+		return nil, wrapf(err, "status of container %s", c.ID)
+	}
+	resp := &runtimeapi.ContainerStatusResponse{Status: st}
+	if req.GetVerbose() {
+		info, err := containerInfo(c)
+		if err != nil {
+			return nil, wrapf(err, "status of container %s", c.ID)
+		}
+		resp.Info = map[string]string{"info": info}
+	}
+	return resp, nil
+}
+
+// containerStatus is c's CRI status, as ContainerStatus and the container
+// events report it.
+func (s *Server) containerStatus(c *container.Container) (*runtimeapi.ContainerStatus, error) {
 	cfg := &runtimeapi.ContainerConfig{}
 	if err := proto.Unmarshal(c.Config, cfg); err != nil {
-		return nil, wrapf(fmt.Errorf("decode stored config of container %s: %w", c.ID, err), "status of container %s", c.ID)
+		return nil, fmt.Errorf("decode stored config of container %s: %w", c.ID, err)
 	}
 	st := &runtimeapi.ContainerStatus{
 		Id: c.ID, Metadata: containerMetadata(c), State: containerState(c.State),
 		CreatedAt: c.CreatedAt.UnixNano(), ExitCode: c.ExitCode,
 		Image: &runtimeapi.ImageSpec{Image: c.Image}, ImageRef: c.ImageRef, ImageId: c.ImageID,
 		Reason: c.Reason, Message: c.Message, Labels: c.Labels, Annotations: c.Annotations,
-		Mounts: cfg.GetMounts(), LogPath: c.LogPath,
+		Mounts: s.imageVolumeRefs(cfg.GetMounts()), LogPath: c.LogPath,
 	}
 	if !c.StartedAt.IsZero() {
 		st.StartedAt = c.StartedAt.UnixNano()
@@ -264,15 +286,7 @@ func (s *Server) ContainerStatus(_ context.Context, req *runtimeapi.ContainerSta
 			st.User = &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{Uid: u.GetValue(), Gid: sc.GetRunAsGroup().GetValue(), SupplementalGroups: sc.GetSupplementalGroups()}}
 		}
 	}
-	resp := &runtimeapi.ContainerStatusResponse{Status: st}
-	if req.GetVerbose() {
-		info, err := containerInfo(c)
-		if err != nil {
-			return nil, wrapf(err, "status of container %s", c.ID)
-		}
-		resp.Info = map[string]string{"info": info}
-	}
-	return resp, nil
+	return st, nil
 }
 
 // containerInfo is the "info" of a verbose status, as containerd and CRI-O

@@ -28,6 +28,7 @@ func TestErrorKindsMapToCodes(t *testing.T) {
 		{errdefs.ErrAlreadyExists, codes.AlreadyExists},
 		{errdefs.ErrFailedPrecondition, codes.FailedPrecondition},
 		{errdefs.ErrUnavailable, codes.Unavailable},
+		{errdefs.ErrResourceExhausted, codes.ResourceExhausted},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
 		{context.Canceled, codes.Canceled},
 		{errors.New("runc exploded"), codes.Internal},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/netshim/netshim/image"
 	"github.com/netshim/netshim/pkg/errdefs"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -137,5 +138,35 @@ func (s *Server) ImageFsInfo(context.Context, *runtimeapi.ImageFsInfoRequest) (*
 		UsedBytes:  &runtimeapi.UInt64Value{Value: fs.UsedBytes},
 		InodesUsed: &runtimeapi.UInt64Value{Value: fs.Inodes},
 	}
-	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{usage}}, nil
+	// The containers' writable layers, as the split-disk KEP (4191) asks:
+	// kubelet learns where they live and what they hold.
+	layers := s.containers.FsInfo()
+	ctrs := &runtimeapi.FilesystemUsage{
+		Timestamp:  time.Now().UnixNano(),
+		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: layers.Mountpoint},
+		UsedBytes:  &runtimeapi.UInt64Value{Value: layers.UsedBytes},
+		InodesUsed: &runtimeapi.UInt64Value{Value: layers.Inodes},
+	}
+	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{usage},
+		ContainerFilesystems: []*runtimeapi.FilesystemUsage{ctrs}}, nil
+}
+
+// imageVolumeRefs is a container's mounts as its status reports them: an
+// image volume's image says which image it is (image_ref, the image's ID
+// as PullImage answered), as kubelet reads it since KEP-5365.
+func (s *Server) imageVolumeRefs(mounts []*runtimeapi.Mount) []*runtimeapi.Mount {
+	for i, m := range mounts {
+		if m.GetImage() == nil {
+			continue
+		}
+		img, err := s.images.Get(m.GetImage().GetImage())
+		if err != nil {
+			continue // mounted, it cannot have been removed; nothing to add if it was
+		}
+		spec := proto.Clone(m.GetImage()).(*runtimeapi.ImageSpec)
+		spec.ImageRef = img.ID
+		mounts[i] = proto.Clone(m).(*runtimeapi.Mount)
+		mounts[i].Image = spec
+	}
+	return mounts
 }

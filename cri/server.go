@@ -49,6 +49,7 @@ type Sandboxes interface {
 	RuntimeStatus() error
 	Recover() ([]*sandbox.Sandbox, error)
 	SweepOrphans(ctx context.Context)
+	SetEventSink(sandbox.EventSink) // for GetContainerEvents (events.go)
 }
 
 // Network is what the server needs of the network PluginManager.
@@ -87,6 +88,9 @@ type Server struct {
 	dirs Dirs
 	// runtimeVersion is what Version reports as RuntimeVersion.
 	runtimeVersion string
+	// events streams the managers' changes to GetContainerEvents; nil
+	// leaves it unimplemented.
+	events *Events
 }
 
 // sandboxImageNote is what `crictl info` says in place of containerd's
@@ -110,12 +114,20 @@ type Services struct {
 	Images     Images
 	// Exec runs processes in containers, for ExecSync and exec streams.
 	Exec Execer
+	// Events, if set, is told of every sandbox and container change, for
+	// GetContainerEvents (see NewEvents).
+	Events *Events
 }
 
 // NewServer returns a server over the given services.
 func NewServer(svc Services, dirs Dirs) *Server {
-	return &Server{sandboxes: svc.Sandboxes, network: svc.Network, containers: svc.Containers,
-		images: svc.Images, execer: svc.Exec, dirs: dirs, runtimeVersion: "dev"}
+	s := &Server{sandboxes: svc.Sandboxes, network: svc.Network, containers: svc.Containers,
+		images: svc.Images, execer: svc.Exec, dirs: dirs, runtimeVersion: "dev", events: svc.Events}
+	if s.events != nil {
+		s.sandboxes.SetEventSink(publisher{s})
+		s.containers.SetEventSink(publisher{s})
+	}
+	return s
 }
 
 // ConfigInfo is the effective configuration `crictl info` shows (the

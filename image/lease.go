@@ -16,6 +16,16 @@ type lease struct {
 	Container string   `json:"container"`
 	ImageID   string   `json:"imageID"`
 	Chains    []string `json:"chains"`
+	// Volumes are the images the container mounts as image volumes: they
+	// keep their layers, and their images cannot be removed, until the
+	// container's lease is dropped.
+	Volumes []volumeLease `json:"volumes,omitempty"`
+}
+
+// volumeLease is one image a container mounts as a volume.
+type volumeLease struct {
+	ImageID string   `json:"imageID"`
+	Chains  []string `json:"chains"`
 }
 
 // newLeaseRecords is the store of leases on disk, one checkpoint per

@@ -10,10 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/moby/sys/mountinfo"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"golang.org/x/sys/unix"
 )
@@ -28,7 +30,8 @@ func (s *Store) Mount(containerID, imageID, dir string, readOnly bool) (string, 
 		s.mu.Unlock()
 		return "", err
 	}
-	l := lease{Container: containerID, ImageID: img.ID, Chains: append([]string(nil), img.Chains...)}
+	l := lease{Container: containerID, ImageID: img.ID, Chains: append([]string(nil), img.Chains...),
+		Volumes: s.leases[containerID].Volumes}
 	if err := s.leaseRecords.Save(&l); err != nil {
 		s.mu.Unlock()
 		return "", fmt.Errorf("lease image %s: %w", img.ID, err)
@@ -52,7 +55,7 @@ func (s *Store) Mount(containerID, imageID, dir string, readOnly bool) (string, 
 	if err != nil {
 		return "", fmt.Errorf("image %s: %w", img.ID, err)
 	}
-	if err := mountIn(dir, rootfs, opts); err != nil {
+	if err := mountIn(dir, rootfs, opts, 0); err != nil {
 		return "", fmt.Errorf("mount overlay rootfs: %w", err)
 	}
 	return rootfs, nil
@@ -99,11 +102,11 @@ func (s *Store) overlayOptions(dir string, chains []string, readOnly bool) (stri
 	return opts, nil
 }
 
-// mountIn mounts an overlay at target with opts, whose relative paths are
-// resolved in dir: on a thread of its own whose working dir is dir, not
+// mountIn mounts an overlay at target with flags and opts, whose relative
+// paths are resolved in dir: on a thread of its own whose working dir is dir, not
 // shared with the rest of netshim (unshare CLONE_FS). That thread is never
 // given back to the Go scheduler, so it ends with its goroutine.
-func mountIn(dir, target, opts string) error {
+func mountIn(dir, target, opts string, flags uintptr) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
@@ -115,25 +118,17 @@ func mountIn(dir, target, opts string) error {
 			errc <- fmt.Errorf("chdir %s: %w", dir, err)
 			return
 		}
-		errc <- unix.Mount("overlay", target, "overlay", 0, opts)
+		errc <- unix.Mount("overlay", target, "overlay", flags, opts)
 	}()
 	return <-errc
 }
 
-// Unmount unmounts dir/rootfs, removes dir and drops the lease, then the
-// layers nothing uses any more. It is idempotent.
+// Unmount unmounts dir/rootfs and every image volume under dir, removes
+// dir and drops the lease, then the layers nothing uses any more. It is
+// idempotent.
 func (s *Store) Unmount(containerID, dir string) error {
-	rootfs := filepath.Join(dir, "rootfs")
-	if mounted(rootfs) {
-		if err := unix.Unmount(rootfs, 0); err != nil {
-			if !errors.Is(err, unix.EBUSY) {
-				return fmt.Errorf("unmount rootfs: %w", err)
-			}
-			// A process outside the container holds it open: detach it now.
-			if err := unix.Unmount(rootfs, unix.MNT_DETACH); err != nil {
-				return fmt.Errorf("unmount rootfs: %w", err)
-			}
-		}
+	if err := unmountUnder(dir); err != nil {
+		return err
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("remove writable layer: %w", err)
@@ -159,6 +154,34 @@ func (s *Store) Leases() []string {
 		out = append(out, id)
 	}
 	return out
+}
+
+// unmountUnder unmounts every mount at or below dir, the deepest first: the
+// rootfs and the image volumes, whether or not a record names them (a
+// crash may have come between a mount and its record).
+func unmountUnder(dir string) error {
+	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = resolved
+	} else if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	list, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return fmt.Errorf("list mounts under %s: %w", dir, err)
+	}
+	sort.Slice(list, func(i, j int) bool { return len(list[i].Mountpoint) > len(list[j].Mountpoint) })
+	for _, m := range list {
+		if err := unix.Unmount(m.Mountpoint, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			if !errors.Is(err, unix.EBUSY) {
+				return fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
+			}
+			// A process outside the container holds it open: detach it now.
+			if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil {
+				return fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
+			}
+		}
+	}
+	return nil
 }
 
 // mounted is true when path is a mount point.

@@ -746,7 +746,8 @@ func (s *Store) List() []*Image {
 // the image only loses that tag, as with `docker rmi`; named by its ID, a
 // digest or its last tag, it goes with all its names (kubelet's image GC
 // and critest remove by ID). Layers a container still uses stay until its
-// lease is gone. An unknown image is no error.
+// lease is gone; an image a container mounts as a volume is not removed
+// (FailedPrecondition, naming the container). An unknown image is no error.
 func (s *Store) Remove(ref string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -761,6 +762,12 @@ func (s *Store) Remove(ref string) error {
 		img.RepoTags = slices.DeleteFunc(img.RepoTags, func(t string) bool { return t == tag })
 		s.images.Replace(img.ID, img)
 		return s.saveLocked()
+	}
+	// A volume's mount reads the image's layers, which a lease keeps; the
+	// image itself must stay too, so that kubelet, which sees it in use,
+	// finds what it mounted.
+	if user := s.volumeUserLocked(img.ID); user != "" {
+		return fmt.Errorf("image %s is mounted as an image volume by container %s: remove the container first: %w", img.ID, user, errdefs.ErrFailedPrecondition)
 	}
 	s.images.Delete(img.ID)
 	if err := s.saveLocked(); err != nil {
@@ -801,6 +808,11 @@ func (s *Store) gcLocked() {
 	for _, l := range s.leases {
 		for _, c := range l.Chains {
 			used[strings.TrimPrefix(c, "sha256:")] = true
+		}
+		for _, v := range l.Volumes {
+			for _, c := range v.Chains {
+				used[strings.TrimPrefix(c, "sha256:")] = true
+			}
 		}
 	}
 	s.gcBlobsLocked()

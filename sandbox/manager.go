@@ -48,6 +48,8 @@ type Manager struct {
 
 	mu       sync.RWMutex
 	children map[string]<-chan struct{} // sandbox ID → closed when its pause exits
+
+	events announcer // tells the EventSink of changes (events.go)
 }
 
 // pauseStopTimeout bounds the wait for a killed pause process to be gone.
@@ -175,6 +177,7 @@ func (m *Manager) update(id string, w write, fn func(Status) (Status, error)) (*
 	if err != nil {
 		return nil, err
 	}
+	before := sb.State
 	next, err := fn(sb.clone().Status)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", id, err)
@@ -196,6 +199,7 @@ func (m *Manager) update(id string, w write, fn func(Status) (Status, error)) (*
 		}
 	}
 	m.records.Replace(id, sb)
+	m.events.changed(before, sb)
 	return sb.clone(), nil
 }
 
@@ -228,6 +232,7 @@ func (m *Manager) Create(spec Spec) (*Sandbox, error) {
 		return nil, err
 	}
 	m.records.Add(id, sb.clone())
+	m.events.created(id)
 	if sb.NetNSPath != "" {
 		crashpoint.Hit(crashpoint.BeforeNetNSPin)
 		if err := m.pin(sb.NetNSPath); err != nil {
@@ -463,7 +468,9 @@ func (m *Manager) forget(sb *Sandbox) {
 }
 
 func (m *Manager) forgetRecord(sb *Sandbox) {
+	last, _ := m.records.Get(sb.ID)
 	m.records.Delete(sb.ID)
+	m.events.removed(sb.ID, last)
 	m.mu.Lock()
 	delete(m.children, sb.ID)
 	m.mu.Unlock()

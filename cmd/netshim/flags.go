@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netshim/netshim/cri"
 	"github.com/netshim/netshim/image"
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
@@ -39,9 +40,13 @@ type options struct {
 	pullProgress      time.Duration
 	streamingAddress  string
 	metricsAddress    string
+	eventsBuffer      int
 	socketGroup       string
 	verbosityFile     string
 	version           bool
+	// TEMPORARY (branch imgvol): the ops helper owns this flag; the lead
+	// keeps theirs and drops this one at the merge.
+	cdiSpecDirs []string
 }
 
 // newFlagSet binds netshim's flags to o, in kubelet's style (--flag, through
@@ -72,11 +77,14 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 	fs.StringVar(&o.pauseBinary, "pause-binary", "", "path of the static pause program; default: pause beside netshim, else in ../libexec/netshim, else on PATH")
 	fs.StringVar(&o.conmon, "conmon", "conmon", "path of conmon, the per-container monitor (found on PATH by default)")
 	fs.StringVar(&o.registryConfig, "registry-config", "", "registries.conf (v2) file: mirrors, plain-HTTP and blocked registries; empty pulls from each image's own registry")
+	// TEMPORARY (branch imgvol), for the CDI e2e test until the ops helper's flag lands.
+	fs.StringSliceVar(&o.cdiSpecDirs, "cdi-spec-dirs", []string{"/etc/cdi", "/var/run/cdi"}, "directories of CDI specs (comma-separated), read at each create that asks for CDI devices")
 	fs.StringVar(&o.registryCertsDir, "registry-certs-dir", "/etc/containers/certs.d", "directory of per-registry CA files: <host[:port]>/*.crt")
 	fs.DurationVar(&o.pullProgress, "image-pull-progress-timeout", image.DefaultPullProgressTimeout, "fail an image pull when its registry sends no bytes for this long, as containerd's image_pull_progress_timeout; 0 never does")
 	fs.StringVar(&o.streamingAddress, "streaming-address", "127.0.0.1:0", "host:port the exec, attach and port-forward streams are served on (port 0 picks a free one); keep it on loopback unless the node's network is trusted")
 	fs.StringVar(&o.socketGroup, "socket-group", "", "group (name or GID) given access to the CRI socket, which is mode 0660; default: root's")
 	fs.StringVar(&o.metricsAddress, "metrics-address", "", "host:port to serve Prometheus metrics on (e.g. 127.0.0.1:9753); empty turns them off")
+	fs.IntVar(&o.eventsBuffer, "container-events-buffer", cri.DefaultEventBuffer, "how many container events a GetContainerEvents subscriber may be behind; one more ends its stream with ResourceExhausted (kubelet then relists and subscribes again)")
 	fs.StringVar(&o.verbosityFile, "verbosity-file", "", "file holding the log verbosity (a number, as -v takes), read at start and on SIGHUP; it overrides -v, and a missing file leaves -v in force")
 	fs.BoolVar(&o.version, "version", false, "print netshim's version and exit")
 	fs.AddGoFlagSet(goflag.CommandLine) // klog's, registered by klog.InitFlags

@@ -72,6 +72,9 @@ func run(o options, notifySocket string) error {
 			return err
 		}
 	}
+	if o.eventsBuffer < 1 {
+		return fmt.Errorf("--container-events-buffer %d: a subscriber must be allowed at least 1 event", o.eventsBuffer)
+	}
 	var hairpin network.HairpinMode
 	if o.hairpinMode != "" {
 		var err error
@@ -151,6 +154,8 @@ func run(o options, notifySocket string) error {
 		Monitor:  &oci.Conmon{Binary: conmon, Runtime: containerRuntime},
 		Rootfs:   images,
 		Reaper:   reap,
+		// TEMPORARY (branch imgvol): the lead wires the ops helper's flag here.
+		CDISpecDirs: o.cdiSpecDirs,
 	})
 	if err != nil {
 		return err
@@ -160,7 +165,9 @@ func run(o options, notifySocket string) error {
 	if err != nil {
 		return err
 	}
-	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins, Containers: containers, Images: images, Exec: containerRuntime}, cri.Dirs{
+	events := cri.NewEvents(o.eventsBuffer, reg)
+	server := cri.NewServer(cri.Services{Sandboxes: sandboxes, Network: plugins, Containers: containers, Images: images, Exec: containerRuntime,
+		Events: events}, cri.Dirs{
 		Protected: []string{o.rootDir, o.stateDir, o.netnsDir, o.cniConfDir, o.cniCacheDir},
 		Exec:      execDir,
 	})
@@ -239,6 +246,7 @@ func run(o options, notifySocket string) error {
 		case sig := <-sigs:
 			// Pods keep running: a restart of netshim must not disturb them.
 			klog.InfoS("Shutting down; pod sandboxes keep running", "signal", sig.String())
+			events.Close() // a subscriber's stream would hold GracefulStop up
 			stopped := make(chan struct{})
 			go func() { grpcServer.GracefulStop(); close(stopped) }()
 			select {

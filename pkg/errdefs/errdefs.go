@@ -23,6 +23,9 @@ var (
 	// ErrUnavailable: a dependency (a registry, the runtime) cannot be
 	// reached now; the same request may succeed later.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrResourceExhausted: the caller used up what netshim keeps for it
+	// (a container events subscriber that fell too far behind).
+	ErrResourceExhausted = errors.New("resource exhausted")
 )
 
 // FieldError is an invalid argument that names the request field at fault

@@ -69,6 +69,12 @@ func containerMounts(mounts []*runtimeapi.Mount, privileged bool) error {
 		if !filepath.IsAbs(m.GetContainerPath()) || hasDotDot(m.GetContainerPath()) {
 			return invalid(field+".container_path", "%q: must be an absolute path without '..'", m.GetContainerPath())
 		}
+		if m.GetImage() != nil {
+			if err := imageMount(field, m); err != nil {
+				return err
+			}
+			continue
+		}
 		if !filepath.IsAbs(m.GetHostPath()) {
 			return invalid(field+".host_path", "%q: must be an absolute path", m.GetHostPath())
 		}
@@ -83,6 +89,21 @@ func containerMounts(mounts []*runtimeapi.Mount, privileged bool) error {
 		if m.GetPropagation() == runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL && !privileged {
 			return invalid(field+".propagation", "BIDIRECTIONAL needs a privileged container")
 		}
+	}
+	return nil
+}
+
+// imageMount checks an image volume (KEP-4639): an image's root file
+// system, which is mounted read-only, as kubelet always asks. Its
+// host_path, if any, is not used.
+func imageMount(field string, m *runtimeapi.Mount) error {
+	switch {
+	case m.GetImage().GetImage() == "":
+		return invalid(field+".image.image", "is required for an image volume")
+	case !m.GetReadonly():
+		return invalid(field+".readonly", "must be true: an image volume is read-only")
+	case m.GetPropagation() == runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL:
+		return invalid(field+".propagation", "BIDIRECTIONAL: an image volume is read-only")
 	}
 	return nil
 }
