@@ -18,6 +18,7 @@ import (
 )
 
 type options struct {
+	configFile        string
 	endpoint          string
 	rootDir           string
 	stateDir          string
@@ -32,6 +33,9 @@ type options struct {
 	nonMasqueradeCIDR string
 	mtu               int
 	ociRuntime        string
+	handlerFlags      []string        // --runtime-handler NAME=PATH
+	runtimeHandlers   []handlerConfig // the files' and the flags', sorted by name (loadConfig)
+	cdiSpecDirs       []string
 	pauseBinary       string
 	conmon            string
 	registryConfig    string
@@ -55,6 +59,7 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 		return pflag.NormalizedName(strings.ReplaceAll(name, "_", "-"))
 	})
 	fs.SortFlags = false
+	fs.StringVar(&o.configFile, "config", defaultConfigFile, "TOML config file, then its drop-in dir (FILE.d/*.toml, in lexical order); keys are the flags' names with _ for - (cni_conf_dir), and a flag given here overrides them; a missing default file is no error; \"\" reads none")
 	fs.StringVar(&o.endpoint, "container-runtime-endpoint", "unix:///run/netshim/netshim.sock", "CRI endpoint to serve (a unix socket), as kubelet's --container-runtime-endpoint names it")
 	fs.StringVar(&o.rootDir, "root-dir", "/var/lib/netshim", "directory for persistent state: checkpoints, containers' writable layers, the image store")
 	fs.StringVar(&o.stateDir, "state-dir", "/run/netshim", "directory for runtime state: OCI bundles, the OCI runtime's state, the pause rootfs")
@@ -69,6 +74,8 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 	fs.StringVar(&o.nonMasqueradeCIDR, "non-masquerade-cidr", "10.0.0.0/8", "traffic to IPs outside this range is masqueraded (kubenet)")
 	fs.IntVar(&o.mtu, "network-plugin-mtu", 0, "MTU for pod interfaces (kubenet); 0 picks the default")
 	fs.StringVar(&o.ociRuntime, "oci-runtime", "", "path of the OCI runtime binary (runc); default: runc beside netshim, else in ../libexec/netshim, else on PATH")
+	fs.StringArrayVar(&o.handlerFlags, "runtime-handler", nil, "NAME=PATH: another OCI runtime with runc's command line (runsc, crun), for pods whose RuntimeClass handler is NAME; repeatable; the config file's [runtime_handlers.NAME] tables also set root and args")
+	fs.StringSliceVar(&o.cdiSpecDirs, "cdi-spec-dirs", []string{"/etc/cdi", "/var/run/cdi"}, "comma-separated directories of CDI device specs, later ones over earlier, as containerd's cdi_spec_dirs")
 	fs.StringVar(&o.pauseBinary, "pause-binary", "", "path of the static pause program; default: pause beside netshim, else in ../libexec/netshim, else on PATH")
 	fs.StringVar(&o.conmon, "conmon", "conmon", "path of conmon, the per-container monitor (found on PATH by default)")
 	fs.StringVar(&o.registryConfig, "registry-config", "", "registries.conf (v2) file: mirrors, plain-HTTP and blocked registries; empty pulls from each image's own registry")
@@ -91,6 +98,8 @@ Usage:
   netshim check [flags]   check this node for what netshim needs; give it the
                           flags netshim runs with. Exit status 1 when
                           something keeps pods from running.
+  netshim config [flags]  print the effective configuration (the config file,
+                          its drop-ins and the flags) as a config file.
 
 Flags:
 `
@@ -154,7 +163,25 @@ func parseFlags(fs *pflag.FlagSet, args []string) int {
 		return 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q (flags start with --; the one subcommand is check)\n", fs.Name(), fs.Arg(0))
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q (flags start with --; the subcommands are check and config)\n", fs.Name(), fs.Arg(0))
+		return 2
+	}
+	return -1
+}
+
+// parseOptions parses args into fs and then applies the config file (see
+// loadConfig). It returns the exit status to leave with, or -1 to go on;
+// a config file netshim cannot use is exit status 2, as a bad flag.
+// --version needs no config.
+func parseOptions(fs *pflag.FlagSet, o *options, args []string) int {
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
+	}
+	if o.version {
+		return -1
+	}
+	if err := loadConfig(fs, o); err != nil {
+		fmt.Fprintf(fs.Output(), "%s: %v\n", fs.Name(), err)
 		return 2
 	}
 	return -1

@@ -43,10 +43,13 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "check" {
 		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "config" {
+		os.Exit(runConfig(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	var o options
 	fs := newFlagSet("netshim", &o)
 	setUsage(fs, os.Stderr)
-	if code := parseFlags(fs, os.Args[1:]); code >= 0 {
+	if code := parseOptions(fs, &o, os.Args[1:]); code >= 0 {
 		os.Exit(code)
 	}
 	if o.version {
