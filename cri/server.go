@@ -136,6 +136,16 @@ type ConfigInfo struct {
 	RegistryConfig   string   `json:"registryConfig"`
 	StreamingAddress string   `json:"streamingAddress"`
 	SandboxImage     string   `json:"sandboxImage"`
+	// The default handler (runc) first, then the others by name.
+	RuntimeHandlers []RuntimeHandlerInfo `json:"runtimeHandlers,omitempty"`
+}
+
+// RuntimeHandlerInfo is one runtime handler as `crictl info` shows it.
+type RuntimeHandlerInfo struct {
+	Name string   `json:"name"`
+	Path string   `json:"path"`
+	Root string   `json:"root,omitempty"`
+	Args []string `json:"args,omitempty"`
 }
 
 // SetConfigInfo sets what the verbose Status reports of the configuration;

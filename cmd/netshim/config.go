@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/netshim/netshim/cri"
 	"github.com/spf13/pflag"
 )
 
@@ -89,7 +90,7 @@ func loadConfig(fs *pflag.FlagSet, o *options) error {
 	if err != nil {
 		return err
 	}
-	o.runtimeHandlers = handlers
+	o.runtimeHandlers, o.configFilesRead = handlers, files
 	return nil
 }
 
@@ -397,4 +398,14 @@ func flagTOMLValue(f *pflag.Flag) (any, error) {
 		return f.Value.(pflag.SliceValue).GetSlice(), nil
 	}
 	return s, nil
+}
+
+// handlerInfo is what `crictl info` shows of the runtime handlers: runc
+// (--oci-runtime, resolved), then the configured ones.
+func handlerInfo(o *options) []cri.RuntimeHandlerInfo {
+	infos := []cri.RuntimeHandlerInfo{{Name: defaultHandler, Path: o.ociRuntime}}
+	for _, h := range o.runtimeHandlers {
+		infos = append(infos, cri.RuntimeHandlerInfo{Name: h.Name, Path: h.Path, Root: h.Root, Args: h.Args})
+	}
+	return infos
 }

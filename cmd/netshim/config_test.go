@@ -249,7 +249,7 @@ args = ["--platform=ptrace", "--network=sandbox"]
 		t.Errorf("dump of the dump differs:\n%s\n---\n%s", out1.String(), out2.String())
 	}
 	o2.configFile = first.configFile
-	o2.handlerFlags = first.handlerFlags
+	o2.handlerFlags, o2.configFilesRead = first.handlerFlags, first.configFilesRead
 	if !reflect.DeepEqual(first, o2) {
 		t.Errorf("options differ after the round trip:\n %+v\n %+v", first, o2)
 	}

@@ -19,6 +19,7 @@ import (
 
 type options struct {
 	configFile        string
+	configFilesRead   []string // the config file and drop-ins loadConfig read
 	endpoint          string
 	rootDir           string
 	stateDir          string

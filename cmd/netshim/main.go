@@ -56,7 +56,9 @@ func main() {
 		fmt.Println(versionString())
 		return
 	}
-	if err := run(o, notifySocket); err != nil {
+	// What a SIGHUP compares the config files with (see reloader).
+	startup := reloader{args: os.Args[1:], applied: effectiveConfig(fs, &o)}
+	if err := run(o, notifySocket, startup); err != nil {
 		klog.ErrorS(err, "netshim failed")
 		klog.Flush()
 		os.Exit(1)
@@ -64,7 +66,12 @@ func main() {
 	klog.Flush()
 }
 
-func run(o options, notifySocket string) error {
+func run(o options, notifySocket string, reloads reloader) error {
+	if len(o.configFilesRead) > 0 {
+		klog.InfoS("Read the config", "files", o.configFilesRead)
+	} else {
+		klog.InfoS("No config file; flags and defaults only", "config", o.configFile)
+	}
 	// SIGHUP reloads (see reloader); caught from the start, so that one
 	// sent while netshim recovers does not end it.
 	hups := make(chan os.Signal, 1)
@@ -184,7 +191,7 @@ func run(o options, notifySocket string) error {
 	defer streamServer.Close()
 	klog.InfoS("Serving exec, attach and port-forward streams", "address", streamLis.Addr().String())
 	info := cri.ConfigInfo{RootDir: o.rootDir, StateDir: o.stateDir, RegistryConfig: o.registryConfig,
-		StreamingAddress: streamLis.Addr().String()}
+		StreamingAddress: streamLis.Addr().String(), RuntimeHandlers: handlerInfo(&o)}
 	var cniNetwork func() (string, string, bool)
 	if p, ok := plugin.(*cni.Plugin); ok {
 		cniNetwork = p.DefaultNetwork
@@ -234,7 +241,7 @@ func run(o options, notifySocket string) error {
 	go func() { serveErr <- grpcServer.Serve(lis) }()
 	klog.InfoS("netshim serving CRI", "endpoint", o.endpoint, "networkPlugin", plugin.Name(), "runtime", o.ociRuntime, "version", versionString())
 
-	reloads := reloader{o: o, images: images, plugin: plugin}
+	reloads.o, reloads.images, reloads.plugin = o, images, plugin
 	for {
 		select {
 		case <-hups:
