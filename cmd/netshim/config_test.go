@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 func writeTestFile(t *testing.T, path, text string) {
@@ -290,5 +292,36 @@ func TestEveryFlagHasAKey(t *testing.T) {
 	}
 	if n < 20 {
 		t.Fatalf("found only %d flags in --help:\n%s", n, help.String())
+	}
+}
+
+// examples/netshim.toml (make run's, and what make install ships) sets
+// every key, each to its default, and registers runsc and crun.
+func TestExampleConfigHasEveryKeyAtItsDefault(t *testing.T) {
+	resetVerbosity(t)
+	example := filepath.Join("..", "..", "examples", "netshim.toml")
+	data, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o options
+	fs := newFlagSet("netshim", &o)
+	if code := parseOptions(fs, &o, []string{"--config", example, "--state-dir=/run/x"}); code >= 0 {
+		t.Fatalf("examples/netshim.toml refused (exit %d)", code)
+	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !inConfig(f) || strings.HasPrefix(f.Name, "test.") {
+			return
+		}
+		if !strings.Contains(string(data), "\n"+configKey(f.Name)+" = ") {
+			t.Errorf("examples/netshim.toml has no key %s", configKey(f.Name))
+		}
+		if f.Name != "state-dir" && f.Value.String() != f.DefValue {
+			t.Errorf("examples/netshim.toml sets %s to %s; its default is %s", configKey(f.Name), f.Value, f.DefValue)
+		}
+	})
+	want := []handlerConfig{{Name: "crun", Path: "/usr/bin/crun", Root: "/run/x/runtimes/crun"}, {Name: "runsc", Path: "/usr/bin/runsc", Root: "/run/x/runtimes/runsc"}}
+	if !reflect.DeepEqual(o.runtimeHandlers, want) {
+		t.Errorf("handlers %+v; want %+v", o.runtimeHandlers, want)
 	}
 }
