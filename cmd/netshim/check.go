@@ -40,6 +40,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		CNIConfDir:    o.cniConfDir,
 		CNIBinDirs:    strings.Split(o.cniBinDir, ","),
 		OCIRuntime:    o.ociRuntime,
+		CgroupDriver:  o.cgroupDriver,
 		Conmon:        o.conmon,
 		Iptables:      "iptables",
 		PauseBinary:   o.pauseBinary,

@@ -14,6 +14,7 @@ import (
 	"github.com/netshim/netshim/image"
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"github.com/spf13/pflag"
 )
 
@@ -34,6 +35,7 @@ type options struct {
 	nonMasqueradeCIDR string
 	mtu               int
 	ociRuntime        string
+	cgroupDriver      string
 	handlerFlags      []string        // --runtime-handler NAME=PATH
 	runtimeHandlers   []handlerConfig // the files' and the flags', sorted by name (loadConfig)
 	cdiSpecDirs       []string
@@ -75,6 +77,7 @@ func newFlagSet(name string, o *options) *pflag.FlagSet {
 	fs.StringVar(&o.nonMasqueradeCIDR, "non-masquerade-cidr", "10.0.0.0/8", "traffic to IPs outside this range is masqueraded (kubenet)")
 	fs.IntVar(&o.mtu, "network-plugin-mtu", 0, "MTU for pod interfaces (kubenet); 0 picks the default")
 	fs.StringVar(&o.ociRuntime, "oci-runtime", "", "path of the OCI runtime binary (runc); default: runc beside netshim, else in ../libexec/netshim, else on PATH")
+	fs.StringVar(&o.cgroupDriver, "cgroup-driver", string(cgroupdriver.Cgroupfs), "how pod cgroups are made, as kubelet's --cgroup-driver (which must match): cgroupfs (directories under /sys/fs/cgroup) or systemd (slices and scopes made by systemd, which must be PID 1; runc's --systemd-cgroup)")
 	fs.StringArrayVar(&o.handlerFlags, "runtime-handler", nil, "NAME=PATH: another OCI runtime with runc's command line (runsc, crun), for pods whose RuntimeClass handler is NAME; repeatable; the config file's [runtime_handlers.NAME] tables also set root and args")
 	fs.StringSliceVar(&o.cdiSpecDirs, "cdi-spec-dirs", []string{"/etc/cdi", "/var/run/cdi"}, "comma-separated directories of CDI device specs, later ones over earlier, as containerd's cdi_spec_dirs")
 	fs.StringVar(&o.pauseBinary, "pause-binary", "", "path of the static pause program; default: pause beside netshim, else in ../libexec/netshim, else on PATH")

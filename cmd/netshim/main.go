@@ -24,6 +24,7 @@ import (
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"github.com/netshim/netshim/pkg/dirlock"
 	"github.com/netshim/netshim/pkg/reaper"
 	"github.com/netshim/netshim/preflight"
@@ -82,9 +83,19 @@ func run(o options, notifySocket string, reloads reloader) error {
 			return err
 		}
 	}
+	// Before anything names a cgroup: pods, containers and runc follow it.
+	driver, err := cgroupdriver.Parse(o.cgroupDriver)
+	if err != nil {
+		return fmt.Errorf("--cgroup-driver: %w", err)
+	}
+	if driver == cgroupdriver.Systemd {
+		if err := cgroupdriver.CheckInit("/proc", "/run"); err != nil {
+			return err
+		}
+	}
+	cgroupdriver.Set(driver)
 	var hairpin network.HairpinMode
 	if o.hairpinMode != "" {
-		var err error
 		if hairpin, err = network.ParseHairpinMode(o.hairpinMode); err != nil {
 			return err
 		}
