@@ -45,14 +45,14 @@ func TestSystemdPaths(t *testing.T) {
 
 func TestSystemdRefusesWhatIsNotASlice(t *testing.T) {
 	for _, p := range []string{
-		"/kubepods/burstable/pod1",   // cgroupfs's form
-		"kubepods/burstable.slice",   // a path
-		"kubepods.slice:netshim:x",   // runc's form, not a parent
-		"kubepods",                   // no .slice
-		"-.slice",                    // the root slice
-		"kubepods--pod1.slice",       // an empty level
-		"-kubepods.slice",            // an empty first level
-		"kube pods.slice",            // space
+		"/kubepods/burstable/pod1", // cgroupfs's form
+		"kubepods/burstable.slice", // a path
+		"kubepods.slice:netshim:x", // runc's form, not a parent
+		"kubepods",                 // no .slice
+		"-.slice",                  // the root slice
+		"kubepods--pod1.slice",     // an empty level
+		"-kubepods.slice",          // an empty first level
+		"kube pods.slice",          // space
 		strings.Repeat("a", 250) + ".slice",
 	} {
 		if err := Systemd.ValidateParent(p); err == nil {

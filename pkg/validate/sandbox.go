@@ -33,8 +33,8 @@ const (
 	// A cgroup parent leaves room under PATH_MAX (4096) for the
 	// hierarchy's mount point, the 64-hex sandbox and container IDs and
 	// the file runc opens; each element is one directory name (NAME_MAX).
-	maxCgroupParentLen   = 3072
-	maxCgroupNameLen     = 255
+	maxCgroupParentLen = 3072
+	maxCgroupNameLen   = 255
 )
 
 // Sandbox checks every field of a RunPodSandbox config the sandbox path uses. Names are
