@@ -325,3 +325,22 @@ func TestExampleConfigHasEveryKeyAtItsDefault(t *testing.T) {
 		t.Errorf("handlers %+v; want %+v", o.runtimeHandlers, want)
 	}
 }
+
+// The README's Flags table lists every flag of netshim's own (klog's are
+// summed up under -v).
+func TestREADMEListsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o options
+	fs := newFlagSet("netshim", &o)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if goflag.CommandLine.Lookup(strings.ReplaceAll(f.Name, "-", "_")) != nil || goflag.CommandLine.Lookup(f.Name) != nil {
+			return // klog's, or go test's
+		}
+		if !strings.Contains(string(readme), "\n| `--"+f.Name+"` |") {
+			t.Errorf("README's Flags table has no row for --%s", f.Name)
+		}
+	})
+}
