@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/netshim/netshim/cri"
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"github.com/spf13/pflag"
 )
 
@@ -85,6 +86,9 @@ func loadConfig(fs *pflag.FlagSet, o *options) error {
 		if err := applyConfig(fs, file, data, cmdline, tables); err != nil {
 			return err
 		}
+	}
+	if _, err := cgroupdriver.Parse(o.cgroupDriver); err != nil {
+		return fmt.Errorf("--cgroup-driver (cgroup_driver): %w", err)
 	}
 	handlers, err := buildHandlers(tables, o.handlerFlags, o.stateDir)
 	if err != nil {

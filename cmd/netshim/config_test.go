@@ -158,6 +158,17 @@ func TestConfigBadKeys(t *testing.T) {
 	}
 }
 
+// A value no flag would take either is refused as the flag would be.
+func TestConfigBadCgroupDriver(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "netshim.toml")
+	writeTestFile(t, cfg, `cgroup_driver = "systemd-ish"`)
+	for _, args := range [][]string{{"--config", cfg}, {"--config=", "--cgroup-driver=systemd-ish"}} {
+		if _, err := tryLoad(args...); err == nil || !strings.Contains(err.Error(), `cgroup_driver): unknown cgroup driver "systemd-ish"`) {
+			t.Errorf("%q: %v; want the unknown driver named", args, err)
+		}
+	}
+}
+
 func TestRuntimeHandlers(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "netshim.toml")
