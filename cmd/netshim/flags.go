@@ -99,9 +99,9 @@ runc, networks by kubelet's network plugins (cni, kubenet, none).
 
 Usage:
   netshim [flags]         serve CRI on --container-runtime-endpoint
-  netshim check [flags]   check this node for what netshim needs; give it the
-                          flags netshim runs with. Exit status 1 when
-                          something keeps pods from running.
+  netshim check [flags]   check this node for what netshim needs, with the
+                          config file and flags netshim runs with. Exit
+                          status 1 when something keeps pods from running.
   netshim config [flags]  print the effective configuration (the config file,
                           its drop-ins and the flags) as a config file.
 
