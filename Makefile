@@ -29,8 +29,13 @@ FUZZTIME     ?= 60s
 
 all: build
 
+# Debian packages by group (hack/install-deps.sh): node (run time), build
+# (gcc, libseccomp-dev, ...), test. `make install` and `make run` take node
+# and build (they compile; a test package never lands on a node), the rest
+# all three; DEPS='node' installs one group.
+DEPS ?= node build test
 deps:
-	hack/install-deps.sh
+	hack/install-deps.sh $(DEPS)
 
 # runc and the CNI reference plugins, built from go.mod's tool dependencies.
 # runc with seccomp (cgo and libseccomp), as distributions build it.
@@ -59,12 +64,14 @@ $(BIN)/pause: sandbox/pause/pause.c
 
 # ARGS are more netshim flags (hack/run.sh passes them on; a later flag
 # overrides an earlier one): make run ARGS='-v 2 --metrics-address=127.0.0.1:9753'
+run: DEPS = node build
 run: tools build
 	hack/run.sh $(ARGS)
 
 # netshim, pause, runc, the CNI plugins, an example network, /etc/crictl.yaml
 # and the systemd unit onto this node (DESTDIR for a staging root); what it
 # wrote goes in $(PREFIX)/share/netshim/install-manifest.
+install: DEPS = node build
 install: tools build
 	$(INSTALL_ENV) hack/install.sh install
 

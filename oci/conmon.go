@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 )
 
 // Conmon starts containers under Debian's conmon, CRI-O's per-container
@@ -68,6 +70,10 @@ func (c *Conmon) Create(ctx context.Context, o MonitorOptions) (pid, monitorPID 
 		"--runtime-arg", "--root", "--runtime-arg", c.Runtime.Root,
 		"--runtime-arg", "--log", "--runtime-arg", filepath.Join(o.Bundle, runtimeLogFile),
 		"--runtime-arg", "--log-format", "--runtime-arg", "json",
+	}
+	if cgroupdriver.Current() == cgroupdriver.Systemd {
+		// conmon runs `runc create` itself: the same global flag as Runc's.
+		args = append(args, "--runtime-arg", "--systemd-cgroup")
 	}
 	if o.LogPath != "" {
 		args = append(args, "--log-path", "k8s-file:"+o.LogPath)

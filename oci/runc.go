@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -27,7 +28,11 @@ type Runc struct {
 }
 
 func (r *Runc) command(ctx context.Context, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, r.Binary, append([]string{"--root", r.Root}, args...)...)
+	global := []string{"--root", r.Root}
+	if cgroupdriver.Current() == cgroupdriver.Systemd {
+		global = append(global, "--systemd-cgroup") // cgroupsPath is slice:prefix:name
+	}
+	return exec.CommandContext(ctx, r.Binary, append(global, args...)...)
 }
 
 // Run runs `runc run -d`. The pause process inherits runc's stdio, so stdio is
