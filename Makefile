@@ -21,7 +21,7 @@ INSTALL_ENV   = PREFIX='$(PREFIX)' DESTDIR='$(DESTDIR)' BIN='$(BIN)' SYSCONFDIR=
 	CNI_BIN_DIR='$(CNI_BIN_DIR)' CNI_CONF_DIR='$(CNI_CONF_DIR)' UNITDIR='$(UNITDIR)' \
 	CNI_PLUGINS='$(notdir $(filter github.com/containernetworking/%,$(TOOLS)))'
 
-.PHONY: all deps tools build install uninstall install-test run test unit lint e2e multinode vet fuzz fuzz-smoke bench bench-compare bench-kubelet critest kubelet-e2e cluster-up cluster-down kube-build kube-up kube-down kube-e2e kube-test clean
+.PHONY: all deps tools build install uninstall install-test run test unit lint e2e multinode vet fuzz fuzz-smoke bench bench-compare bench-kubelet bench-node critest kubelet-e2e cluster-up cluster-down kube-build kube-up kube-down kube-e2e kube-test clean
 
 # Fuzz targets: package and name. `make fuzz` runs each for FUZZTIME.
 FUZZ_TARGETS := ./pkg/checkpoint:FuzzDecode ./network/cni:FuzzLoadFile ./pkg/validate:FuzzValidateSandboxConfig
@@ -29,8 +29,13 @@ FUZZTIME     ?= 60s
 
 all: build
 
+# Debian packages by group (hack/install-deps.sh): node (run time), build
+# (gcc, libseccomp-dev, ...), test. `make install` and `make run` take node
+# and build (they compile; a test package never lands on a node), the rest
+# all three; DEPS='node' installs one group.
+DEPS ?= node build test
 deps:
-	hack/install-deps.sh
+	hack/install-deps.sh $(DEPS)
 
 # runc and the CNI reference plugins, built from go.mod's tool dependencies.
 # runc with seccomp (cgo and libseccomp), as distributions build it.
@@ -59,12 +64,14 @@ $(BIN)/pause: sandbox/pause/pause.c
 
 # ARGS are more netshim flags (hack/run.sh passes them on; a later flag
 # overrides an earlier one): make run ARGS='-v 2 --metrics-address=127.0.0.1:9753'
+run: DEPS = node build
 run: tools build
 	hack/run.sh $(ARGS)
 
 # netshim, pause, runc, the CNI plugins, an example network, /etc/crictl.yaml
 # and the systemd unit onto this node (DESTDIR for a staging root); what it
 # wrote goes in $(PREFIX)/share/netshim/install-manifest.
+install: DEPS = node build
 install: tools build
 	$(INSTALL_ENV) hack/install.sh install
 
@@ -169,14 +176,27 @@ critest: tools build
 bench: tools build
 	hack/bench.sh $(BENCH_ARGS)
 
-# kubelet's view alone: manifest written -> pod Ready, on netshim and on the
-# containerd anchor, alternated in one run (test/kubelet/podstart). Needs root.
-bench-kubelet: tools build $(BIN)/kubelet
-	hack/bench.sh --kubelet
+# The anchor the benchmarks compare with: containerd 2.x, its runc shim and
+# ctr, built from the Go module proxy (test/bench/containerd pins the version).
+$(BIN)/containerd: test/bench/containerd/go.mod test/bench/containerd/go.sum
+	hack/anchor-containerd.sh build
 
-# netshim and Debian's containerd 1.6 (installed if missing), alternated in one run.
-bench-compare: tools build $(BIN)/kubelet
+# kubelet's view alone: manifest written -> pod Ready, on netshim and on the
+# containerd anchor, alternated in one run (test/kubelet/podstart), with
+# evented PLEG on both (KUBELET_GATES go to kubelet). Needs root.
+KUBELET_GATES ?= EventedPLEG=true
+bench-kubelet: tools build $(BIN)/kubelet $(BIN)/containerd
+	hack/bench.sh --kubelet --kubelet-feature-gates "$(KUBELET_GATES)" $(KUBELET_BENCH_ARGS)
+
+# netshim and containerd 2.x (built into bin/ if missing), alternated in one run.
+bench-compare: tools build $(BIN)/kubelet $(BIN)/containerd
 	hack/bench.sh --compare $(BENCH_ARGS)
+
+# A full node: 110 pods of 2 containers on netshim, then on containerd 2.x;
+# each call kubelet makes every second, CPU and memory at rest, pod start at
+# 110 pods against 1. NODE_ARGS go to cribench --node.
+bench-node: tools build $(BIN)/containerd
+	hack/bench.sh --node $(NODE_ARGS)
 
 # The multinode suite's cluster, left up for a person: CLUSTER_ARGS go to
 # netshim-cluster up (--nodes, --backend host-gw|vxlan, --network-plugin cni|kubenet).

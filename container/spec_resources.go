@@ -2,9 +2,8 @@ package container
 
 import (
 	"fmt"
-	"path/filepath"
-	"strings"
 
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/validate"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -43,17 +42,15 @@ func withResources(spec *specs.Spec, in SpecInput, host HostFacts) error {
 // records it before anything runs, so an undo finds a cgroup that a create
 // cut short left behind.
 func cgroupsPath(pod PodContext, id string) (string, error) {
-	parent := pod.CgroupParent
-	if parent == "" {
-		parent = "/netshim"
+	// RunPodSandbox admits only parents the driver can place; a pod
+	// recorded by an older netshim, or under the other driver, may hold
+	// another (a cgroupfs Join of ../../x climbs out of every hierarchy).
+	p, err := cgroupdriver.Current().ContainerPath(pod.CgroupParent, id)
+	if err != nil {
+		return "", fmt.Errorf("the pod's linux.cgroup_parent %q cannot hold a container under the %s cgroup driver (%v); remove the pod and run it again: %w",
+			pod.CgroupParent, cgroupdriver.Current(), err, errdefs.ErrFailedPrecondition)
 	}
-	// RunPodSandbox admits only clean absolute parents; a pod recorded by
-	// an older netshim may hold another, and Join would put the container
-	// wherever that points (../../x climbs out of every hierarchy).
-	if !filepath.IsAbs(parent) || filepath.Clean(parent) != parent || strings.ContainsAny(parent, ":\x00\n") {
-		return "", fmt.Errorf("the pod's linux.cgroup_parent %q is not a clean absolute path (an older netshim accepted it); remove the pod and run it again: %w", pod.CgroupParent, errdefs.ErrFailedPrecondition)
-	}
-	return filepath.Join(parent, id), nil
+	return p, nil
 }
 
 // LinuxResources turns the CRI's resources into the OCI spec's, for this

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 )
 
 // Stats are a container's resource usage, read from its cgroup and its
@@ -48,10 +50,11 @@ func (m *Manager) Stats(c *Container) (*Stats, error) {
 }
 
 // ReadCgroup fills st's CPU and memory usage from the cgroup at path (a
-// cgroupsPath, as in an OCI spec), on cgroup v1 or v2. Both count the
+// cgroupsPath, as in an OCI spec, or a pod's cgroup parent), on cgroup v1 or v2. Both count the
 // cgroups under path too, so a pod's cgroup parent reads as the sum of its
 // pause and containers. A cgroup that is gone is an fs.ErrNotExist.
 func ReadCgroup(path string, st *Stats) error {
+	path = cgroupdriver.FSPath(path) // a systemd slice or slice:prefix:name
 	if isCgroup2() {
 		return readCgroup2(filepath.Join(cgroupRoot, path), st)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/netshim/netshim/network"
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"github.com/netshim/netshim/pkg/errdefs"
 	"github.com/netshim/netshim/pkg/keylock"
 	"github.com/netshim/netshim/sandbox"
@@ -152,6 +153,16 @@ type ConfigInfo struct {
 	RegistryConfig   string   `json:"registryConfig"`
 	StreamingAddress string   `json:"streamingAddress"`
 	SandboxImage     string   `json:"sandboxImage"`
+	// The default handler (runc) first, then the others by name.
+	RuntimeHandlers []RuntimeHandlerInfo `json:"runtimeHandlers,omitempty"`
+}
+
+// RuntimeHandlerInfo is one runtime handler as `crictl info` shows it.
+type RuntimeHandlerInfo struct {
+	Name string   `json:"name"`
+	Path string   `json:"path"`
+	Root string   `json:"root,omitempty"`
+	Args []string `json:"args,omitempty"`
 }
 
 // SetConfigInfo sets what the verbose Status reports of the configuration;
@@ -249,7 +260,7 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 	if req.GetVerbose() {
 		cfg := s.config
 		cfg.Version = s.runtimeVersion
-		cfg.CgroupDriver = cgroupDriver
+		cfg.CgroupDriver = string(cgroupdriver.Current())
 		cfg.NetworkPlugin = s.network.PluginName()
 		cfg.SandboxImage = sandboxImageNote
 		if s.cniNetwork != nil {
@@ -264,11 +275,14 @@ func (s *Server) Status(_ context.Context, req *runtimeapi.StatusRequest) (*runt
 	return resp, nil
 }
 
-// cgroupDriver is the one netshim uses; RuntimeConfig tells kubelet.
-const cgroupDriver = "cgroupfs"
-
+// RuntimeConfig tells kubelet the cgroup driver netshim uses
+// (--cgroup-driver), which kubelet's own cgroupDriver must match.
 func (s *Server) RuntimeConfig(context.Context, *runtimeapi.RuntimeConfigRequest) (*runtimeapi.RuntimeConfigResponse, error) {
-	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: runtimeapi.CgroupDriver_CGROUPFS}}, nil
+	driver := runtimeapi.CgroupDriver_CGROUPFS
+	if cgroupdriver.Current() == cgroupdriver.Systemd {
+		driver = runtimeapi.CgroupDriver_SYSTEMD
+	}
+	return &runtimeapi.RuntimeConfigResponse{Linux: &runtimeapi.LinuxRuntimeConfiguration{CgroupDriver: driver}}, nil
 }
 
 // UpdateRuntimeConfig passes the node's PodCIDR(s) (comma-separated for dual

@@ -11,6 +11,7 @@ import (
 
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/netshim/netshim/container"
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"github.com/netshim/netshim/sandbox"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -148,6 +149,8 @@ func podCgroupUsage(sb *sandbox.Sandbox, ctrs []*runtimeapi.ContainerStats) (*co
 			usage.MemoryUsage += c.GetMemory().GetUsageBytes().GetValue()
 		}
 	}
+	// A systemd slice (or slice:prefix:name) as the directory it names.
+	path = cgroupdriver.FSPath(path)
 	// RunPodSandbox admits only clean absolute parents; one recorded by an
 	// older netshim might point outside the cgroup tree.
 	if !filepath.IsAbs(path) || filepath.Clean(path) != path {

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
-# The anchor netshim is compared with: Debian's containerd 1.6 (built-in CRI
-# plugin) with Debian's runc, wired with the same CNI plugins (./bin) and the
-# same conflist shape as hack/bench.sh (the shape of
-# examples/cni/10-netshim.conflist: bridge with ipMasq and hairpin, host-local,
-# portmap), on its own bridge (nsanchor0) and subnet (198.19.249.0/24). Its
-# sandbox image is netshim's own static pause, packed here as a one-layer
-# image and imported: no registry is reached. Container images come from
-# loopback registries the benchmarks start: each writes
+# The anchor netshim is compared with: containerd 2.x (its CRI plugin) and
+# its runc shim, built from the Go module proxy in test/bench/containerd (a
+# build module of its own; the version is pinned in its go.mod) and cached in
+# ./bin, wired to netshim's own runc (./bin/runc) and CNI plugins (./bin), so
+# a ratio measures the runtimes alone. Nothing of Debian's containerd is used.
+# The conflist has the same shape as hack/bench.sh's (the shape of
+# examples/cni/10-netshim.conflist: bridge with ipMasq and hairpin,
+# host-local, portmap), on its own bridge (nsanchor0) and subnet
+# (198.19.249.0/24). Its sandbox image is netshim's own static pause, packed
+# here as a one-layer image and imported: no registry is reached. Container
+# images come from loopback registries the benchmarks start: each writes
 # $ANCHOR_ROOT/certs.d/<host:port>/hosts.toml (containerd's registry
 # config_path) to declare its registry plain HTTP.
 #
-#   hack/anchor-containerd.sh start   # install if missing, configure, start
+#   hack/anchor-containerd.sh build   # build bin/containerd, its shim and ctr if stale
+#   hack/anchor-containerd.sh start   # build if needed, configure, start
 #   hack/anchor-containerd.sh stop    # stop it (by PID) and remove its state
 #   ANCHOR_IPMASQ=false hack/anchor-containerd.sh start   # the bridge without ipMasq
 #
@@ -28,52 +32,60 @@ IMAGE=localhost/netshim-bench/pause:1.0
 IPMASQ=${ANCHOR_IPMASQ:-true}
 case "$IPMASQ" in true|false) ;; *) echo "anchor: ANCHOR_IPMASQ must be true or false" >&2; exit 2 ;; esac
 
-install() {
-	local need=()
-	command -v containerd >/dev/null 2>&1 || need+=(containerd)
-	[ -x /usr/sbin/runc ] || need+=(runc)
-	if [ ${#need[@]} -gt 0 ]; then
-		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
-	fi
-	# Debian's package enables a system containerd; the anchor runs its own.
-	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet containerd 2>/dev/null; then
-		echo "anchor: note: a system containerd is running too; the anchor uses its own socket and dirs" >&2
-	fi
+MOD=$repo/test/bench/containerd
+BIN=$repo/bin
+
+# build: containerd, its runc shim and ctr (to import the pause image), at
+# the version test/bench/containerd pins; a binary newer than that module's
+# go.sum is not rebuilt.
+build() {
+	local ver name
+	ver=$(cd "$MOD" && go list -m -f '{{.Version}}' github.com/containerd/containerd/v2)
+	for name in containerd containerd-shim-runc-v2 ctr; do
+		[ -x "$BIN/$name" ] && [ "$BIN/$name" -nt "$MOD/go.sum" ] && continue
+		echo "anchor: building $name $ver" >&2
+		# Static, without btrfs (cgo): as containerd's own static release builds.
+		(cd "$MOD" && CGO_ENABLED=0 go build -trimpath -tags no_btrfs \
+			-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$ver" \
+			-o "$BIN/$name" "github.com/containerd/containerd/v2/cmd/$name")
+	done
 }
 
 configure() {
 	mkdir -p "$ANCHOR_ROOT/net.d" "$ANCHOR_ROOT/certs.d" "$ANCHOR_RUN"
 	cat > "$ANCHOR_ROOT/config.toml" <<CONF
-version = 2
+version = 3
 root = "$ANCHOR_ROOT/root"
 state = "$ANCHOR_RUN/state"
 [grpc]
   address = "$SOCK"
 [ttrpc]
-  address = ""
+  address = "$ANCHOR_RUN/containerd.sock.ttrpc"
 [metrics]
   address = ""
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "$IMAGE"
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "$IMAGE"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "$ANCHOR_ROOT/certs.d"
+[plugins."io.containerd.cri.v1.runtime"]
   enable_selinux = false
   disable_apparmor = true
   # Root here may lack CAP_SYS_RESOURCE: keep runc from lowering oom_score_adj.
   restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-        BinaryName = "/usr/sbin/runc"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "$BIN/runc"
         SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "$ANCHOR_ROOT/certs.d"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "$repo/bin"
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["$BIN"]
     conf_dir = "$ANCHOR_ROOT/net.d"
     max_conf_num = 1
 CONF
@@ -104,17 +116,18 @@ pause_image() {
 }
 
 start() {
-	install
+	build
 	configure
 	if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
 		echo "unix://$SOCK"; return
 	fi
-	containerd --config "$ANCHOR_ROOT/config.toml" > "$ANCHOR_ROOT/containerd.log" 2>&1 &
+	# containerd finds its shim on PATH: ./bin first, so it is the one built here.
+	PATH="$BIN:$PATH" "$BIN/containerd" --config "$ANCHOR_ROOT/config.toml" > "$ANCHOR_ROOT/containerd.log" 2>&1 &
 	echo $! > "$PIDFILE"
 	for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 	[ -S "$SOCK" ] || { echo "anchor: containerd did not start; see $ANCHOR_ROOT/containerd.log" >&2; exit 1; }
 	pause_image "$ANCHOR_ROOT/pause.tar"
-	ctr --address "$SOCK" -n k8s.io images import "$ANCHOR_ROOT/pause.tar" >/dev/null
+	"$BIN/ctr" --address "$SOCK" -n k8s.io images import "$ANCHOR_ROOT/pause.tar" >/dev/null
 	echo "unix://$SOCK"
 }
 
@@ -141,7 +154,8 @@ stop() {
 }
 
 case "${1:-start}" in
+build) build ;;
 start) start ;;
 stop) stop ;;
-*) echo "usage: $0 start|stop" >&2; exit 2 ;;
+*) echo "usage: $0 build|start|stop" >&2; exit 2 ;;
 esac

@@ -18,19 +18,29 @@
 #                                             config only)
 #   hack/bench.sh --kubelet                   only kubelet's view, netshim and
 #                                             the anchor, usual config
+#   hack/bench.sh --node [cribench args]      a full node (cribench --node: 110
+#                                             pods of 2 containers), netshim
+#                                             then the anchor, usual config,
+#                                             then both side by side
+#
+# The anchor is containerd 2.x built from the Go module proxy
+# (hack/anchor-containerd.sh), with netshim's runc and CNI plugins.
 #
 # Before the cribench args: --kubelet-pods N (pods per kubelet session,
-# default 5), --no-kubelet (skip kubelet's view), --no-second (skip the
-# ipMasq:false config).
+# default 5), --kubelet-feature-gates G (kubelet's feature gates in its
+# view, e.g. EventedPLEG=true), --no-kubelet (skip kubelet's view),
+# --no-second (skip the ipMasq:false config).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-mode=alone kubelet_pods=5 with_kubelet=true with_second=true
+mode=alone kubelet_pods=5 kubelet_gates="" with_kubelet=true with_second=true
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--compare) mode=compare ;;
 	--kubelet) mode=kubelet ;;
+	--node) mode=node ;;
 	--kubelet-pods) kubelet_pods=$2; shift ;;
+	--kubelet-feature-gates) kubelet_gates=$2; shift ;;
 	--no-kubelet) with_kubelet=false ;;
 	--no-second) with_second=false ;;
 	*) break ;;
@@ -74,7 +84,7 @@ start_netshim() {
 	local dir=$work/netshim-ipmasq-$1
 	mkdir -p "$dir/conf"
 	conflist bench "$bridge" 198.19.250.0/24 "$dir/ipam" "$1" > "$dir/conf/10-bench.conflist"
-	"$root/bin/netshim" --container-runtime-endpoint "unix://$dir/netshim.sock" \
+	"$root/bin/netshim" --config= --container-runtime-endpoint "unix://$dir/netshim.sock" \
 		--root-dir "$dir/root" --state-dir "$dir/run" --netns-dir "$dir/netns" \
 		--cni-conf-dir "$dir/conf" --cni-bin-dir "$root/bin" --cni-cache-dir "$dir/cache" \
 		> "$dir/netshim.log" 2>&1 &
@@ -100,7 +110,7 @@ run_netshim() {
 }
 
 run_anchor() {
-	echo "== containerd $(containerd --version | awk '{print $3}') (anchor)"
+	echo "== containerd $("$root/bin/containerd" --version | awk '{print $3}') (anchor)"
 	# A runc shim per pod: the anchor's per-pod memory counts shims and pause.
 	"$root/bin/cribench" --endpoint "$anchor_sock" --runtime-pid "$anchor_pid" \
 		--per-pod-processes pause,containerd-shim --containerd-hosts-dir /var/lib/netshim-anchor/certs.d \
@@ -123,10 +133,11 @@ kubelet_view() {
 		echo "== kubelet's view skipped: bin/kubelet is missing (make bin/kubelet builds it)"
 		return
 	fi
-	echo "== kubelet's view: a standalone kubelet on each runtime, usual config"
+	echo "== kubelet's view: a standalone kubelet on each runtime, usual config; feature gates: ${kubelet_gates:-none}"
 	go build -o "$work/podstart" ./test/kubelet/podstart
 	"$work/podstart" --kubelet "$root/bin/kubelet" --netshim "unix://$netshim_dir/netshim.sock" \
-		--anchor "$anchor_sock" --anchor-hosts-dir /var/lib/netshim-anchor/certs.d -n "$kubelet_pods"
+		--anchor "$anchor_sock" --anchor-hosts-dir /var/lib/netshim-anchor/certs.d -n "$kubelet_pods" \
+		--feature-gates "$kubelet_gates"
 }
 
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r); $(date -u +%FT%TZ)"
@@ -142,6 +153,23 @@ kubelet)
 	start_netshim true
 	start_anchor true
 	kubelet_view
+	exit 0
+	;;
+node)
+	# One runtime at a time, each alone on the machine: the figures are
+	# its idle CPU and memory.
+	start_netshim true
+	echo "== netshim: a full node"
+	"$root/bin/cribench" --node --endpoint "unix://$netshim_dir/netshim.sock" --runtime-pid "$pid" \
+		--monitor-processes conmon --json "$work/node-netshim.json" "$@"
+	stop_netshim
+	start_anchor true
+	echo "== containerd $("$root/bin/containerd" --version | awk '{print $3}') (anchor): a full node"
+	"$root/bin/cribench" --node --endpoint "$anchor_sock" --runtime-pid "$anchor_pid" \
+		--monitor-processes containerd-shim --containerd-hosts-dir /var/lib/netshim-anchor/certs.d \
+		--process-marker /run/netshim-anchor/containerd.sock --json "$work/node-anchor.json" "$@"
+	echo "== a full node side by side (usual config)"
+	"$root/bin/cribench" --compare-node "$work/node-netshim.json,$work/node-anchor.json"
 	exit 0
 	;;
 esac

@@ -6,6 +6,7 @@
 #   $PREFIX/bin/netshim
 #   $PREFIX/libexec/netshim/pause, runc     netshim's own; its defaults find them
 #   $UNITDIR/netshim.service                /usr/local in it replaced by $PREFIX
+#   $SYSCONFDIR/netshim/netshim.toml        only if there is none (examples/netshim.toml)
 #   $CNI_BIN_DIR/<plugin>                   each unless a newer one is there
 #   $CNI_CONF_DIR/10-netshim.conflist       only if the dir holds no network config
 #   $SYSCONFDIR/crictl.yaml                 only if there is none
@@ -175,7 +176,7 @@ do_install() {
 
 	local unit
 	unit=$(mktemp)
-	sed "s|/usr/local/|$PREFIX/|g" contrib/systemd/netshim.service >"$unit"
+	sed -e "s|/usr/local/|$PREFIX/|g" -e "s|--config=/etc/|--config=$SYSCONFDIR/|" contrib/systemd/netshim.service >"$unit"
 	own "$unit" "$UNITDIR/netshim.service" 0644
 	rm -f "$unit"
 
@@ -187,6 +188,20 @@ do_install() {
 		config examples/cni/10-netshim.conflist "$CNI_CONF_DIR/10-netshim.conflist"
 	else
 		say "kept $CNI_CONF_DIR: it holds a network config already"
+	fi
+
+	# Every key at its default, but the runtime and pause of this install:
+	# beside netshim, a bin dir may hold another runc.
+	local conf=$SYSCONFDIR/netshim/netshim.toml
+	if [ -n "$(old_entry "$conf")" ] || [ ! -e "$DESTDIR$conf" ]; then
+		local toml
+		toml=$(mktemp)
+		sed -e "s|^oci_runtime = \"\"|oci_runtime = \"$PREFIX/libexec/netshim/runc\"|" \
+			-e "s|^pause_binary = \"\"|pause_binary = \"$PREFIX/libexec/netshim/pause\"|" examples/netshim.toml >"$toml"
+		config "$toml" "$conf"
+		rm -f "$toml"
+	else
+		say "kept $conf: there is one already"
 	fi
 
 	if [ -n "$(old_entry "$SYSCONFDIR/crictl.yaml")" ] || [ ! -e "$DESTDIR$SYSCONFDIR/crictl.yaml" ]; then

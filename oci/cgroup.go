@@ -9,19 +9,22 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"golang.org/x/sys/unix"
 )
 
 // cgroupRoot is where the cgroup hierarchies are mounted.
 const cgroupRoot = "/sys/fs/cgroup"
 
-// RemoveCgroup removes a container's cgroup (path relative to each
-// hierarchy's root) once it is empty, in every hierarchy. runc deletes it
+// RemoveCgroup removes a container's cgroup (its cgroupsPath: relative to
+// each hierarchy's root, or the systemd driver's slice:prefix:name) once it
+// is empty, in every hierarchy. runc deletes it
 // itself, except when a process of the container is still a zombie at that
 // moment (an adopted pause whose new parent reaps slowly): then the empty
 // directory would stay behind forever. A cgroup already gone is no error;
 // one that stays busy past ctx or a few seconds is.
 func RemoveCgroup(ctx context.Context, path string) error {
+	path = cgroupdriver.FSPath(path)
 	if path == "" || filepath.Clean(path) == "/" {
 		return nil
 	}

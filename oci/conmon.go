@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
 )
 
 // Conmon starts containers under Debian's conmon, CRI-O's per-container

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -32,7 +33,11 @@ type Runc struct {
 
 // globalArgs are the options every command of this runtime starts with.
 func (r *Runc) globalArgs() []string {
-	return append([]string{"--root", r.Root}, r.Args...)
+	global := []string{"--root", r.Root}
+	if cgroupdriver.Current() == cgroupdriver.Systemd {
+		global = append(global, "--systemd-cgroup") // cgroupsPath is slice:prefix:name
+	}
+	return append(global, r.Args...)
 }
 
 func (r *Runc) command(ctx context.Context, args ...string) *exec.Cmd {

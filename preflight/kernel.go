@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 )
 
 // persistSysctl is where the fixes put sysctls so they survive a reboot.
@@ -123,7 +125,23 @@ var cgroupControllers = []string{"cpu", "memory", "pids"}
 func checkCgroups(c Config) Result {
 	r := Result{Check: "cgroups"}
 	root := filepath.Join(c.SysDir, "fs/cgroup")
-	driver := "driver cgroupfs (set kubelet's cgroupDriver: cgroupfs to match)"
+	name := c.CgroupDriver
+	if name == "" {
+		name = string(cgroupdriver.Cgroupfs)
+	}
+	driver := fmt.Sprintf("driver %s (set kubelet's cgroupDriver: %s to match)", name, name)
+	if name == string(cgroupdriver.Systemd) {
+		runDir := c.RunDir
+		if runDir == "" {
+			runDir = "/run"
+		}
+		if err := cgroupdriver.CheckInit(c.ProcDir, runDir); err != nil {
+			r.Severity = Failure
+			r.Message = err.Error()
+			r.Fix = "use --cgroup-driver=cgroupfs here, or run netshim on a node that systemd booted"
+			return r
+		}
+	}
 	var version string
 	var have map[string]bool
 	if b, err := os.ReadFile(filepath.Join(root, "cgroup.controllers")); err == nil {

@@ -78,6 +78,12 @@ type Config struct {
 	RootDir     string
 	StateDir    string
 
+	// CgroupDriver is --cgroup-driver: cgroupfs ("" too) or systemd, which
+	// needs systemd as PID 1 (RunDir is where /run/systemd/system is
+	// looked for; "" is /run).
+	CgroupDriver string
+	RunDir       string
+
 	// Euid is the user netshim would run as.
 	Euid int
 	// Statfs reports the bytes available to root and the total size of the

@@ -207,6 +207,10 @@ func TestBrokenConditions(t *testing.T) {
 			n.remove("sys/fs/cgroup")
 			n.write("sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory\n", 0o444)
 		}, "cgroups", Warning, "v2, driver cgroupfs (set kubelet's cgroupDriver: cgroupfs to match); controllers missing: pids", "kernel command line"},
+		{"systemd driver, PID 1 not systemd", func(n *fakeNode) {
+			n.write("proc/1/comm", "process_api\n", 0o644)
+			n.cfg.CgroupDriver, n.cfg.RunDir = "systemd", n.path("run")
+		}, "cgroups", Failure, `--cgroup-driver=systemd needs systemd as PID 1 (runc has systemd make each pod's cgroups over D-Bus), but PID 1 is "process_api"`, "--cgroup-driver=cgroupfs"},
 		{"socket path is a file", func(n *fakeNode) { n.write("run/netshim/netshim.sock", "", 0o600) },
 			"socket", Failure, "not a socket", "--container-runtime-endpoint"},
 		{"socket path is a symlink", func(n *fakeNode) {

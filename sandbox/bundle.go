@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/netshim/netshim/pkg/atomicfile"
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -170,13 +171,15 @@ func resolvConf(dns *DNS) []byte {
 }
 
 // cgroupPath is the pause container's cgroup: the pod's cgroup parent (or
-// /netshim) and the sandbox ID.
+// the driver's default) and the sandbox ID, in the node's cgroup driver's
+// form. RunPodSandbox admits only parents the driver can place.
 func cgroupPath(sb *Sandbox) string {
-	parent := sb.Spec.CgroupParent
-	if parent == "" {
-		parent = "/netshim"
+	p, err := cgroupdriver.Current().ContainerPath(sb.Spec.CgroupParent, sb.ID)
+	if err != nil {
+		// A pod an older netshim (or another driver) admitted: as before.
+		return filepath.Join(sb.Spec.CgroupParent, sb.ID)
 	}
-	return filepath.Join(parent, sb.ID)
+	return p
 }
 
 func ociSpec(rootfs string, sb *Sandbox, extraMounts []specs.Mount) *specs.Spec {

@@ -57,6 +57,15 @@ func main() {
 	cniBin := flag.String("cni-bin-dir", "bin", "floor: the CNI plugin dir")
 	cniConf := flag.String("cni-conf", "", "floor: the network config list the runtime runs with, for the floor of a whole RunPodSandbox and StopPodSandbox")
 	compareFloor := flag.String("compare-floor", "", "compare mode: comma-separated JSON reports of the floor (--floor --json), for netshim's time beyond it")
+	node := flag.Bool("node", false, "a full node instead: --pods pods of --pod-containers running containers from a loopback registry, at rest and under kubelet's calls each second")
+	no := bench.NodeOptions{}
+	flag.IntVar(&no.Pods, "pods", 110, "node: pods (kubelet's default maximum)")
+	flag.IntVar(&no.Containers, "pod-containers", 2, "node: running containers per pod")
+	flag.DurationVar(&no.Quiet, "quiet", 30*time.Second, "node: the window at rest, no calls")
+	flag.DurationVar(&no.Polled, "polled", 30*time.Second, "node: the window with kubelet's calls once a second")
+	flag.IntVar(&no.Samples, "starts", 5, "node: pod starts timed at 1 pod and at --pods pods")
+	monitors := flag.String("monitor-processes", "conmon", "node: comma-separated command names of the runtime's monitors or shims, counted with the daemon")
+	compareNode := flag.String("compare-node", "", "compare mode: NETSHIM.json,ANCHOR.json node reports (--node --json)")
 	flag.Parse()
 	if *call != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -93,6 +102,24 @@ func main() {
 		}
 		return
 	}
+	if *compareNode != "" {
+		files := strings.Split(*compareNode, ",")
+		if len(files) != 2 {
+			fail("--compare-node %q: want NETSHIM.json,ANCHOR.json", *compareNode)
+		}
+		n, err := bench.LoadNode(files[0])
+		if err != nil {
+			fail("%v", err)
+		}
+		a, err := bench.LoadNode(files[1])
+		if err != nil {
+			fail("%v", err)
+		}
+		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		bench.CompareNode(w, n, a)
+		w.Flush()
+		return
+	}
 	if *compareNetshim != "" || *compareAnchor != "" {
 		compare(*compareNetshim, *compareAnchor, *compareFloor)
 		return
@@ -109,6 +136,12 @@ func main() {
 	defer cancel()
 
 	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	if *node {
+		no.RuntimePID, no.Monitors = o.RuntimePID, strings.Split(*monitors, ",")
+		no.Scope = bench.Scope{RuntimePID: o.RuntimePID, Marker: scope.Marker}
+		runNode(ctx, conn, o.Namespace, *hostsDir, no, *jsonOut)
+		return
+	}
 	// One pod first: the network's bridge is made on first use and stays,
 	// as on any node; it is not a leftover of the benchmark.
 	if _, err := bench.Run(ctx, rt, bench.Options{Sequential: 1, Namespace: o.Namespace}); err != nil {
@@ -180,6 +213,40 @@ func main() {
 		fail("leftovers after the run: %s", g)
 	}
 	fmt.Println("leftovers: none")
+}
+
+// runNode runs the node phase with the busybox image of a loopback registry.
+func runNode(ctx context.Context, conn *grpc.ClientConn, ns, hostsDir string, no bench.NodeOptions, jsonOut string) {
+	reg, err := bench.StartRegistry()
+	if err != nil {
+		fail("registry: %v", err)
+	}
+	defer reg.Stop()
+	no.Image = reg.Busybox
+	if hostsDir != "" {
+		undo, err := bench.ContainerdHosts(hostsDir, reg.Addr)
+		if err != nil {
+			reg.Stop()
+			fail("%v", err)
+		}
+		defer undo()
+	}
+	img := runtimeapi.NewImageServiceClient(conn)
+	report, err := bench.RunNode(ctx, runtimeapi.NewRuntimeServiceClient(conn), img, ns, no)
+	_, _ = img.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: &runtimeapi.ImageSpec{Image: no.Image}})
+	if err != nil {
+		reg.Stop()
+		fail("node: %v", err)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	report.Print(w)
+	w.Flush()
+	if jsonOut != "" {
+		if err := report.Save(jsonOut); err != nil {
+			reg.Stop()
+			fail("write %s: %v", jsonOut, err)
+		}
+	}
 }
 
 // sizes parses a comma-separated list of positive numbers.

@@ -12,9 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// runCheck is `netshim check`: the preflight with the daemon's flags. It
-// returns the exit status: 0 when pods can run, 1 when something keeps
-// them from running, 2 for bad flags.
+// runCheck is `netshim check`: the preflight with the daemon's flags and
+// config file. It returns the exit status: 0 when pods can run, 1 when
+// something keeps them from running, 2 for bad flags or config.
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	var o options
 	fs := newFlagSet("netshim check", &o)
@@ -24,7 +24,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	sysDir := fs.String("sys-dir", "/sys", "where sysfs is mounted")
 	_ = fs.MarkHidden("proc-dir")
 	_ = fs.MarkHidden("sys-dir")
-	if code := parseFlags(fs, args); code >= 0 {
+	if code := parseOptions(fs, &o, args); code >= 0 {
 		return code
 	}
 	if o.version {
@@ -40,6 +40,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		CNIConfDir:    o.cniConfDir,
 		CNIBinDirs:    strings.Split(o.cniBinDir, ","),
 		OCIRuntime:    o.ociRuntime,
+		CgroupDriver:  o.cgroupDriver,
 		Conmon:        o.conmon,
 		Iptables:      "iptables",
 		PauseBinary:   o.pauseBinary,

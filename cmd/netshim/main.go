@@ -24,6 +24,7 @@ import (
 	"github.com/netshim/netshim/network/cni"
 	"github.com/netshim/netshim/network/kubenet"
 	"github.com/netshim/netshim/oci"
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"github.com/netshim/netshim/pkg/dirlock"
 	"github.com/netshim/netshim/pkg/reaper"
 	"github.com/netshim/netshim/preflight"
@@ -46,17 +47,22 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "check" {
 		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "config" {
+		os.Exit(runConfig(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	var o options
 	fs := newFlagSet("netshim", &o)
 	setUsage(fs, os.Stderr)
-	if code := parseFlags(fs, os.Args[1:]); code >= 0 {
+	if code := parseOptions(fs, &o, os.Args[1:]); code >= 0 {
 		os.Exit(code)
 	}
 	if o.version {
 		fmt.Println(versionString())
 		return
 	}
-	if err := run(o, notifySocket); err != nil {
+	// What a SIGHUP compares the config files with (see reloader).
+	startup := reloader{args: os.Args[1:], applied: effectiveConfig(fs, &o)}
+	if err := run(o, notifySocket, startup); err != nil {
 		klog.ErrorS(err, "netshim failed")
 		klog.Flush()
 		os.Exit(1)
@@ -64,7 +70,12 @@ func main() {
 	klog.Flush()
 }
 
-func run(o options, notifySocket string) error {
+func run(o options, notifySocket string, reloads reloader) error {
+	if len(o.configFilesRead) > 0 {
+		klog.InfoS("Read the config", "files", o.configFilesRead)
+	} else {
+		klog.InfoS("No config file; flags and defaults only", "config", o.configFile)
+	}
 	// SIGHUP reloads (see reloader); caught from the start, so that one
 	// sent while netshim recovers does not end it.
 	hups := make(chan os.Signal, 1)
@@ -78,9 +89,19 @@ func run(o options, notifySocket string) error {
 	if o.eventsBuffer < 1 {
 		return fmt.Errorf("--container-events-buffer %d: a subscriber must be allowed at least 1 event", o.eventsBuffer)
 	}
+	// Before anything names a cgroup: pods, containers and runc follow it.
+	driver, err := cgroupdriver.Parse(o.cgroupDriver)
+	if err != nil {
+		return fmt.Errorf("--cgroup-driver: %w", err)
+	}
+	if driver == cgroupdriver.Systemd {
+		if err := cgroupdriver.CheckInit("/proc", "/run"); err != nil {
+			return err
+		}
+	}
+	cgroupdriver.Set(driver)
 	var hairpin network.HairpinMode
 	if o.hairpinMode != "" {
-		var err error
 		if hairpin, err = network.ParseHairpinMode(o.hairpinMode); err != nil {
 			return err
 		}
@@ -160,14 +181,13 @@ func run(o options, notifySocket string) error {
 		return err
 	}
 	containers, err := container.NewManager(container.Config{
-		RootDir:  filepath.Join(o.rootDir, "containers"),
-		StateDir: filepath.Join(o.stateDir, "containers"),
-		Runtime:  containerRuntime,
-		Monitor:  &oci.Conmon{Binary: conmon, Runtime: containerRuntime},
-		Handlers: ctrHandlers,
-		Rootfs:   images,
-		Reaper:   reap,
-		// TEMPORARY (branch imgvol): the lead wires the ops helper's flag here.
+		RootDir:     filepath.Join(o.rootDir, "containers"),
+		StateDir:    filepath.Join(o.stateDir, "containers"),
+		Runtime:     containerRuntime,
+		Monitor:     &oci.Conmon{Binary: conmon, Runtime: containerRuntime},
+		Handlers:    ctrHandlers,
+		Rootfs:      images,
+		Reaper:      reap,
 		CDISpecDirs: o.cdiSpecDirs,
 	})
 	if err != nil {
@@ -202,7 +222,7 @@ func run(o options, notifySocket string) error {
 	defer streamServer.Close()
 	klog.InfoS("Serving exec, attach and port-forward streams", "address", streamLis.Addr().String())
 	info := cri.ConfigInfo{RootDir: o.rootDir, StateDir: o.stateDir, RegistryConfig: o.registryConfig,
-		StreamingAddress: streamLis.Addr().String()}
+		StreamingAddress: streamLis.Addr().String(), RuntimeHandlers: handlerInfo(&o)}
 	var cniNetwork func() (string, string, bool)
 	if p, ok := plugin.(*cni.Plugin); ok {
 		cniNetwork = p.DefaultNetwork
@@ -252,7 +272,7 @@ func run(o options, notifySocket string) error {
 	go func() { serveErr <- grpcServer.Serve(lis) }()
 	klog.InfoS("netshim serving CRI", "endpoint", o.endpoint, "networkPlugin", plugin.Name(), "runtime", o.ociRuntime, "version", versionString())
 
-	reloads := reloader{o: o, images: images, plugin: plugin}
+	reloads.o, reloads.images, reloads.plugin = o, images, plugin
 	for {
 		select {
 		case <-hups:

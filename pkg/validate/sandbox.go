@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -32,9 +33,8 @@ const (
 	// A cgroup parent leaves room under PATH_MAX (4096) for the
 	// hierarchy's mount point, the 64-hex sandbox and container IDs and
 	// the file runc opens; each element is one directory name (NAME_MAX).
-	maxCgroupParentLen   = 3072
-	maxCgroupNameLen     = 255
-	cgroupfsDriverAdvice = "netshim uses the cgroupfs driver (kubelet's cgroupDriver: cgroupfs): give an absolute, clean path such as /kubepods/besteffort/pod<uid>"
+	maxCgroupParentLen = 3072
+	maxCgroupNameLen   = 255
 )
 
 // Sandbox checks every field of a RunPodSandbox config the sandbox path uses. Names are
@@ -233,10 +233,13 @@ func validateIsolation(sc *runtimeapi.LinuxSandboxSecurityContext) error {
 	return nil
 }
 
-// validateCgroupParent accepts what the cgroupfs driver can place safely:
-// a clean absolute path, which cannot climb out of the hierarchy.
+// validateCgroupParent accepts what the node's cgroup driver can place
+// safely: under cgroupfs a clean absolute path, which cannot climb out of
+// the hierarchy; under systemd a slice's name (kubelet's
+// kubepods-burstable-pod<uid>.slice).
 func validateCgroupParent(p string) error {
 	const field = "config.linux.cgroup_parent"
+	driver := cgroupdriver.Current()
 	switch {
 	case p == "":
 		return nil
@@ -244,10 +247,15 @@ func validateCgroupParent(p string) error {
 		return invalid(field, "is %d characters long, the limit is %d", len(p), maxCgroupParentLen)
 	case hasControl(p):
 		return invalid(field, "%q holds a control character", p)
-	case strings.Contains(p, ":") || strings.HasSuffix(p, ".slice"):
-		return invalid(field, "%q is a systemd slice: %s", p, cgroupfsDriverAdvice)
+	case driver == cgroupdriver.Systemd:
+		if err := driver.ValidateParent(p); err != nil {
+			return invalid(field, "%q %v: %s", p, err, driver.ParentAdvice())
+		}
+		return nil
+	case driver.ValidateParent(p) != nil:
+		return invalid(field, "%q is a systemd slice: %s", p, driver.ParentAdvice())
 	case !filepath.IsAbs(p) || filepath.Clean(p) != p || p == "/":
-		return invalid(field, "%q: %s", p, cgroupfsDriverAdvice)
+		return invalid(field, "%q: %s", p, driver.ParentAdvice())
 	}
 	for _, name := range strings.Split(p[1:], "/") {
 		if len(name) > maxCgroupNameLen {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"github.com/netshim/netshim/pkg/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -188,6 +189,34 @@ func TestCgroupParentMustBeACleanAbsolutePath(t *testing.T) {
 	for _, p := range []string{"", "/kubepods", "/kubepods/besteffort/pod6c3a0e4e-1b2c-4d5e-8f90-123456789abc",
 		"/kubepods/burstable/pod_123-456", "/netshim-e2e.1/pods", "/kubepods/" + strings.Repeat("p", 255)} {
 		assertAccepted(t, "cgroup parent "+p, parent(p))
+	}
+}
+
+// Issue 26 item 11: under --cgroup-driver=systemd the parent is the slice
+// kubelet's systemd driver names, and a cgroupfs path is refused, saying so.
+func TestCgroupParentUnderTheSystemdDriver(t *testing.T) {
+	cgroupdriver.Set(cgroupdriver.Systemd)
+	defer cgroupdriver.Set(cgroupdriver.Cgroupfs)
+	parent := func(p string) func(*runtimeapi.PodSandboxConfig) {
+		return func(c *runtimeapi.PodSandboxConfig) { c.Linux.CgroupParent = p }
+	}
+	for _, p := range []string{"", "kubepods.slice", "kubepods-besteffort-pod6c3a0e4e_1b2c_4d5e_8f90_123456789abc.slice",
+		"kubepods-burstable-pod1.slice", "system.slice"} {
+		assertAccepted(t, "systemd cgroup parent "+p, parent(p))
+	}
+	const field = "config.linux.cgroup_parent"
+	assertRefusals(t, []refusal{
+		{"a cgroupfs path", field, parent("/kubepods/besteffort/pod1")},
+		{"runc's syntax", field, parent("kubepods.slice:netshim:x")},
+		{"a path of slices", field, parent("/kubepods.slice/kubepods-besteffort.slice")},
+		{"the root slice", field, parent("-.slice")},
+		{"an empty level", field, parent("kubepods--pod1.slice")},
+		{"NUL", field, parent("kubepods\x00.slice")},
+	}, func(c *runtimeapi.PodSandboxConfig) string { return c.Linux.CgroupParent })
+	cfg := validConfig()
+	cfg.Linux.CgroupParent = "/kubepods/besteffort/pod1"
+	if err := Sandbox(cfg, testProtected); err == nil || !strings.Contains(err.Error(), "systemd cgroup driver") {
+		t.Errorf("a cgroupfs path's error must say netshim uses the systemd driver: %v", err)
 	}
 }
 

@@ -22,28 +22,31 @@ func saveJSON(path string, v any) error {
 	return os.WriteFile(path, data, 0o644)
 }
 
-// LoadFloor reads a floor written by FloorReport.Save.
-func LoadFloor(path string) (*FloorReport, error) {
+func loadJSON(path string, v any) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return err
 	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadFloor reads a floor written by FloorReport.Save.
+func LoadFloor(path string) (*FloorReport, error) {
 	var r FloorReport
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := loadJSON(path, &r); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }
 
 // Load reads a report written by Save.
 func Load(path string) (*Report, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
 	var r Report
-	if err := json.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := loadJSON(path, &r); err != nil {
+		return nil, err
 	}
 	return &r, nil
 }
@@ -80,7 +83,7 @@ var processFigures = []figure{
 
 // containerFigures compare the container and image phases, when both ran.
 var containerFigures = []figure{
-	{"CreateContainer+StartContainer median ms", func(r *Report) float64 { return msOf(r.Containers.CreateStart.Median) }, false, 0},
+	{"CreateContainer+StartContainer median ms", func(r *Report) float64 { return msOf(r.Containers.CreateStart.Median) }, false, 1.5},
 	{"pod with one container running, median ms", func(r *Report) float64 { return msOf(r.Containers.PodWithOne.Median) }, false, 0},
 	{"PSS KiB per pod of one running container (pause + monitor/shim)", func(r *Report) float64 { return float64(r.Containers.PerAliveKiB) }, false, 0},
 	{"PullImage 3 layers, 48 MiB, median ms", func(r *Report) float64 { return msOf(r.Containers.Pull.Median) }, false, 0},
@@ -169,7 +172,9 @@ func Compare(w io.Writer, netshim, anchor []*Report) {
 // config, each the mean over its runs (take the floors between netshim's
 // runs, so both see the machine alike). netshim's figures are client-side,
 // so gRPC and (for the run) the status call that confirms READY are in
-// them; issue 16's goal is at most 3 ms.
+// them; issue 16's goal is at most 3 ms. CreateContainer + StartContainer
+// is set against `runc create` + `runc start` alone; issue 25's goal is at
+// most 5 ms.
 func BeyondFloor(w io.Writer, netshim []*Report, floors []*FloorReport) {
 	floorMean := func(f func(*FloorReport) Stats) float64 {
 		var sum float64
@@ -182,18 +187,25 @@ func BeyondFloor(w io.Writer, netshim []*Report, floors []*FloorReport) {
 	for _, row := range []struct {
 		name           string
 		netshim, floor float64
+		goal           float64
 	}{
-		{"RunPodSandbox", mean(netshim, func(r *Report) float64 { return msOf(r.Run.Median) }), floorMean(func(f *FloorReport) Stats { return f.Run })},
-		{"StopPodSandbox", mean(netshim, func(r *Report) float64 { return msOf(r.Stop.Median) }), floorMean(func(f *FloorReport) Stats { return f.Stop })},
+		{"RunPodSandbox", mean(netshim, func(r *Report) float64 { return msOf(r.Run.Median) }), floorMean(func(f *FloorReport) Stats { return f.Run }), 3},
+		{"StopPodSandbox", mean(netshim, func(r *Report) float64 { return msOf(r.Stop.Median) }), floorMean(func(f *FloorReport) Stats { return f.Stop }), 3},
+		{"CreateContainer+StartContainer", mean(netshim, func(r *Report) float64 {
+			if r.Containers == nil {
+				return 0
+			}
+			return msOf(r.Containers.CreateStart.Median)
+		}), floorMean(func(f *FloorReport) Stats { return f.ContainerStart }), 5},
 	} {
-		if row.floor == 0 {
+		if row.floor == 0 || row.netshim == 0 {
 			continue
 		}
 		beyond := row.netshim - row.floor
 		verdict := "missed"
-		if beyond <= 3 {
+		if beyond <= row.goal {
 			verdict = "met"
 		}
-		fmt.Fprintf(w, "%s\t%.1f\t%.1f\t%.1f\t≤ 3 ms — %s\n", row.name, row.netshim, row.floor, beyond, verdict)
+		fmt.Fprintf(w, "%s\t%.1f\t%.1f\t%.1f\t≤ %.0f ms — %s\n", row.name, row.netshim, row.floor, beyond, row.goal, verdict)
 	}
 }

@@ -39,3 +39,15 @@ func TestBeyondFloor(t *testing.T) {
 		}
 	}
 }
+
+// A container's create + start is set against runc create + start alone,
+// with issue 25's 5 ms goal.
+func TestBeyondFloorContainerStart(t *testing.T) {
+	n := &Report{Containers: &ContainerReport{CreateStart: Stats{N: 1, Median: 44 * time.Millisecond}}}
+	floors := []*FloorReport{{ContainerStart: Stats{N: 1, Median: 38 * time.Millisecond}}}
+	var out strings.Builder
+	BeyondFloor(&out, []*Report{n}, floors)
+	if want := "CreateContainer+StartContainer\t44.0\t38.0\t6.0\t≤ 5 ms — missed"; !strings.Contains(out.String(), want) {
+		t.Errorf("floor comparison lacks %q:\n%s", want, out.String())
+	}
+}

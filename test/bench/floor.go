@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/netshim/netshim/oci"
 	"github.com/netshim/netshim/pkg/reaper"
 	"github.com/netshim/netshim/sandbox"
+	"github.com/netshim/netshim/test/registry"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -50,6 +52,10 @@ type FloorReport struct {
 	// pause's SIGKILL, exit and `runc delete`, then the netns unpin. Each
 	// sample is one such sequence, timed whole.
 	Run, Stop Stats
+	// ContainerStart: `runc create` then `runc start` of a busybox bundle
+	// running sleep, timed together: the floor of CreateContainer +
+	// StartContainer.
+	ContainerStart Stats
 }
 
 // Floor times the raw steps one sandbox needs, each alone and in-process
@@ -157,6 +163,10 @@ func Floor(ctx context.Context, o FloorOptions) (*FloorReport, error) {
 	if err := add("pause stop: SIGKILL, exit, runc delete", func(i int) error { return stopPause(fmt.Sprint("floor-a", i)) }); err != nil {
 		return nil, err
 	}
+	if rep.ContainerStart, err = containerFloor(ctx, work, runtime, o.N); err != nil {
+		return nil, fmt.Errorf("runc create + start: %w", err)
+	}
+	rep.Steps = append(rep.Steps, FloorStep{"runc create + runc start (busybox sleep)", rep.ContainerStart})
 	for _, p := range o.Plugins {
 		path := filepath.Join(o.CNIBinDir, p)
 		if err := add("exec CNI plugin "+p+" (VERSION)", func(int) error {
@@ -313,6 +323,83 @@ func pauseBundle(work, pause string) (string, error) {
 	 "mounts":[{"destination":"/proc","type":"proc","source":"proc"},{"destination":"/dev","type":"tmpfs","source":"tmpfs"}],
 	 "linux":{"namespaces":[{"type":"mount"},{"type":"pid"},{"type":"ipc"},{"type":"uts"}]}}`
 	return bundle, os.WriteFile(filepath.Join(bundle, "config.json"), []byte(config), 0o600)
+}
+
+// containerFloor times n runs of `runc create` then `runc start` of a
+// busybox bundle running sleep; each container is killed and deleted,
+// untimed, before the next.
+func containerFloor(ctx context.Context, work string, runtime *oci.Runc, n int) (Stats, error) {
+	bundle := filepath.Join(work, "busybox-bundle")
+	files, err := registry.BusyboxFiles()
+	if err != nil {
+		return Stats{}, err
+	}
+	if err := writeRootfs(filepath.Join(bundle, "rootfs"), files); err != nil {
+		return Stats{}, err
+	}
+	config := `{"ociVersion":"1.2.0","process":{"user":{"uid":0,"gid":0},"args":["/bin/sleep","3600"],"cwd":"/",
+	  "env":["PATH=/usr/sbin:/usr/bin:/sbin:/bin"],"noNewPrivileges":true},
+	 "root":{"path":"rootfs"},
+	 "mounts":[{"destination":"/proc","type":"proc","source":"proc"},
+	  {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},
+	  {"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]},
+	  {"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]},
+	  {"destination":"/sys","type":"sysfs","source":"sysfs","options":["nosuid","noexec","nodev","ro"]}],
+	 "linux":{"namespaces":[{"type":"mount"},{"type":"pid"},{"type":"ipc"},{"type":"uts"}]}}`
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(config), 0o600); err != nil {
+		return Stats{}, err
+	}
+	var ds []time.Duration
+	for i := range n + 1 { // one warm-up
+		id := fmt.Sprint("floor-ctr", i)
+		d, err := timed(func() error {
+			// stdio /dev/null: the container's init inherits them, and a
+			// pipe would keep the wait open for as long as it lives.
+			// runc's own errors go to its log.
+			logPath := filepath.Join(work, id+".log")
+			cmd := exec.CommandContext(ctx, runtime.Binary, "--root", runtime.Root, "--log", logPath, "create", "--bundle", bundle, id)
+			if err := cmd.Run(); err != nil {
+				msg, _ := os.ReadFile(logPath)
+				return fmt.Errorf("runc create: %w: %s", err, strings.TrimSpace(string(msg)))
+			}
+			return runtime.Start(ctx, id)
+		})
+		_ = runtime.Kill(ctx, id, unix.SIGKILL, true)
+		if derr := runtime.Delete(ctx, id, true); err == nil && derr != nil {
+			err = derr
+		}
+		if err != nil {
+			return Stats{}, err
+		}
+		if i > 0 {
+			ds = append(ds, d)
+		}
+	}
+	return summarise(ds), nil
+}
+
+// writeRootfs lays files (regular files, dirs and symlinks) out under dir.
+func writeRootfs(dir string, files []registry.File) error {
+	for _, f := range files {
+		path := filepath.Join(dir, f.Name)
+		var err error
+		switch f.Type {
+		case tar.TypeDir:
+			err = os.MkdirAll(path, 0o755)
+		case tar.TypeSymlink:
+			err = os.Symlink(f.Linkname, path)
+		default:
+			mode := os.FileMode(f.Mode)
+			if mode == 0 {
+				mode = 0o644
+			}
+			err = os.WriteFile(path, f.Body, mode)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Print writes the floor steps and paths as a table.

@@ -207,7 +207,7 @@ func startNetshim(binDir, work, sock, confDir, regConf string) (*exec.Cmd, error
 		return nil, err
 	}
 	cmd := exec.Command(filepath.Join(binDir, "netshim"),
-		"--container-runtime-endpoint", "unix://"+sock,
+		"--config=", "--container-runtime-endpoint", "unix://"+sock,
 		"--root-dir", filepath.Join(work, "root"), "--state-dir", filepath.Join(work, "run"),
 		"--netns-dir", filepath.Join(work, "netns"), "--cni-conf-dir", confDir, "--cni-bin-dir", binDir,
 		"--cni-cache-dir", filepath.Join(work, "cni-cache"), "--registry-config", regConf, "-v", "2")

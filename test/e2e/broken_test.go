@@ -59,7 +59,7 @@ func TestFullDiskFailsCleanly(t *testing.T) {
 func TestMissingRuntimeRefusesToStart(t *testing.T) {
 	dir := t.TempDir()
 	out, err := exec.Command(filepath.Join(binDir, "netshim"),
-		"--container-runtime-endpoint", "unix://"+filepath.Join(dir, "s.sock"),
+		"--config=", "--container-runtime-endpoint", "unix://"+filepath.Join(dir, "s.sock"),
 		"--root-dir", filepath.Join(dir, "root"), "--state-dir", filepath.Join(dir, "run"),
 		"--netns-dir", filepath.Join(dir, "netns"), "--cni-conf-dir", filepath.Join(dir, "conf"),
 		"--oci-runtime", "/nonexistent/runc").CombinedOutput()

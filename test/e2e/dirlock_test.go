@@ -52,7 +52,7 @@ func runSecondShim(t *testing.T, first *shim, own, rootDir, stateDir string) (ou
 	}
 	defer logFile.Close()
 	cmd := exec.Command(filepath.Join(binDir, "netshim"),
-		"--container-runtime-endpoint", "unix://"+sock,
+		"--config=", "--container-runtime-endpoint", "unix://"+sock,
 		"--root-dir", rootDir,
 		"--state-dir", stateDir,
 		"--netns-dir", filepath.Join(own, "netns"),

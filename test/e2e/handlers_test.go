@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +23,21 @@ const (
 	crunBinary  = "/usr/bin/crun"
 )
 
-// withHandler configures one more runtime handler.
+// withHandler configures one more runtime handler, as an operator does: a
+// [runtime_handlers.NAME] table in netshim's config file.
 func withHandler(name, path string, args ...string) shimOption {
-	return withArgs("--runtime-handler", name+"="+strings.Join(append([]string{path}, args...), ","))
+	return func(s *shim) {
+		quoted := make([]string, len(args))
+		for i, a := range args {
+			quoted[i] = strconv.Quote(a)
+		}
+		file := filepath.Join(s.t.TempDir(), "netshim.toml")
+		conf := fmt.Sprintf("[runtime_handlers.%s]\npath = %q\nargs = [%s]\n", name, path, strings.Join(quoted, ", "))
+		if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+		s.args = append(s.args, "--config", file)
+	}
 }
 
 // gVisorArgs: Debian 12's runsc (2022) cannot start its own network stack

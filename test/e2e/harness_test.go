@@ -265,7 +265,7 @@ func (s *shim) writeBridgeConf(file, bridge, extra string) {
 func (s *shim) start() {
 	s.t.Helper()
 	args := append([]string{
-		"--container-runtime-endpoint", "unix://" + s.socket,
+		"--config=", "--container-runtime-endpoint", "unix://" + s.socket,
 		"--root-dir", filepath.Join(s.dir, "root"),
 		"--state-dir", filepath.Join(s.dir, "run"),
 		"--netns-dir", s.netnsDir,

@@ -41,7 +41,7 @@ func TestSymlinkSocketPathIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(filepath.Join(binDir, "netshim"),
-		"--container-runtime-endpoint", "unix://"+sock,
+		"--config=", "--container-runtime-endpoint", "unix://"+sock,
 		"--root-dir", filepath.Join(dir, "root"), "--state-dir", filepath.Join(dir, "run"),
 		"--netns-dir", filepath.Join(dir, "netns"), "--cni-conf-dir", filepath.Join(dir, "conf"),
 		"--cni-bin-dir", binDir).CombinedOutput()

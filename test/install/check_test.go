@@ -161,3 +161,37 @@ func TestCheckBrokenNode(t *testing.T) {
 		})
 	}
 }
+
+// --cgroup-driver=systemd where systemd is not PID 1: netshim refuses to
+// start, naming the flag and what PID 1 is, before it touches anything;
+// netshim check fails the cgroups line the same way.
+func TestSystemdCgroupDriverRefusedWithoutSystemd(t *testing.T) {
+	comm, err := os.ReadFile("/proc/1/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid1 := strings.TrimSpace(string(comm))
+	if pid1 == "systemd" {
+		t.Skip("PID 1 is systemd here: the refusal cannot happen")
+	}
+	netshim := needBinary(t, "netshim")
+	dir := t.TempDir()
+	cmd := exec.Command(netshim, "--config=", "--cgroup-driver=systemd",
+		"--container-runtime-endpoint=unix://"+filepath.Join(dir, "s.sock"),
+		"--root-dir", filepath.Join(dir, "root"), "--state-dir", filepath.Join(dir, "run"))
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+		t.Fatalf("netshim --cgroup-driver=systemd exited %d (%v); want 1:\n%s", code, err, out)
+	}
+	want := `--cgroup-driver=systemd needs systemd as PID 1 (runc has systemd make each pod's cgroups over D-Bus), but PID 1 is \"` + pid1 + `\"`
+	if !strings.Contains(string(out), want) {
+		t.Errorf("the refusal does not say %s:\n%s", want, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "root")); !os.IsNotExist(err) {
+		t.Errorf("netshim made its root dir before refusing: %v", err)
+	}
+	out, _ = exec.Command(netshim, "check", "--config=", "--cgroup-driver=systemd", "--network-plugin=none").CombinedOutput()
+	if !strings.Contains(string(out), "FAIL  cgroups") || !strings.Contains(string(out), "--cgroup-driver=cgroupfs") {
+		t.Errorf("netshim check --cgroup-driver=systemd does not fail the cgroups line:\n%s", out)
+	}
+}

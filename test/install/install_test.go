@@ -15,6 +15,7 @@ import (
 var installedFiles = []string{
 	"/etc/cni/net.d/10-netshim.conflist",
 	"/etc/crictl.yaml",
+	"/etc/netshim/netshim.toml",
 	"/opt/cni/bin/bandwidth",
 	"/opt/cni/bin/bridge",
 	"/opt/cni/bin/host-local",
@@ -54,6 +55,7 @@ func TestInstallWritesTheDocumentedFiles(t *testing.T) {
 		"/usr/local/lib/systemd/system/netshim.service": 0o644,
 		"/etc/crictl.yaml":                              0o644,
 		"/etc/cni/net.d/10-netshim.conflist":            0o644,
+		"/etc/netshim/netshim.toml":                     0o644,
 	} {
 		st, err := os.Stat(filepath.Join(dest, path))
 		if err != nil {
@@ -133,11 +135,12 @@ func TestInstallKeepsWhatIsThere(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(dest, "/etc/cni/net.d/50-cluster.conflist"), `{"cniVersion":"1.0.0","name":"cluster","plugins":[{"type":"bridge"}]}`, 0o644)
 	writeFile(t, filepath.Join(dest, "/etc/crictl.yaml"), "runtime-endpoint: unix:///run/containerd/containerd.sock\n", 0o600)
+	writeFile(t, filepath.Join(dest, "/etc/netshim/netshim.toml"), "root_dir = \"/srv/netshim\"\n", 0o600)
 	before := snapshot(t, dest)
 
 	makeTarget(t, "install", "DESTDIR="+dest)
 	after := snapshot(t, dest)
-	for _, kept := range []string{"/opt/cni/bin/bridge", "/etc/cni/net.d/50-cluster.conflist", "/etc/crictl.yaml"} {
+	for _, kept := range []string{"/opt/cni/bin/bridge", "/etc/cni/net.d/50-cluster.conflist", "/etc/crictl.yaml", "/etc/netshim/netshim.toml"} {
 		if after[kept] != before[kept] {
 			t.Errorf("install changed %s", kept)
 		}
@@ -149,7 +152,7 @@ func TestInstallKeepsWhatIsThere(t *testing.T) {
 		t.Error("install kept a portmap older than netshim's")
 	}
 	manifest := readFile(t, filepath.Join(dest, "/usr/local/share/netshim/install-manifest"))
-	for _, notOurs := range []string{" /opt/cni/bin/bridge\n", " /etc/crictl.yaml\n", "50-cluster"} {
+	for _, notOurs := range []string{" /opt/cni/bin/bridge\n", " /etc/crictl.yaml\n", "50-cluster", " /etc/netshim/netshim.toml\n"} {
 		if strings.Contains(manifest, notOurs) {
 			t.Errorf("the manifest claims%s", notOurs)
 		}
@@ -173,10 +176,16 @@ func TestReinstallThenUninstall(t *testing.T) {
 	crictl := filepath.Join(dest, "/etc/crictl.yaml")
 	edited := "runtime-endpoint: unix:///run/netshim/netshim.sock\ntimeout: 10\n"
 	writeFile(t, crictl, edited, 0o644)
+	conf := filepath.Join(dest, "/etc/netshim/netshim.toml")
+	editedConf := readFile(t, conf) + "\n[runtime_handlers.kata]\npath = \"/opt/kata/bin/kata-runtime\"\n"
+	writeFile(t, conf, editedConf, 0o644)
 
 	makeTarget(t, "install", "DESTDIR="+dest)
 	if got := readFile(t, crictl); got != edited {
 		t.Errorf("reinstall overwrote the edited crictl.yaml:\n%s", got)
+	}
+	if got := readFile(t, conf); got != editedConf {
+		t.Errorf("reinstall overwrote the edited netshim.toml:\n%s", got)
 	}
 	second := readFile(t, manifestPath)
 	firstLines, secondLines := strings.Split(first, "\n"), strings.Split(second, "\n")
@@ -209,15 +218,47 @@ func TestReinstallThenUninstall(t *testing.T) {
 	if got := readFile(t, crictl); got != edited {
 		t.Errorf("uninstall removed or changed the edited crictl.yaml")
 	}
+	if got := readFile(t, conf); got != editedConf {
+		t.Errorf("uninstall removed or changed the edited netshim.toml")
+	}
 	if got := readFile(t, upgraded); got != "host-local from a newer plugins release\n" {
 		t.Errorf("uninstall removed or changed the upgraded host-local")
 	}
-	for _, kept := range []string{crictl, filepath.Dir(crictl), upgraded, filepath.Dir(upgraded), filepath.Dir(filepath.Dir(upgraded)), filepath.Join(dest, "opt")} {
+	for _, kept := range []string{conf, filepath.Dir(conf), crictl, filepath.Dir(crictl), upgraded, filepath.Dir(upgraded), filepath.Dir(filepath.Dir(upgraded)), filepath.Join(dest, "opt")} {
 		if err := os.Remove(kept); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if d := diff(before, snapshot(t, dest)); d != "" {
-		t.Fatalf("the tree differs beyond the kept crictl.yaml and host-local:\n%s", d)
+		t.Fatalf("the tree differs beyond the kept crictl.yaml, netshim.toml and host-local:\n%s", d)
+	}
+}
+
+// A node gets what netshim runs with and what building it needs, never the
+// test packages (docker-registry, busybox-static, ...); the tests get all.
+func TestDepsGroupsByTarget(t *testing.T) {
+	for target, want := range map[string]string{
+		"install": "hack/install-deps.sh node build\n",
+		"run":     "hack/install-deps.sh node build\n",
+		"tools":   "hack/install-deps.sh node build test\n",
+		"test":    "hack/install-deps.sh node build test\n",
+	} {
+		out := makeTarget(t, target, "-n")
+		if !strings.Contains(out, want) {
+			t.Errorf("make -n %s does not run %q:\n%s", target, strings.TrimSpace(want), out)
+		}
+	}
+	// The groups' packages: runsc and crun on a node, no test package.
+	script := readFile(t, filepath.Join(repoRoot, "hack/install-deps.sh"))
+	node, _, _ := strings.Cut(script[strings.Index(script, "\n\tnode)"):], ";;")
+	for _, pkg := range []string{"iptables", "iproute2", "conmon", "runsc", "crun"} {
+		if !strings.Contains(node, "need+=("+pkg+")") {
+			t.Errorf("the node group lacks %s", pkg)
+		}
+	}
+	for _, pkg := range []string{"docker-registry", "busybox-static", "systemd", "gcc"} {
+		if strings.Contains(node, "need+=("+pkg+")") {
+			t.Errorf("the node group installs %s", pkg)
+		}
 	}
 }

@@ -27,6 +27,9 @@ type notifyNode struct {
 	notify *net.UnixConn
 	cmd    *exec.Cmd
 	log    string
+	// config is the --config file; "" reads none (not the host's
+	// /etc/netshim/netshim.toml).
+	config string
 }
 
 func newNotifyNode(t *testing.T) *notifyNode {
@@ -67,6 +70,7 @@ func (n *notifyNode) start() {
 		"--network-plugin", "none",
 		"--cni-conf-dir", filepath.Join(n.dir, "net.d"),
 		"--cni-cache-dir", filepath.Join(n.dir, "cni-cache"),
+		"--config="+n.config,
 		"-v", "2")
 	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
 	n.cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+n.notify.LocalAddr().String())

@@ -69,13 +69,24 @@ func TestUnitVerifies(t *testing.T) {
 		"Before=kubelet.service",             // kubelet finds the socket served
 		"OOMScoreAdjust=-999",                // the OOM killer takes pods before the runtime
 		"WantedBy=multi-user.target",         // enable starts it at boot
-		"/usr/local/bin/netshim",             //
-		"--oci-runtime=/usr/local/libexec/netshim/runc",
-		"--pause-binary=/usr/local/libexec/netshim/pause",
-		"--container-runtime-endpoint=unix:///run/netshim/netshim.sock",
+		// Settings are the config file's: a flag here would override it.
+		"ExecStart=/usr/local/bin/netshim --config=/etc/netshim/netshim.toml\n",
 	} {
 		if !strings.Contains(unit, want) {
 			t.Errorf("the unit lacks %q", want)
+		}
+	}
+	// The installed config names the installed runc and pause, and the
+	// installed netshim takes it.
+	conf := filepath.Join(dest, "/etc/netshim/netshim.toml")
+	out, err := exec.Command(filepath.Join(dest, "/usr/local/bin/netshim"), "config", "--config", conf).CombinedOutput()
+	if err != nil {
+		t.Fatalf("netshim config --config %s: %v\n%s", conf, err, out)
+	}
+	for _, want := range []string{`oci_runtime = "/usr/local/libexec/netshim/runc"`, `pause_binary = "/usr/local/libexec/netshim/pause"`,
+		`container_runtime_endpoint = "unix:///run/netshim/netshim.sock"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the installed config's netshim config lacks %s:\n%s", want, out)
 		}
 	}
 	if m := regexp.MustCompile(`(?m)^LimitNOFILE=(\d+|infinity)$`).FindString(unit); m == "" {
@@ -107,13 +118,17 @@ func TestUnitVerifies(t *testing.T) {
 
 // Another PREFIX moves every path the unit names with it.
 func TestUnitFollowsPrefix(t *testing.T) {
-	_, unit, copyPath := installedUnitForVerify(t, "/opt/netshim")
+	dest, unit, copyPath := installedUnitForVerify(t, "/opt/netshim")
 	if strings.Contains(unit, "/usr/local") {
 		t.Errorf("with PREFIX=/opt/netshim the unit still names /usr/local:\n%s", unit)
 	}
-	for _, want := range []string{"ExecStart=/opt/netshim/bin/netshim", "--oci-runtime=/opt/netshim/libexec/netshim/runc", "--pause-binary=/opt/netshim/libexec/netshim/pause"} {
-		if !strings.Contains(unit, want) {
-			t.Errorf("the unit lacks %q", want)
+	if want := "ExecStart=/opt/netshim/bin/netshim --config=/etc/netshim/netshim.toml\n"; !strings.Contains(unit, want) {
+		t.Errorf("the unit lacks %q", want)
+	}
+	conf := readFile(t, filepath.Join(dest, "/etc/netshim/netshim.toml"))
+	for _, want := range []string{`oci_runtime = "/opt/netshim/libexec/netshim/runc"`, `pause_binary = "/opt/netshim/libexec/netshim/pause"`} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("the installed config lacks %q", want)
 		}
 	}
 	if msg := verifyUnit(t, copyPath); msg != "" {

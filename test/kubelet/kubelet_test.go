@@ -103,7 +103,7 @@ func start(t *testing.T) *node {
 	if err := os.WriteFile(filepath.Join(dir, "net.d", "10-kubelet-e2e.conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.run("netshim", filepath.Join(binDir, "netshim"), "--container-runtime-endpoint", "unix://"+n.sock,
+	n.run("netshim", filepath.Join(binDir, "netshim"), "--config=", "--container-runtime-endpoint", "unix://"+n.sock,
 		"--root-dir", filepath.Join(dir, "root"), "--state-dir", filepath.Join(dir, "run"),
 		"--netns-dir", filepath.Join(dir, "netns"), "--cni-conf-dir", filepath.Join(dir, "net.d"),
 		"--cni-bin-dir", binDir, "--cni-cache-dir", filepath.Join(dir, "cni-cache"), "-v", "2")

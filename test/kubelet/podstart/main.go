@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -63,7 +64,12 @@ func main() {
 	hostsDir := flag.String("anchor-hosts-dir", "", "the anchor containerd's registry config_path, where the loopback registry is declared plain HTTP")
 	n := flag.Int("n", 5, "pods timed per session, one at a time, after one warm-up pod")
 	jsonOut := flag.String("json", "", "also write the sessions as JSON to this file")
+	gates := flag.String("feature-gates", "", "kubelet feature gates for every session, NAME=true|false,... (e.g. EventedPLEG=true)")
 	flag.Parse()
+	featureGates, err := parseGates(*gates)
+	if err != nil {
+		fail("--feature-gates: %v", err)
+	}
 	if *netshimEP == "" {
 		fail("--netshim is required")
 	}
@@ -75,7 +81,7 @@ func main() {
 		a := runtimeRef{*anchorName, *anchorEP}
 		order = append(order, a, a, order[0])
 	}
-	sessions, err := run(*kubeletBin, order, *hostsDir, *n)
+	sessions, err := run(*kubeletBin, order, *hostsDir, *n, featureGates)
 	if err != nil {
 		fail("%v", err)
 	}
@@ -92,7 +98,7 @@ type runtimeRef struct{ name, endpoint string }
 
 // run starts the registry and runs the sessions in order; the registry and
 // its hosts.toml for the anchor go when it returns.
-func run(kubeletBin string, order []runtimeRef, hostsDir string, n int) ([]Session, error) {
+func run(kubeletBin string, order []runtimeRef, hostsDir string, n int, gates map[string]bool) ([]Session, error) {
 	regDir, err := os.MkdirTemp("", "netshim-podstart-registry-")
 	if err != nil {
 		return nil, err
@@ -121,7 +127,7 @@ func run(kubeletBin string, order []runtimeRef, hostsDir string, n int) ([]Sessi
 	var sessions []Session
 	for i, rt := range order {
 		fmt.Printf("== kubelet session %d on %s\n", i+1, rt.name)
-		s, err := session(kubeletBin, rt.name, rt.endpoint, image, fmt.Sprintf("s%d", i+1), n)
+		s, err := session(kubeletBin, rt.name, rt.endpoint, image, fmt.Sprintf("s%d", i+1), n, gates)
 		if err != nil {
 			return nil, fmt.Errorf("session %d on %s: %w", i+1, rt.name, err)
 		}
@@ -132,7 +138,7 @@ func run(kubeletBin string, order []runtimeRef, hostsDir string, n int) ([]Sessi
 
 // session runs a kubelet on endpoint, times n pods after a warm-up one,
 // then stops kubelet and removes every pod it left on the runtime.
-func session(kubeletBin, name, endpoint, image, tag string, n int) (Session, error) {
+func session(kubeletBin, name, endpoint, image, tag string, n int, gates map[string]bool) (Session, error) {
 	s := Session{Runtime: name}
 	dir, err := os.MkdirTemp("", "netshim-podstart-")
 	if err != nil {
@@ -150,7 +156,7 @@ func session(kubeletBin, name, endpoint, image, tag string, n int) (Session, err
 	} else if len(pods.Items) > 0 {
 		return s, fmt.Errorf("%s already has %d pods; kubelet would stop them: give it a runtime of its own", endpoint, len(pods.Items))
 	}
-	k, err := standalone.Start(standalone.Options{Binary: kubeletBin, Endpoint: endpoint, Dir: dir, NodeName: "netshim-podstart"})
+	k, err := standalone.Start(standalone.Options{Binary: kubeletBin, Endpoint: endpoint, Dir: dir, NodeName: "netshim-podstart", FeatureGates: gates})
 	defer removeAllPods(rt)
 	if err != nil {
 		return s, err
@@ -334,4 +340,21 @@ func report(sessions []Session, anchor string) {
 func fail(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "podstart: "+format+"\n", args...)
 	os.Exit(1)
+}
+
+// parseGates reads NAME=true|false,... into a map; "" is none.
+func parseGates(list string) (map[string]bool, error) {
+	gates := map[string]bool{}
+	for _, g := range strings.Split(list, ",") {
+		if g = strings.TrimSpace(g); g == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(g, "=")
+		on, err := strconv.ParseBool(value)
+		if !ok || name == "" || err != nil {
+			return nil, fmt.Errorf("%q: want NAME=true or NAME=false", g)
+		}
+		gates[name] = on
+	}
+	return gates, nil
 }

@@ -38,6 +38,8 @@ type Options struct {
 	NodeName string
 	// Ready bounds the wait for kubelet's read-only API; 0 means a minute.
 	Ready time.Duration
+	// FeatureGates are set in kubelet's configuration (e.g. EventedPLEG).
+	FeatureGates map[string]bool
 }
 
 // Kubelet is one running kubelet.
@@ -126,6 +128,12 @@ imageGCLowThresholdPercent: 99
 localStorageCapacityIsolation: false
 resolvConf: ""
 `, k.Manifests(), o.Endpoint, ports[0], ports[1], ports[2], k.PodLogs())
+	if len(o.FeatureGates) > 0 {
+		cfg += "featureGates:\n"
+		for name, on := range o.FeatureGates {
+			cfg += fmt.Sprintf("  %s: %t\n", name, on)
+		}
+	}
 	cfgPath := filepath.Join(o.Dir, "kubelet.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return k, err

@@ -93,7 +93,7 @@ func (n *Node) start(ctx context.Context, spec Spec) error {
 		return err
 	}
 	args := []string{
-		"--container-runtime-endpoint", "unix://" + n.Socket,
+		"--config=", "--container-runtime-endpoint", "unix://" + n.Socket,
 		"--root-dir", filepath.Join(n.Dir, "root"),
 		"--state-dir", filepath.Join(n.Dir, "run"),
 		"--netns-dir", netnsDir,
