@@ -14,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
 )
 
 // Conmon starts containers under Debian's conmon, CRI-O's per-container

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/netshim/netshim/pkg/proc"
-	"github.com/netshim/netshim/pkg/reaper"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +23,10 @@ import (
 // container's code; conmon, its subreaper, reaps it, writes the exit file
 // and the container's log as for runc. runsc gives the container the
 // stdio conmon gave the create, so logs and attach work as they do.
+
+// GVisorProcessName is the command name of runsc's sandbox and gofer
+// processes, which runsc starts by re-executing itself (/proc/self/exe).
+const GVisorProcessName = "exe"
 
 // GVisorRuntimeCommand is the subcommand of netshim that conmon runs as
 // the OCI runtime of gVisor handlers: netshim gvisor-runtime RUNSC ARGS...
@@ -83,44 +85,13 @@ func RunGVisorRuntime(cmd string, args []string) int {
 	return 0
 }
 
-// GVisorRunc runs the sandboxes and containers of a gVisor handler: runsc
-// with runc's command line, except for the start of a container. runsc's
-// run and start leave a gofer process (the file server of a sandbox or
-// container) that outlives them and so becomes netshim's child, netshim
-// being a subreaper: it is handed to the reaper, or its zombie would stay,
-// and runsc's delete would wait for it to be gone.
-type GVisorRunc struct {
-	*Runc
-	Reaper *reaper.Reaper
-}
-
-// Run runs a sandbox's pause under runsc, then adopts its gofer.
-func (g GVisorRunc) Run(ctx context.Context, id, bundle string) (int, error) {
-	pid, err := g.Runc.Run(ctx, id, bundle)
-	g.adoptGofers(bundle)
-	return pid, err
-}
-
-// adoptGofers hands the reaper netshim's gofer children serving bundle.
-func (g GVisorRunc) adoptGofers(bundle string) {
-	if g.Reaper == nil {
-		return
-	}
-	self := os.Getpid()
-	for _, pid := range proc.PIDs() {
-		if ppid, err := proc.ParentPID(pid); err != nil || ppid != self {
-			continue
-		}
-		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if strings.HasSuffix(args[0], "runsc-gofer") && slices.Contains(args, bundle) {
-			g.Reaper.Track(pid)
-		}
-	}
-}
+// GVisorRunc runs the containers of a gVisor handler: runsc with runc's
+// command line, except for the start. (runsc's run and start leave a
+// sandbox and gofer processes that outlive them and so become netshim's
+// children, netshim being a subreaper: its reaper reaps them by name, see
+// reaper.ReapOrphansNamed; otherwise their zombies would stay, and runsc's
+// delete would wait for them to be gone.)
+type GVisorRunc struct{ *Runc }
 
 // Start starts a created container. runsc gives a pod's container the
 // stdio of its `runsc start`, not of its create: those of the waiter,
@@ -148,9 +119,7 @@ func (g GVisorRunc) Start(ctx context.Context, id string) error {
 	var logBuf strings.Builder
 	logPath := filepath.Join(bundle, "start.log")
 	cmd.Args = slices.Insert(cmd.Args, 1, "--log", logPath, "--log-format", "json")
-	err = cmd.Run()
-	g.adoptGofers(bundle)
-	if err != nil {
+	if err := cmd.Run(); err != nil {
 		logBuf.WriteString(lastLogError(logPath))
 		return fmt.Errorf("%s start %s: %w: %s", filepath.Base(g.Binary), id, err, logBuf.String())
 	}

@@ -73,22 +73,21 @@ func runtimeHandlers(ctx context.Context, o *options) (*oci.Handler, []*oci.Hand
 func sandboxHandlers(hs []*oci.Handler, reap *reaper.Reaper) map[string]sandbox.Handler {
 	out := map[string]sandbox.Handler{}
 	for _, h := range hs {
-		var rt sandbox.Runtime = h.Sandbox
 		if h.GVisor {
-			rt = oci.GVisorRunc{Runc: h.Sandbox, Reaper: reap}
+			reap.ReapOrphansNamed(oci.GVisorProcessName)
 		}
-		out[h.Name] = sandbox.Handler{Runtime: rt, SpecVersion: h.SpecVersion}
+		out[h.Name] = sandbox.Handler{Runtime: h.Sandbox, SpecVersion: h.SpecVersion}
 	}
 	return out
 }
 
-func containerHandlers(hs []*oci.Handler, conmon string, reap *reaper.Reaper) (map[string]container.Handler, error) {
+func containerHandlers(hs []*oci.Handler, conmon string) (map[string]container.Handler, error) {
 	out := map[string]container.Handler{}
 	for _, h := range hs {
 		mon := &oci.Conmon{Binary: conmon, Runtime: h.Containers}
 		var rt container.Runtime = h.Containers
 		if h.GVisor {
-			rt = oci.GVisorRunc{Runc: h.Containers, Reaper: reap}
+			rt = oci.GVisorRunc{Runc: h.Containers}
 			self, err := os.Executable()
 			if err != nil {
 				return nil, fmt.Errorf("runtime handler %s: find netshim's own binary for conmon: %w", h.Name, err)

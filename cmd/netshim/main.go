@@ -176,7 +176,7 @@ func run(o options, notifySocket string, reloads reloader) error {
 	}
 	defer images.Close()
 	containerRuntime := defHandler.Containers
-	ctrHandlers, err := containerHandlers(handlers, conmon, reap)
+	ctrHandlers, err := containerHandlers(handlers, conmon)
 	if err != nil {
 		return err
 	}

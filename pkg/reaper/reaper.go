@@ -3,7 +3,11 @@
 package reaper
 
 import (
+	"bytes"
+	"strconv"
+
 	"errors"
+	"github.com/netshim/netshim/pkg/proc"
 	"os"
 	"os/signal"
 	"sync"
@@ -24,6 +28,7 @@ func BecomeSubreaper() error {
 type Reaper struct {
 	mu      sync.Mutex
 	waiting map[int]chan struct{}
+	orphans string // see ReapOrphansNamed
 	sigs    chan os.Signal
 	done    chan struct{}
 }
@@ -61,9 +66,24 @@ func (r *Reaper) loop() {
 	}
 }
 
+// ReapOrphansNamed makes every scan also reap this process's zombie
+// children whose command name is comm: orphans it did not start, so that
+// no os/exec Wait is robbed. gVisor's sandbox and gofer processes, which
+// runsc re-executes as "exe", become netshim's children that way when the
+// runsc that started them exits.
+func (r *Reaper) ReapOrphansNamed(comm string) {
+	r.mu.Lock()
+	r.orphans = comm
+	r.mu.Unlock()
+	r.scan()
+}
+
 func (r *Reaper) scan() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.orphans != "" {
+		r.reapOrphans()
+	}
 	for pid, ch := range r.waiting {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
@@ -78,4 +98,28 @@ func (r *Reaper) scan() {
 func (r *Reaper) Stop() {
 	signal.Stop(r.sigs)
 	close(r.done)
+}
+
+// reapOrphans reaps the zombie children named r.orphans.
+func (r *Reaper) reapOrphans() {
+	self := os.Getpid()
+	for _, pid := range proc.PIDs() {
+		data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			continue
+		}
+		// "PID (comm) STATE PPID ..."; comm may hold spaces and ')'.
+		open, end := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
+		if open < 0 || end < open || string(data[open+1:end]) != r.orphans {
+			continue
+		}
+		fields := bytes.Fields(data[end+1:])
+		if len(fields) < 2 || fields[0][0] != 'Z' || string(fields[1]) != strconv.Itoa(self) {
+			continue
+		}
+		if _, tracked := r.waiting[pid]; !tracked {
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		}
+	}
 }

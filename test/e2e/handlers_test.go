@@ -148,19 +148,21 @@ func TestGVisorPod(t *testing.T) {
 	s.assertNothingLeft()
 	// No gVisor process (sandbox, gofer), nor its zombie, is left.
 	var left []string
-	eventually(t, 10*time.Second, "gVisor's processes to be gone", func() bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		left = nil
 		for _, pid := range proc.PIDs() {
 			if ppid, _ := proc.ParentPID(pid); ppid == s.cmd.Process.Pid {
-				if data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(data), "conmon") {
+				if data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(data), "(conmon)") {
 					left = append(left, string(data))
 				}
 			}
 		}
-		return len(left) == 0
-	})
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
 	if len(left) > 0 {
-		t.Logf("netshim's children left: %q", left)
+		t.Errorf("processes of netshim's left after the gVisor pod was removed: %q", left)
 	}
 }
 
