@@ -268,6 +268,7 @@ func TestSecurityOptionRefusesWhatItCannotApply(t *testing.T) {
 			sc.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "my-profile"}
 		}, "config.linux.security_context.apparmor"},
 		{"deprecated localhost/ without AppArmor", false, func(sc *runtimeapi.LinuxContainerSecurityContext) {
+			//lint:ignore SA1019 the deprecated form is still sent by older kubelets
 			sc.ApparmorProfile = "localhost/my-profile"
 		}, "config.linux.security_context.apparmor"},
 		{"Localhost not loaded", true, func(sc *runtimeapi.LinuxContainerSecurityContext) {

@@ -186,8 +186,10 @@ func withLSMs(spec *specs.Spec, sc *runtimeapi.LinuxContainerSecurityContext, ho
 	const field = "config.linux.security_context.apparmor"
 	p := sc.GetApparmor()
 	profileType, name := p.GetProfileType(), p.GetLocalhostRef()
-	if p == nil && sc.GetApparmorProfile() != "" { // the deprecated string form
-		switch v := sc.GetApparmorProfile(); {
+	//lint:ignore SA1019 kubelets before 1.30 send only the string form; it must not go unapplied
+	deprecated := sc.GetApparmorProfile()
+	if p == nil && deprecated != "" {
+		switch v := deprecated; {
 		case v == "unconfined":
 			profileType = runtimeapi.SecurityProfile_Unconfined
 		case v == "runtime/default":
@@ -196,7 +198,7 @@ func withLSMs(spec *specs.Spec, sc *runtimeapi.LinuxContainerSecurityContext, ho
 			profileType, name = runtimeapi.SecurityProfile_Localhost, strings.TrimPrefix(v, "localhost/")
 		}
 	}
-	if p == nil && sc.GetApparmorProfile() == "" {
+	if p == nil && deprecated == "" {
 		profileType = runtimeapi.SecurityProfile_Unconfined
 	}
 	switch profileType {

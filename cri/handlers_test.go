@@ -39,7 +39,7 @@ func (f *startingSandboxes) Ready(id string, _ []string) error {
 
 type addingNetwork struct{ fakeNetwork }
 
-func (f *addingNetwork) Status() error                 { return nil }
+func (f *addingNetwork) Status() error                  { return nil }
 func (f *addingNetwork) IPFamilies() (bool, bool, bool) { return true, false, true }
 func (f *addingNetwork) SetUpPod(_ context.Context, pod network.Pod) (*network.PodNetworkStatus, error) {
 	f.log.add("add %s", pod.SandboxID)
