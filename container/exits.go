@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -240,11 +241,24 @@ func (m *Manager) recordExit(c *Container, code int32, at time.Time) {
 	}
 }
 
+// runcInitComm is the command name of runc's init before it runs the
+// container's process.
+const runcInitComm = "runc:[2:INIT]"
+
 // reconcileStarted records as running a created container that the runtime
 // says runs: a start cut short after `runc start` (netshim killed, or its
 // record's write failed) would otherwise leave it CREATED for good, its
 // retried start refused and its stop skipping the stop signal.
 func (m *Manager) reconcileStarted(id string) {
+	// runc's init waits for the start as "runc:[2:INIT]" and is the
+	// container's process only once it is started: while it is still
+	// that, the container is created, and no `runc state` (an exec, 5 ms,
+	// on every look at a created container) need say so.
+	if c, err := m.get(id); err == nil && c.PID > 0 {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", c.PID)); err == nil && strings.TrimSpace(string(comm)) == runcInitComm {
+			return
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), stateTimeout)
 	defer cancel()
 	state, err := m.runtimeOf(id).State(ctx, id)

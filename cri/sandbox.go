@@ -37,7 +37,7 @@ func (s *Server) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandbo
 	}
 	handler, err := s.checkHandler(req.GetRuntimeHandler())
 	if err != nil {
-		return nil, wrapf(err, "run pod sandbox %s", podRef(cfg))
+		return nil, err // it names the field, or the handler and why
 	}
 	hostNetwork := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtimeapi.NamespaceMode_NODE
 	if !hostNetwork {
