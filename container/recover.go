@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/netshim/netshim/oci"
 	"k8s.io/klog/v2"
 )
 
@@ -39,25 +40,6 @@ func (m *Manager) Recover(ctx context.Context) error {
 	return errors.Join(append(errs, bad...)...)
 }
 
-// sweepRuntime deletes the runtime containers of rt no record knows; with
-// mine set, only those it says are containers.
-func (m *Manager) sweepRuntime(ctx context.Context, rt Runtime, known map[string]bool, mine func(id string) bool) {
-	ids, err := rt.List(ctx)
-	if err != nil {
-		klog.ErrorS(err, "Could not list runtime containers to sweep orphans")
-		return
-	}
-	for _, id := range ids {
-		if known[id] || mine != nil && !mine(id) {
-			continue
-		}
-		klog.InfoS("Removing orphan runtime container", "container", id)
-		if err := rt.Delete(ctx, id, true); err != nil {
-			klog.ErrorS(err, "Failed to remove orphan runtime container", "container", id)
-		}
-	}
-}
-
 // sweepOrphans removes runtime containers, bundles, writable layers and
 // leases that no record knows (a crash between their making and the record).
 func (m *Manager) sweepOrphans(ctx context.Context) {
@@ -65,13 +47,13 @@ func (m *Manager) sweepOrphans(ctx context.Context) {
 	for _, id := range m.records.IDs() {
 		known[id] = true
 	}
-	m.sweepRuntime(ctx, m.cfg.Runtime, known, nil)
+	oci.SweepOrphans(ctx, m.cfg.Runtime, func(id string) bool { return !known[id] })
 	for _, name := range slices.Sorted(maps.Keys(m.cfg.Handlers)) {
 		// A handler's root may be shared with its sandboxes (gVisor): only
 		// a runtime container with a container bundle is a container.
-		m.sweepRuntime(ctx, m.cfg.Handlers[name].Runtime, known, func(id string) bool {
+		oci.SweepOrphans(ctx, m.cfg.Handlers[name].Runtime, func(id string) bool {
 			_, err := os.Stat(m.bundleDir(id))
-			return err == nil
+			return !known[id] && err == nil
 		})
 	}
 	orphans := map[string]bool{}

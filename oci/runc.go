@@ -20,6 +20,7 @@ import (
 
 	"github.com/netshim/netshim/pkg/cgroupdriver"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"k8s.io/klog/v2"
 )
 
 // Runc drives an OCI runtime binary (runc or crun) with its own state root.
@@ -225,4 +226,29 @@ func outputViaFile(cmd *exec.Cmd) ([]byte, error) {
 	}
 	out, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	return out, errors.Join(runErr, err)
+}
+
+// OrphanRuntime is what SweepOrphans needs of a runtime; *Runc is one.
+type OrphanRuntime interface {
+	List(ctx context.Context) ([]string, error)
+	Delete(ctx context.Context, id string, force bool) error
+}
+
+// SweepOrphans force-deletes rt's containers that orphan says no record
+// holds. Errors are logged: a sweep at start goes on past one.
+func SweepOrphans(ctx context.Context, rt OrphanRuntime, orphan func(id string) bool) {
+	ids, err := rt.List(ctx)
+	if err != nil {
+		klog.ErrorS(err, "Could not list runtime containers to sweep orphans")
+		return
+	}
+	for _, id := range ids {
+		if !orphan(id) {
+			continue
+		}
+		klog.InfoS("Removing orphan runtime container", "id", id)
+		if err := rt.Delete(ctx, id, true); err != nil {
+			klog.ErrorS(err, "Failed to remove orphan runtime container", "id", id)
+		}
+	}
 }

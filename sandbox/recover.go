@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/netshim/netshim/oci"
 	"github.com/netshim/netshim/pkg/proc"
 	"k8s.io/klog/v2"
 )
@@ -44,25 +45,6 @@ func (m *Manager) Recover() (interrupted []*Sandbox, err error) {
 	return interrupted, err
 }
 
-// sweepRuntime deletes the runtime containers of rt no record knows; with
-// mine set, only those it says are sandboxes.
-func (m *Manager) sweepRuntime(ctx context.Context, rt Runtime, known map[string]bool, mine func(id string) bool) {
-	ids, err := rt.List(ctx)
-	if err != nil {
-		klog.ErrorS(err, "Could not list runtime containers to sweep orphans")
-		return
-	}
-	for _, id := range ids {
-		if known[id] || mine != nil && !mine(id) {
-			continue
-		}
-		klog.InfoS("Removing orphan runtime container", "id", id)
-		if err := rt.Delete(ctx, id, true); err != nil {
-			klog.ErrorS(err, "Failed to remove orphan runtime container", "id", id)
-		}
-	}
-}
-
 // SweepOrphans removes what this netshim made but no checkpoint knows:
 // runtime containers and bundles in its own dirs, and the netns pins it
 // recorded making (a marker in its state dir). A pin in the netns dir
@@ -76,13 +58,13 @@ func (m *Manager) SweepOrphans(ctx context.Context) {
 		known[sb.ID] = true
 		pins[sb.NetNSPath] = true
 	}
-	m.sweepRuntime(ctx, m.cfg.Runtime, known, nil)
+	oci.SweepOrphans(ctx, m.cfg.Runtime, func(id string) bool { return !known[id] })
 	for _, name := range slices.Sorted(maps.Keys(m.cfg.Handlers)) {
 		// A handler's root may be shared with the pod's containers (gVisor):
 		// only a runtime container with a sandbox bundle is a sandbox.
-		m.sweepRuntime(ctx, m.cfg.Handlers[name].Runtime, known, func(id string) bool {
+		oci.SweepOrphans(ctx, m.cfg.Handlers[name].Runtime, func(id string) bool {
 			_, err := os.Stat(m.bundleDir(id))
-			return err == nil
+			return !known[id] && err == nil
 		})
 	}
 	bundles, _ := os.ReadDir(filepath.Join(m.cfg.StateDir, "sandboxes"))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,6 +105,10 @@ func keys[V any](m map[string]V) []string {
 func TestGVisorPod(t *testing.T) {
 	needBinary(t, runscBinary)
 	s := startShim(t, withHandler("runsc", runscBinary, gVisorArgs...))
+	// Should the test fail before netshim removed the pod, its gVisor
+	// sandbox and gofers (started for this test, under its dir) must not
+	// outlive it: they hold the pod's netns and veth.
+	t.Cleanup(func() { killGVisorUnder(t, s.dir) })
 	if strings.Contains(s.log(), "Runtime handler cannot run pods on this host") {
 		t.Skipf("SKIP: gVisor cannot run here; netshim said:\n%s", grepLines(s.log(), "cannot run pods"))
 	}
@@ -196,6 +201,19 @@ func TestCrunHandler(t *testing.T) {
 	s.stopPod(pod)
 	s.removePod(pod)
 	s.assertNothingLeft()
+}
+
+// killGVisorUnder kills, by PID, the runsc processes whose command line
+// names dir.
+func killGVisorUnder(t *testing.T, dir string) {
+	for _, pid := range proc.PIDs() {
+		cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if err != nil || !strings.HasPrefix(string(cmdline), "runsc") || !strings.Contains(string(cmdline), dir+"/") {
+			continue
+		}
+		t.Logf("killing gVisor process %d left by the test", pid)
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
 
 func grepLines(text, substr string) string {
