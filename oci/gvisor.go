@@ -21,8 +21,9 @@ import (
 // to runsc unchanged, except that after a create a waiter process takes
 // the PID file's place. The waiter runs `runsc wait` and exits with the
 // container's code; conmon, its subreaper, reaps it, writes the exit file
-// and the container's log as for runc. runsc gives the container the
-// stdio conmon gave the create, so logs and attach work as they do.
+// and the container's log as for runc. runsc gives a pod's container the
+// stdio of its `runsc start`; the waiter holds the pipes conmon gave the
+// create, and GVisorRunc.Start passes them on, so logs work as for runc.
 
 // GVisorProcessName is the command name of runsc's sandbox and gofer
 // processes, which runsc starts by re-executing itself (/proc/self/exe).
