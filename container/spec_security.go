@@ -176,8 +176,8 @@ func seccompProfile(sc *runtimeapi.LinuxContainerSecurityContext, spec *specs.Sp
 //   - Unconfined, or nothing: no profile.
 //   - RuntimeDefault: where AppArmor is off, nothing, as kubelet and
 //     containerd have it (kubelet asks for it only where AppArmor is on);
-//     where it is on, netshim ships no default profile of its own, so the
-//     container is refused rather than run unconfined.
+//     where it is on, netshim's own default profile (apparmor.go), or a
+//     refusal when it could not be loaded, never unconfined.
 //   - Localhost NAME: applied where AppArmor is on and NAME is loaded;
 //     refused otherwise.
 //
@@ -205,7 +205,10 @@ func withLSMs(spec *specs.Spec, sc *runtimeapi.LinuxContainerSecurityContext, ho
 	case runtimeapi.SecurityProfile_Unconfined:
 	case runtimeapi.SecurityProfile_RuntimeDefault:
 		if host.AppArmorEnabled() {
-			return fmt.Errorf("%s: RuntimeDefault: AppArmor is enabled on this node and netshim has no default profile to apply; ask for a Localhost profile that is loaded, or Unconfined: %w", field, errdefs.ErrFailedPrecondition)
+			if !appArmorLoaded(DefaultAppArmorProfile) {
+				return fmt.Errorf("%s: RuntimeDefault: AppArmor is enabled on this node but netshim's default profile %s is not loaded (netshim loads it at start with apparmor_parser; see its log): %w", field, DefaultAppArmorProfile, errdefs.ErrFailedPrecondition)
+			}
+			spec.Process.ApparmorProfile = DefaultAppArmorProfile
 		}
 	case runtimeapi.SecurityProfile_Localhost:
 		if !host.AppArmorEnabled() {

@@ -17,7 +17,9 @@
 #          no running systemd), iputils-ping (the README pings between pods),
 #          and for the Kubernetes cluster's test images (test/kube builds
 #          agnhost's file system from them) curl, bind9-dnsutils (dig,
-#          nslookup) and netcat-openbsd, with conntrack for kube-proxy.
+#          nslookup) and netcat-openbsd, with conntrack for kube-proxy;
+#          apparmor for apparmor_parser (a unit test compiles netshim's
+#          default AppArmor profile; on AppArmor nodes it is there already).
 #
 # `make install` asks for node and build, `make run` too, `make tools` and
 # `make test` for all. runc and the CNI plugins are not installed here: the
@@ -60,6 +62,7 @@ for group in "${groups[@]}"; do
 		command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 		[ -x /bin/nc.openbsd ] || need+=(netcat-openbsd)
 		command -v conntrack >/dev/null 2>&1 || need+=(conntrack)
+		[ -x /usr/sbin/apparmor_parser ] || [ -x /sbin/apparmor_parser ] || need+=(apparmor)
 		;;
 	*)
 		echo "install-deps: unknown group $group: want node, build or test" >&2

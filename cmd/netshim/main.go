@@ -134,6 +134,11 @@ func run(o options, notifySocket string, reloads reloader) error {
 	}
 	network.InitNode()
 
+	if container.HostAppArmorEnabled() {
+		if err := container.LoadDefaultAppArmorProfile(); err != nil {
+			klog.ErrorS(err, "AppArmor is enabled but netshim's default profile could not be loaded; containers asking for RuntimeDefault will be refused")
+		}
+	}
 	defHandler, handlers, err := runtimeHandlers(context.Background(), &o)
 	if err != nil {
 		return err
