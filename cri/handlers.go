@@ -50,7 +50,7 @@ func (s *Server) checkHandler(name string) (*oci.Handler, error) {
 // execerFor is the runtime that runs processes in the containers of a
 // handler's pods.
 func (s *Server) execerFor(handler string) Execer {
-	if h, ok := s.handlers[handler]; ok && !isDefaultHandler(handler) {
+	if h, ok := s.handlers[handler]; ok { // never the default: config refuses its names
 		return h.Containers
 	}
 	return s.execer

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -117,12 +116,10 @@ func (g GVisorRunc) Start(ctx context.Context, id string) error {
 	}
 	cmd := g.command(ctx, "start", id)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio[0], stdio[1], stdio[2]
-	var logBuf strings.Builder
 	logPath := filepath.Join(bundle, "start.log")
 	cmd.Args = slices.Insert(cmd.Args, 1, "--log", logPath, "--log-format", "json")
 	if err := cmd.Run(); err != nil {
-		logBuf.WriteString(lastLogError(logPath))
-		return fmt.Errorf("%s start %s: %w: %s", filepath.Base(g.Binary), id, err, logBuf.String())
+		return fmt.Errorf("%s start %s: %w: %s", filepath.Base(g.Binary), id, err, lastLogError(logPath))
 	}
 	return nil
 }
